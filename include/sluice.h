@@ -1,0 +1,513 @@
+/*
+ * sluice: an embeddable, event-driven networking library for live media.
+ *
+ * One manager (sl_mgr) runs one event loop on one thread. Every connection
+ * (sl_conn) has one handler that receives events (SL_EV_*), Mongoose-style.
+ * What makes sluice different is the send path: each connection's output is
+ * a bounded queue of segments, either small copied chunks or references to
+ * shared, immutable, refcounted buffers (sl_buf), so one frame sent to a
+ * thousand viewers is stored once, and no viewer can make the process hold
+ * more than the limits the application chose.
+ *
+ * Conventions used throughout this header:
+ * - Functions returning int return 0 (or a count) on success and a negative
+ *   SL_E* code on failure. A failed call changes nothing.
+ * - Constructors return NULL on failure and, when `err` is not NULL, store
+ *   the SL_E* code there.
+ * - Unless a comment says otherwise, every function must be called from the
+ *   thread that runs the manager's loop. The exceptions are marked
+ *   "any thread".
+ * - Pointers handed to a handler in ev_data are valid only until the handler
+ *   returns.
+ * - The library never aborts the process and never raises SIGPIPE.
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SL_STATIC_BUILD)
+#define SL_API
+#elif defined(__GNUC__)
+#define SL_API __attribute__((visibility("default")))
+#else
+#define SL_API
+#endif
+
+#define SL_VERSION_MAJOR 0
+#define SL_VERSION_MINOR 1
+#define SL_VERSION_PATCH 0
+#define SL_VERSION "0.1.0"
+
+/* Returns SL_VERSION of the library actually linked. Any thread. */
+SL_API const char *sl_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One list produces the codes, their names and their messages, so the three
+ * cannot drift apart. Codes equal -errno where one fits. */
+#define SL_ERRORS(X)                                                        \
+  X(SL_OK, 0, "success")                                                    \
+  X(SL_EPERM, -1, "operation not permitted")                                \
+  X(SL_ENOENT, -2, "no such file or directory")                             \
+  X(SL_EINTR, -4, "interrupted")                                            \
+  X(SL_EIO, -5, "input/output error")                                       \
+  X(SL_EBADF, -9, "bad file descriptor")                                    \
+  X(SL_EAGAIN, -11, "resource temporarily unavailable")                     \
+  X(SL_ENOMEM, -12, "out of memory")                                        \
+  X(SL_EACCES, -13, "permission denied")                                    \
+  X(SL_EBUSY, -16, "busy")                                                  \
+  X(SL_EEXIST, -17, "already exists")                                       \
+  X(SL_EINVAL, -22, "invalid argument")                                     \
+  X(SL_EMFILE, -24, "too many open files")                                  \
+  X(SL_ENOSPC, -28, "no space left")                                        \
+  X(SL_EPIPE, -32, "broken pipe")                                           \
+  X(SL_ERANGE, -34, "value out of range")                                   \
+  X(SL_ENAMETOOLONG, -36, "name too long")                                  \
+  X(SL_ENOSYS, -38, "not implemented on this platform")                     \
+  X(SL_EMSGSIZE, -90, "message too long")                                   \
+  X(SL_EPROTO, -71, "protocol error")                                       \
+  X(SL_ENOTSUP, -95, "operation not supported")                             \
+  X(SL_EAFNOSUPPORT, -97, "address family not supported")                   \
+  X(SL_EADDRINUSE, -98, "address already in use")                           \
+  X(SL_EADDRNOTAVAIL, -99, "address not available")                         \
+  X(SL_ENETUNREACH, -101, "network unreachable")                            \
+  X(SL_ECONNABORTED, -103, "connection aborted")                            \
+  X(SL_ECONNRESET, -104, "connection reset by peer")                        \
+  X(SL_ENOBUFS, -105, "send limit reached: queue is at send_max")           \
+  X(SL_ENOTCONN, -107, "not connected")                                     \
+  X(SL_ETIMEDOUT, -110, "timed out")                                        \
+  X(SL_ECONNREFUSED, -111, "connection refused")                            \
+  X(SL_EHOSTUNREACH, -113, "host unreachable")                              \
+  X(SL_EALREADY, -114, "already in progress")                               \
+  X(SL_ECANCELED, -125, "canceled")                                         \
+  X(SL_EBUDGET, -4001, "memory budget of the manager exhausted")            \
+  X(SL_ECLOSING, -4002, "connection is closing")                            \
+  X(SL_ELIMIT, -4003, "connection limit reached")                           \
+  X(SL_ERESOLVE, -4004, "host name could not be resolved")                  \
+  X(SL_EURL, -4005, "malformed URL or address")                             \
+  X(SL_ETLS, -4006, "TLS error")                                            \
+  X(SL_EHTTP, -4007, "HTTP protocol error")                                 \
+  X(SL_EWS, -4008, "WebSocket protocol error")                              \
+  X(SL_EFULL, -4009, "queue full")                                          \
+  X(SL_EAUTH, -4010, "authentication failed")
+
+enum sl_err {
+#define SL__ERR_ENUM(name, val, msg) name = (val),
+  SL_ERRORS(SL__ERR_ENUM)
+#undef SL__ERR_ENUM
+};
+
+/* The message for an SL_E* code (or "unknown error"). Any thread. */
+SL_API const char *sl_strerror(int err);
+/* The symbolic name ("SL_ENOBUFS") of a code, or "SL_E?". Any thread. */
+SL_API const char *sl_err_name(int err);
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+enum { SL_LOG_NONE, SL_LOG_ERROR, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
+
+/* A log sink: receives one formatted line (no trailing newline). */
+typedef void (*sl_log_fn)(int level, const char *line, void *arg);
+
+/* Set the process-wide log level (default SL_LOG_WARN) and, optionally, a
+ * sink (NULL restores the default, which writes to stderr). Any thread, but
+ * best called once at start-up. */
+SL_API void sl_log_set(int level, sl_log_fn fn, void *arg);
+/* Log through the library's sink, if `level` is enabled. Any thread. */
+SL_API void sl_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ */
+/* Memory: allocator hooks and exact process-wide counters             */
+/* ------------------------------------------------------------------ */
+
+/* Replace the allocator used for everything the library allocates. Must be
+ * called before any other sl_ call; returns SL_EBUSY afterwards. Any of the
+ * three may be NULL to keep the libc one. */
+SL_API int sl_set_allocator(void *(*malloc_fn)(size_t),
+                            void *(*realloc_fn)(void *, size_t),
+                            void (*free_fn)(void *));
+
+/* Process-wide counters of every byte the library holds, by kind. Exact:
+ * they return to zero when every manager and buffer is freed. */
+typedef struct sl_mem_stats {
+  size_t total;   /* all bytes the library holds now */
+  size_t peak;    /* highest `total` seen */
+  size_t out;     /* owned output chunks (copied sends) */
+  size_t in;      /* input buffers */
+  size_t bufs;    /* shared buffers (sl_buf), each counted once */
+  size_t meta;    /* connections, segments, timers and other bookkeeping */
+  size_t nbufs;   /* live sl_buf objects */
+} sl_mem_stats;
+
+/* Fill `out` with the current process-wide counters. Any thread. */
+SL_API void sl_mem_stats_get(sl_mem_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Shared buffers                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct sl_buf sl_buf;
+
+/* Allocate a shared buffer of `len` bytes (contents uninitialised) with one
+ * reference, owned by the caller. Fill it with sl_buf_data(), then treat it
+ * as immutable once it is sent or published. NULL on allocation failure.
+ * Any thread.
+ * Example: sl_buf *b = sl_buf_new(n); memcpy(sl_buf_data(b), src, n); */
+SL_API sl_buf *sl_buf_new(size_t len);
+/* sl_buf_new() plus a copy of `len` bytes from `data`. Any thread. */
+SL_API sl_buf *sl_buf_from(const void *data, size_t len);
+/* Writable pointer to the bytes. Write only before sharing. Any thread. */
+SL_API void *sl_buf_data(sl_buf *b);
+/* Read-only view of the bytes. Any thread. */
+SL_API const void *sl_buf_cdata(const sl_buf *b);
+/* Length in bytes. Any thread. */
+SL_API size_t sl_buf_len(const sl_buf *b);
+/* Shrink the visible length (not the allocation) to `len` <= current
+ * length, before sharing. Returns 0 or SL_EINVAL. */
+SL_API int sl_buf_truncate(sl_buf *b, size_t len);
+/* Take one more reference; returns `b`. Any thread. */
+SL_API sl_buf *sl_buf_ref(sl_buf *b);
+/* Drop one reference; the buffer is freed when the last one goes. Any
+ * thread. NULL is ignored. */
+SL_API void sl_buf_unref(sl_buf *b);
+/* Current reference count (for tests and statistics). Any thread. */
+SL_API unsigned sl_buf_refs(const sl_buf *b);
+
+/* ------------------------------------------------------------------ */
+/* Manager, connections and events                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct sl_mgr sl_mgr;
+typedef struct sl_conn sl_conn;
+typedef struct sl_timer sl_timer;
+
+/* A string slice: NOT NUL-terminated, borrowed from whoever gave it. */
+#ifndef SL_STR_DEFINED
+#define SL_STR_DEFINED
+typedef struct sl_str {
+  const char *ptr;
+  size_t len;
+} sl_str;
+#endif
+
+/* The events a handler receives, with the type of ev_data for each. One
+ * list gives both the enum and sl_ev_name(). */
+#define SL_EVENTS(X)                                                        \
+  X(SL_EV_ERROR, "error")     /* const char *message; SL_EV_CLOSE follows */ \
+  X(SL_EV_OPEN, "open")       /* NULL: connection object created */         \
+  X(SL_EV_RESOLVE, "resolve") /* NULL: host name resolved */                \
+  X(SL_EV_CONNECT, "connect") /* NULL: outbound connection established */   \
+  X(SL_EV_ACCEPT, "accept")   /* NULL: inbound connection accepted */       \
+  X(SL_EV_READ, "read")       /* size_t *n: bytes just appended to input */ \
+  X(SL_EV_WRITE, "write")     /* size_t *n: bytes the kernel accepted */    \
+  X(SL_EV_FULL, "full")       /* NULL: queued bytes crossed send_high */    \
+  X(SL_EV_DRAIN, "drain")     /* NULL: fell to send_low after a FULL */     \
+  X(SL_EV_TIMEOUT, "timeout") /* int *reason (SL_CLOSE_IDLE/STALL/...) */   \
+  X(SL_EV_CLOSE, "close")     /* NULL: last event; sl_conn_close_reason() */ \
+  X(SL_EV_POLL, "poll")       /* NULL: once per sl_mgr_poll, if enabled */   \
+  X(SL_EV_WAKEUP, "wakeup")   /* sl_str *msg from sl_mgr_wakeup() */         \
+  X(SL_EV_HTTP_MSG, "http-msg")   /* struct sl_http_msg * (request/resp) */ \
+  X(SL_EV_HTTP_CHUNK, "http-chunk") /* sl_str *data: a piece of a body */   \
+  X(SL_EV_WS_OPEN, "ws-open") /* struct sl_http_msg *: upgrade request */   \
+  X(SL_EV_WS_MSG, "ws-msg")   /* struct sl_ws_msg *: a whole message */     \
+  X(SL_EV_WS_CTL, "ws-ctl")   /* struct sl_ws_msg *: ping/pong/close */     \
+  X(SL_EV_HUB, "hub")         /* struct sl_hub_event * */                   \
+  X(SL_EV_USER, "user")       /* first number free for applications */
+
+enum sl_ev {
+#define SL__EV_ENUM(name, str) name,
+  SL_EVENTS(SL__EV_ENUM)
+#undef SL__EV_ENUM
+};
+
+/* The name of an event ("drain"), or "?". Any thread. */
+SL_API const char *sl_ev_name(int ev);
+
+/* Why a connection closed; see sl_conn_close_reason(). */
+#define SL_CLOSE_REASONS(X)                                                 \
+  X(SL_CLOSE_NONE, "none")         /* still open */                          \
+  X(SL_CLOSE_LOCAL, "local")       /* the application closed it */           \
+  X(SL_CLOSE_PEER, "peer")         /* the peer closed (EOF) */               \
+  X(SL_CLOSE_ERROR, "error")       /* socket or connect error */             \
+  X(SL_CLOSE_IDLE, "idle")         /* idle_ms without traffic */             \
+  X(SL_CLOSE_STALL, "stall")       /* stall_ms with output and no progress */ \
+  X(SL_CLOSE_TIMEOUT, "timeout")   /* connect, header or handshake timeout */ \
+  X(SL_CLOSE_PROTOCOL, "protocol") /* the peer broke the protocol */         \
+  X(SL_CLOSE_LIMIT, "limit")       /* a size or lag limit was exceeded */    \
+  X(SL_CLOSE_EVICTED, "evicted")   /* evicted to make room (slot/budget) */  \
+  X(SL_CLOSE_SHUTDOWN, "shutdown") /* the manager was freed */
+
+enum sl_close_reason {
+#define SL__CR_ENUM(name, str) name,
+  SL_CLOSE_REASONS(SL__CR_ENUM)
+#undef SL__CR_ENUM
+};
+
+/* The name of a close reason ("stall"). Any thread. */
+SL_API const char *sl_close_reason_name(int reason);
+
+/* A connection's event handler. `c` is valid for the duration of the call;
+ * after SL_EV_CLOSE it is freed. */
+typedef void (*sl_handler)(sl_conn *c, int ev, void *ev_data);
+
+/* Limits of one connection. In every field, 0 means "inherit": from the
+ * listener for accepted connections, from the manager otherwise. */
+typedef struct sl_limits {
+  size_t send_max;    /* hard cap on queued bytes (4 MiB) */
+  size_t send_high;   /* FULL when queued bytes rise to this (send_max/2) */
+  size_t send_low;    /* DRAIN when they fall to this (send_max/8) */
+  size_t recv_max;    /* input buffer cap; reading pauses there (64 KiB) */
+  uint32_t idle_ms;   /* close after this long with no traffic (60 s) */
+  uint32_t stall_ms;  /* close after this long with output pending and
+                         zero bytes accepted by the kernel (60 s) */
+  uint32_t min_rate;  /* bytes/s below which writes do not count as
+                         progress against stall_ms (0: any byte counts) */
+} sl_limits;
+
+/* Poller backends. */
+enum { SL_BACKEND_AUTO, SL_BACKEND_EPOLL, SL_BACKEND_POLL };
+
+/* Manager options; zero-initialise and set what you need. */
+typedef struct sl_mgr_opts {
+  int backend;            /* SL_BACKEND_*; AUTO honours $SLUICE_BACKEND
+                             ("epoll" or "poll"), else epoll on Linux */
+  size_t max_conns;       /* 4096, and never above RLIMIT_NOFILE - 32 */
+  size_t max_per_ip;      /* accepted connections per peer IP; 0 = off */
+  size_t budget;          /* held-bytes budget; 0 = off */
+  size_t wakeup_max;      /* queued cross-thread messages (1024) */
+  sl_limits limits;       /* defaults for every connection */
+} sl_mgr_opts;
+
+/* Create a manager. `opts` may be NULL for the defaults; it is copied.
+ * Returns NULL and sets *err (SL_ENOMEM, SL_EINVAL, or a system error from
+ * the poller or the wakeup channel) on failure.
+ * Example: sl_mgr *m = sl_mgr_new(NULL, NULL); ... sl_mgr_free(m); */
+SL_API sl_mgr *sl_mgr_new(const sl_mgr_opts *opts, int *err);
+
+/* Close every connection (each gets SL_EV_CLOSE with SL_CLOSE_SHUTDOWN),
+ * stop every timer and free the manager. NULL is ignored. Must not be called
+ * from inside a handler or timer callback. */
+SL_API void sl_mgr_free(sl_mgr *m);
+
+/* Run one iteration of the loop: wait up to `timeout_ms` (-1: until
+ * something happens, 0: do not wait) for I/O, timers and wakeups, and
+ * dispatch them. Returns the number of events dispatched, or a negative
+ * SL_E* code if the poller failed (the manager stays usable). */
+SL_API int sl_mgr_poll(sl_mgr *m, int timeout_ms);
+
+/* Milliseconds of the manager's monotonic clock, cached per iteration. */
+SL_API uint64_t sl_mgr_now(const sl_mgr *m);
+
+/* The backend in use: "epoll" or "poll". */
+SL_API const char *sl_mgr_backend(const sl_mgr *m);
+
+/* Ask the manager's loop to run fn(m, arg) on its thread soon. Any thread.
+ * Returns 0, SL_EFULL when wakeup_max messages are already waiting, or
+ * SL_ENOMEM. `arg` is borrowed until fn runs (or until sl_mgr_free, which
+ * drops pending calls without running them). */
+SL_API int sl_mgr_call(sl_mgr *m, void (*fn)(sl_mgr *m, void *arg), void *arg);
+
+/* Deliver SL_EV_WAKEUP with a copy of `data` to the connection whose
+ * sl_conn_id() is `conn_id`, on the loop thread. Any thread. Returns 0,
+ * SL_EFULL or SL_ENOMEM; a message for a connection that has gone is
+ * dropped silently. */
+SL_API int sl_mgr_wakeup(sl_mgr *m, uint64_t conn_id, const void *data,
+                         size_t len);
+
+/* Counters of one manager. Exact; all zero (but `conns` for listeners)
+ * once every connection has closed. */
+typedef struct sl_mgr_stats {
+  size_t held;          /* bytes held: owned output + input buffers + each
+                           shared buffer queued here, counted once */
+  size_t peak;          /* highest `held` */
+  size_t budget;        /* the budget, 0 = off */
+  size_t out_owned;     /* owned output chunk bytes */
+  size_t out_ref;       /* shared buffer bytes referenced by queues (once) */
+  size_t in;            /* input buffer bytes */
+  size_t queued;        /* sum of every connection's queued bytes */
+  size_t conns;         /* open connections, listeners included */
+  uint64_t accepted;    /* connections accepted since start */
+  uint64_t rejected;    /* refused by max_conns / max_per_ip / fd limit */
+  uint64_t closed_by[SL_CLOSE_SHUTDOWN + 1]; /* closes by reason */
+  uint64_t refused_sends; /* sends refused by send_max or the budget */
+} sl_mgr_stats;
+
+/* Fill `out` with the manager's counters. */
+SL_API void sl_mgr_stats_get(const sl_mgr *m, sl_mgr_stats *out);
+
+/* Change the manager's held-bytes budget (0 = off). */
+SL_API void sl_mgr_set_budget(sl_mgr *m, size_t budget);
+
+/* Listen on `url`: "host:port", "[v6]:port", ":port" (all IPv4 interfaces),
+ * or "tcp://", "http://", "ws://" forms of those. Accepted connections get
+ * SL_EV_OPEN then SL_EV_ACCEPT on `fn`, with `data` as user data. Returns
+ * the listening connection, or NULL with *err set (SL_EURL, SL_EADDRINUSE,
+ * SL_EACCES, SL_ELIMIT, ...).
+ * Example: sl_listen(m, "127.0.0.1:8080", on_event, NULL, &err); */
+SL_API sl_conn *sl_listen(sl_mgr *m, const char *url, sl_handler fn,
+                          void *data, int *err);
+
+/* Connect to `url` ("host:port", "tcp://host:port", "http://host[:port]/..."
+ * (port 80 when absent), "ws://..."). Host names are resolved off the loop
+ * thread. Returns the connection at once; SL_EV_CONNECT follows on success,
+ * SL_EV_ERROR then SL_EV_CLOSE on failure. NULL with *err for a malformed
+ * URL or when no connection can be created. */
+SL_API sl_conn *sl_connect(sl_mgr *m, const char *url, sl_handler fn,
+                           void *data, int *err);
+
+/* Copy `len` bytes into the connection's output queue. Returns 0, or:
+ * SL_ENOBUFS when the queued bytes would exceed send_max, SL_EBUDGET when
+ * the manager's budget would be exceeded, SL_ECLOSING when the connection is
+ * closing, SL_ENOMEM. On error nothing is queued and no event fires. */
+SL_API int sl_send(sl_conn *c, const void *data, size_t len);
+
+/* printf into the output queue; same errors as sl_send(), plus SL_EINVAL
+ * for a bad format. Returns 0, never a partial write. */
+SL_API int sl_printf(sl_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+SL_API int sl_vprintf(sl_conn *c, const char *fmt, va_list ap);
+
+/* Queue `len` bytes of shared buffer `b` from `off`, without copying: the
+ * queue takes its own reference, dropped when those bytes are written or
+ * the connection closes. Same errors as sl_send(), plus SL_ERANGE when
+ * off+len is outside the buffer. The caller keeps its own reference. */
+SL_API int sl_send_buf(sl_conn *c, sl_buf *b, size_t off, size_t len);
+
+/* One piece of an atomic multi-part send: bytes to copy (buf == NULL) or a
+ * range of a shared buffer (buf != NULL, data ignored). */
+typedef struct sl_part {
+  const void *data;
+  sl_buf *buf;
+  size_t off, len;
+} sl_part;
+
+/* Queue several parts as one unit: either all are queued or none (same
+ * errors as sl_send). Used for a header plus a shared payload. */
+SL_API int sl_sendv(sl_conn *c, const sl_part *parts, size_t n);
+
+/* Bytes still accepted before send_max (0 when closing). */
+SL_API size_t sl_conn_room(const sl_conn *c);
+/* Queued bytes: owned chunk bytes + unsent referenced bytes. */
+SL_API size_t sl_conn_queued(const sl_conn *c);
+
+/* The received bytes not yet consumed. `*len` receives their count. The
+ * pointer is valid until the next sl_conn_consume or return to the loop. */
+SL_API const char *sl_conn_in(const sl_conn *c, size_t *len);
+/* Mark `n` bytes at the front of the input as consumed (clamped). Reading
+ * resumes when the input had been full at recv_max. */
+SL_API void sl_conn_consume(sl_conn *c, size_t n);
+/* Stop (1) or resume (0) reading from the socket, whatever the input size. */
+SL_API void sl_conn_pause_read(sl_conn *c, int paused);
+
+/* Close the connection. SL_CLOSE_NOW drops queued output; SL_CLOSE_FLUSH
+ * sends what is queued first (still bounded by stall_ms), refusing new
+ * sends. SL_CLOSE_RESET closes with an RST so the kernel frees its buffers
+ * at once. The connection is freed at a safe point of the loop, after its
+ * handler gets SL_EV_CLOSE; calling this from a handler is safe. */
+enum { SL_CLOSE_NOW = 0, SL_CLOSE_FLUSH = 1, SL_CLOSE_RESET = 2 };
+SL_API void sl_conn_close(sl_conn *c, int how);
+/* Like sl_conn_close(), recording `reason` (an SL_CLOSE_*) for the handler
+ * and the statistics. */
+SL_API void sl_conn_close_with(sl_conn *c, int how, int reason);
+
+/* The reason set when the connection started closing (SL_CLOSE_NONE while
+ * open). Valid in SL_EV_CLOSE. */
+SL_API int sl_conn_close_reason(const sl_conn *c);
+/* The SL_E* code of the error that closed it, or 0. */
+SL_API int sl_conn_error(const sl_conn *c);
+
+/* Set this connection's limits (0 fields inherit; see sl_limits). On a
+ * listener, they become the defaults of the connections it accepts. Returns
+ * SL_EINVAL when send_low > send_high > send_max. */
+SL_API int sl_conn_set_limits(sl_conn *c, const sl_limits *lim);
+/* The limits in force (inherited values resolved). */
+SL_API void sl_conn_get_limits(const sl_conn *c, sl_limits *out);
+
+/* Mark a long-lived exchange in progress (a streaming response): the idle
+ * timeout does not apply while busy. */
+SL_API void sl_conn_set_busy(sl_conn *c, int busy);
+/* Deliver SL_EV_POLL to this connection once per sl_mgr_poll (off by
+ * default: polling every connection each iteration is O(N) work). */
+SL_API void sl_conn_set_poll(sl_conn *c, int on);
+
+/* Socket options. Return 0 or an SL_E* code from setsockopt. */
+enum {
+  SL_OPT_NODELAY,        /* TCP_NODELAY, value 0/1 */
+  SL_OPT_KEEPALIVE,      /* SO_KEEPALIVE with idle = value s, 3 probes
+                            every value/3 s (0: off) */
+  SL_OPT_USER_TIMEOUT,   /* TCP_USER_TIMEOUT, value ms */
+  SL_OPT_NOTSENT_LOWAT,  /* TCP_NOTSENT_LOWAT, value bytes */
+  SL_OPT_SNDBUF,         /* SO_SNDBUF, value bytes */
+  SL_OPT_RCVBUF          /* SO_RCVBUF, value bytes */
+};
+SL_API int sl_conn_sockopt(sl_conn *c, int opt, int value);
+
+/* Per-connection counters. */
+typedef struct sl_conn_stats {
+  size_t queued;       /* owned + referenced unsent bytes */
+  size_t owned;        /* owned chunk bytes unsent */
+  size_t referenced;   /* unsent bytes of shared buffers */
+  size_t segments;     /* segments in the output queue */
+  size_t in;           /* unconsumed input bytes */
+  uint64_t bytes_in, bytes_out;
+  uint64_t opened_ms;       /* manager clock when created */
+  uint64_t last_io_ms;      /* last byte either way */
+  uint64_t last_progress_ms;/* last write that counted as progress */
+  int full;                 /* between FULL and DRAIN */
+} sl_conn_stats;
+SL_API void sl_conn_stats_get(const sl_conn *c, sl_conn_stats *out);
+
+/* Accessors. */
+SL_API sl_mgr *sl_conn_mgr(const sl_conn *c);
+SL_API uint64_t sl_conn_id(const sl_conn *c);       /* unique, never 0 */
+SL_API int sl_conn_fd(const sl_conn *c);
+SL_API void *sl_conn_data(const sl_conn *c);         /* user data */
+SL_API void sl_conn_set_data(sl_conn *c, void *data);
+SL_API void sl_conn_set_handler(sl_conn *c, sl_handler fn);
+SL_API int sl_conn_is_listener(const sl_conn *c);
+SL_API int sl_conn_is_client(const sl_conn *c);     /* made by sl_connect */
+SL_API int sl_conn_is_closing(const sl_conn *c);
+/* The peer's address as text ("127.0.0.1:5555", "[::1]:5555"). */
+SL_API const char *sl_conn_peer(const sl_conn *c);
+/* The local port (of a listener: the one bound, useful with port 0). */
+SL_API int sl_conn_local_port(const sl_conn *c);
+/* Look a connection up by id; NULL when gone. */
+SL_API sl_conn *sl_conn_find(sl_mgr *m, uint64_t id);
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Timers fire in order of due time; timers due at the same millisecond fire
+ * in the order they were armed. A repeating timer is re-armed from its
+ * previous due time, so it does not drift; if the loop fell more than one
+ * period behind, it fires once and skips the missed periods. */
+typedef void (*sl_timer_fn)(sl_mgr *m, void *arg);
+enum { SL_TIMER_REPEAT = 1 };
+
+/* Arm a timer that calls fn(m, arg) after `ms` (and every `ms` with
+ * SL_TIMER_REPEAT). Returns the timer (owned by the manager; freed by
+ * sl_timer_free, by the manager, or after a one-shot fires) or NULL with
+ * *err = SL_ENOMEM. */
+SL_API sl_timer *sl_timer_add(sl_mgr *m, uint64_t ms, int flags,
+                              sl_timer_fn fn, void *arg, int *err);
+/* Cancel and free a timer. Safe from inside its own callback. A one-shot
+ * timer that already fired is already gone: do not free it. */
+SL_API void sl_timer_free(sl_mgr *m, sl_timer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

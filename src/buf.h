@@ -1,0 +1,29 @@
+/* Shared immutable buffers (sl_buf): one allocation, an atomic refcount, and
+ * the bookkeeping that lets a manager count a buffer once however many of
+ * its connections queue it. */
+#ifndef SL_BUF_H
+#define SL_BUF_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "sluice.h"
+
+struct sl_acct;
+
+struct sl_buf {
+  atomic_uint refs;
+  size_t len;  /* visible bytes */
+  size_t cap;  /* allocated bytes after the header */
+  /* Queue accounting (outq.c): the manager accounting that counts this
+   * buffer once, and how many of its queue segments reference it. Another
+   * manager queueing the same buffer counts it per segment instead. */
+  _Atomic(struct sl_acct *) qacct;
+  atomic_uint qrefs;
+  unsigned char data[];
+};
+
+/* Bytes the buffer occupies (header + data): what held counters add. */
+size_t sl__buf_size(const sl_buf *b);
+
+#endif

@@ -1,0 +1,570 @@
+/*
+ * Connections: the bounded send path, reading into a bounded input buffer,
+ * watermarks, idle/stall deadlines, and closing. See DESIGN.md, "Send path
+ * semantics": every rule there is implemented in this file.
+ */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "internal.h"
+
+void sl__call(sl_conn *c, int ev, void *ev_data) {
+  if (c->proto && c->proto->ev && c->proto->ev(c, ev, ev_data)) return;
+  if (c->fn) c->fn(c, ev, ev_data);
+}
+
+static size_t pick(size_t v, size_t inherited) { return v ? v : inherited; }
+
+void sl__conn_resolve_limits(sl_conn *c) {
+  const sl_limits *base = &c->mgr->opts.limits;
+  sl_limits lst = {0};
+  if (c->listener) lst = c->listener->lim_set;
+  sl_limits *l = &c->lim;
+  const sl_limits *s = &c->lim_set;
+  l->send_max = pick(s->send_max, pick(lst.send_max, base->send_max));
+  /* Watermarks default relative to the send_max in force. */
+  l->send_high = pick(s->send_high, pick(lst.send_high, l->send_max / 2));
+  l->send_low = pick(s->send_low, pick(lst.send_low, l->send_max / 8));
+  if (l->send_high > l->send_max) l->send_high = l->send_max;
+  if (l->send_low > l->send_high) l->send_low = l->send_high;
+  l->recv_max = pick(s->recv_max, pick(lst.recv_max, base->recv_max));
+  l->idle_ms = (uint32_t)pick(s->idle_ms, pick(lst.idle_ms, base->idle_ms));
+  l->stall_ms = (uint32_t)pick(s->stall_ms, pick(lst.stall_ms, base->stall_ms));
+  l->min_rate = (uint32_t)pick(s->min_rate, pick(lst.min_rate, base->min_rate));
+}
+
+sl_conn *sl__conn_new(sl_mgr *m, int fd, sl_handler fn, void *data) {
+  sl_conn *c = sl__calloc(sizeof(*c), SL_MEM_META);
+  if (c == NULL) return NULL;
+  c->mgr = m;
+  c->fd = fd;
+  c->id = ++m->next_id;
+  c->fn = fn;
+  c->data = data;
+  c->tmo.idx = SIZE_MAX;
+  c->tmo.internal = 1;
+  c->opened_ms = c->last_io_ms = c->last_progress_ms = m->now;
+  sl__outq_init(&c->outq);
+  c->next = m->conns;
+  if (m->conns) m->conns->prev = c;
+  m->conns = c;
+  m->nconns++;
+  sl__conn_resolve_limits(c);
+  return c;
+}
+
+int sl__conn_register(sl_conn *c) {
+  return c->mgr->pops->add(c->mgr->poller, c->fd, c->interest, c);
+}
+
+void sl__conn_update_interest(sl_conn *c) {
+  int want = 0;
+  if (c->fd < 0 || (c->flags & SL_F_CLOSING)) return;
+  if (c->flags & SL_F_LISTENER) {
+    want = (c->flags & SL_F_ACCEPT_WAIT) ? 0 : SL_POLL_IN;
+  } else if (c->flags & SL_F_CONNECTING) {
+    want = SL_POLL_OUT;
+  } else {
+    size_t unread = c->in_len - c->in_off;
+    if (!(c->flags & (SL_F_PAUSED | SL_F_EOF | SL_F_FLUSHING)) &&
+        unread < c->lim.recv_max)
+      want |= SL_POLL_IN;
+    if (c->outq.queued) want |= SL_POLL_OUT;
+  }
+  if (want != c->interest) {
+    c->interest = want;
+    c->mgr->pops->mod(c->mgr->poller, c->fd, want, c);
+  }
+}
+
+void sl__conn_mark_dirty(sl_conn *c) {
+  if (c->flags & SL_F_DIRTY) return;
+  c->flags |= SL_F_DIRTY;
+  c->dirty_next = c->mgr->dirty;
+  c->mgr->dirty = c;
+}
+
+/* ---- deadlines ----------------------------------------------------- */
+
+/* When does this connection next need attention? Idle applies when nothing
+ * is pending or in progress; stall when output is pending. */
+static uint64_t next_deadline(const sl_conn *c) {
+  uint64_t d = UINT64_MAX;
+  if (c->flags & SL_F_LISTENER) return d;
+  if (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING)) return c->connect_deadline;
+  if (c->outq.queued && c->lim.stall_ms)
+    d = c->last_progress_ms + c->lim.stall_ms;
+  else if (!(c->flags & SL_F_BUSY) && c->lim.idle_ms)
+    d = c->last_io_ms + c->lim.idle_ms;
+  return d;
+}
+
+static void on_deadline(sl_mgr *m, void *arg) {
+  sl_conn *c = arg;
+  uint64_t d = next_deadline(c);
+  if (c->flags & SL_F_CLOSING) return;
+  if (d > m->now) {
+    if (d != UINT64_MAX) sl__timer_arm(&m->timers, &c->tmo, d);
+    return;
+  }
+  int reason;
+  if (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING)) reason = SL_CLOSE_TIMEOUT;
+  else if (c->outq.queued) reason = SL_CLOSE_STALL;
+  else reason = SL_CLOSE_IDLE;
+  sl__call(c, SL_EV_TIMEOUT, &reason);
+  if (c->flags & SL_F_CLOSING) return;
+  /* A stalled peer is reset so the kernel frees its buffers at once. */
+  if (reason == SL_CLOSE_STALL) c->flags |= SL_F_RESET;
+  sl__conn_fail(c, reason, SL_ETIMEDOUT, NULL);
+}
+
+void sl__conn_rearm(sl_conn *c) {
+  uint64_t d = next_deadline(c);
+  c->tmo.fn = on_deadline;
+  c->tmo.arg = c;
+  /* Lazy: only move the timer earlier. A later deadline is found when the
+   * timer fires and re-arms, so progress costs no heap operation. */
+  if (d == UINT64_MAX) return;
+  if (c->tmo.idx == SIZE_MAX || d < c->tmo.due)
+    sl__timer_arm(&c->mgr->timers, &c->tmo, d);
+}
+
+/* ---- sending ------------------------------------------------------- */
+
+int sl_sendv(sl_conn *c, const sl_part *parts, size_t n) {
+  sl_mgr *m = c->mgr;
+  if (c->flags & (SL_F_CLOSING | SL_F_FLUSHING | SL_F_LISTENER))
+    return SL_ECLOSING;
+  for (size_t i = 0; i < n; i++) {
+    const sl_part *p = &parts[i];
+    if (p->buf && (p->off > p->buf->len || p->len > p->buf->len - p->off))
+      return SL_ERANGE;
+    if (!p->buf && p->len && p->data == NULL) return SL_EINVAL;
+  }
+  size_t qadd, hadd;
+  sl__outq_cost(&c->outq, &m->acct, parts, n, &qadd, &hadd);
+  if (qadd > c->lim.send_max || c->outq.queued > c->lim.send_max - qadd) {
+    m->st.refused_sends++;
+    return SL_ENOBUFS;
+  }
+  if (m->opts.budget && m->acct.held + hadd > m->opts.budget) {
+    m->st.refused_sends++;
+    return SL_EBUDGET;
+  }
+  int was_empty = c->outq.queued == 0;
+  int rc = sl__outq_push(&c->outq, &m->acct, parts, n);
+  if (rc) return rc;
+  if (qadd == 0) return 0;
+  if (was_empty) {
+    /* Pending output starts the stall clock. */
+    c->last_progress_ms = m->now;
+    c->credit = 0;
+    sl__conn_rearm(c);
+  }
+  if (!(c->flags & SL_F_FULL) && c->outq.queued >= c->lim.send_high)
+    c->flags |= SL_F_FULL | SL_F_FULL_PENDING;
+  if (!(c->flags & (SL_F_CONNECTING | SL_F_RESOLVING))) sl__conn_mark_dirty(c);
+  return 0;
+}
+
+int sl_send(sl_conn *c, const void *data, size_t len) {
+  sl_part p = {data, NULL, 0, len};
+  return sl_sendv(c, &p, 1);
+}
+
+int sl_send_buf(sl_conn *c, sl_buf *b, size_t off, size_t len) {
+  sl_part p = {NULL, b, off, len};
+  return sl_sendv(c, &p, 1);
+}
+
+int sl_vprintf(sl_conn *c, const char *fmt, va_list ap) {
+  char stack[512];
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(stack, sizeof(stack), fmt, ap2);
+  va_end(ap2);
+  if (n < 0) return SL_EINVAL;
+  if ((size_t)n < sizeof(stack)) return sl_send(c, stack, (size_t)n);
+  if ((size_t)n > c->lim.send_max) return SL_ENOBUFS;
+  char *big = sl__alloc((size_t)n + 1, SL_MEM_META);
+  if (big == NULL) return SL_ENOMEM;
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  int rc = sl_send(c, big, (size_t)n);
+  sl__free(big, (size_t)n + 1, SL_MEM_META);
+  return rc;
+}
+
+int sl_printf(sl_conn *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = sl_vprintf(c, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+size_t sl_conn_room(const sl_conn *c) {
+  if (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) return 0;
+  return c->outq.queued >= c->lim.send_max ? 0 : c->lim.send_max - c->outq.queued;
+}
+
+size_t sl_conn_queued(const sl_conn *c) { return c->outq.queued; }
+
+/* Write as much as the kernel takes now, with one sendmsg per batch of
+ * segments. MSG_NOSIGNAL: a peer that closed never raises SIGPIPE. */
+void sl__conn_flush(sl_conn *c) {
+  sl_mgr *m = c->mgr;
+  size_t total = 0;
+  if (c->flags & SL_F_FULL_PENDING) {
+    c->flags &= ~SL_F_FULL_PENDING;
+    sl__call(c, SL_EV_FULL, NULL);
+  }
+  while (c->outq.queued && !(c->flags & (SL_F_CLOSING | SL_F_CONNECTING |
+                                          SL_F_RESOLVING))) {
+    struct iovec iov[SL_IOV_BATCH];
+    size_t want;
+    int n = sl__outq_iov(&c->outq, iov, SL_IOV_BATCH, (size_t)1 << 30, &want);
+    struct msghdr mh = {0};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)n;
+    ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      sl__conn_fail(c, SL_CLOSE_ERROR, -errno, NULL);
+      return;
+    }
+    sl__outq_consume(&c->outq, &m->acct, (size_t)w);
+    total += (size_t)w;
+    if ((size_t)w < want) break; /* the socket is full */
+  }
+  if (total) {
+    c->bytes_out += total;
+    c->last_io_ms = m->now;
+    /* Progress: any accepted byte, or enough bytes for min_rate. */
+    c->credit += total;
+    uint64_t span = m->now - c->last_progress_ms;
+    if (c->lim.min_rate == 0 ||
+        c->credit * 1000u >= (uint64_t)c->lim.min_rate * span) {
+      c->last_progress_ms = m->now;
+      c->credit = 0;
+    }
+    sl__call(c, SL_EV_WRITE, &total);
+    if ((c->flags & SL_F_FULL) && c->outq.queued <= c->lim.send_low) {
+      c->flags &= ~SL_F_FULL;
+      sl__call(c, SL_EV_DRAIN, NULL);
+    }
+  }
+  if ((c->flags & SL_F_FLUSHING) && c->outq.queued == 0 &&
+      !(c->flags & SL_F_CLOSING))
+    sl__conn_mark_closing(c);
+  sl__conn_update_interest(c);
+  sl__conn_rearm(c);
+}
+
+void sl__conn_on_writable(sl_conn *c) { sl__conn_flush(c); }
+
+/* ---- reading ------------------------------------------------------- */
+
+static int ensure_in_room(sl_conn *c) {
+  sl_mgr *m = c->mgr;
+  size_t unread = c->in_len - c->in_off;
+  if (c->in_off && (c->in_len == c->in_cap || unread == 0)) {
+    /* Compact: bounded by recv_max, and the input side only. */
+    memmove(c->in, c->in + c->in_off, unread);
+    c->in_len = unread;
+    c->in_off = 0;
+  }
+  if (c->in_len < c->in_cap) return 0;
+  size_t ncap = c->in_cap ? c->in_cap * 2 : SL_READ_STEP;
+  if (ncap > c->lim.recv_max) ncap = c->lim.recv_max;
+  if (ncap <= c->in_cap) return SL_ENOBUFS;
+  char *p = sl__realloc(c->in, c->in_cap, ncap, SL_MEM_IN);
+  if (p == NULL) return SL_ENOMEM;
+  m->acct.in += ncap - c->in_cap;
+  sl__acct_held(&m->acct, (long long)(ncap - c->in_cap));
+  c->in = p;
+  c->in_cap = ncap;
+  return 0;
+}
+
+static void release_input(sl_conn *c) {
+  if (c->in == NULL) return;
+  c->mgr->acct.in -= c->in_cap;
+  sl__acct_held(&c->mgr->acct, -(long long)c->in_cap);
+  sl__free(c->in, c->in_cap, SL_MEM_IN);
+  c->in = NULL;
+  c->in_cap = c->in_len = c->in_off = 0;
+}
+
+void sl__conn_on_readable(sl_conn *c) {
+  sl_mgr *m = c->mgr;
+  if (c->in_len - c->in_off >= c->lim.recv_max) {
+    sl__conn_update_interest(c); /* full: TCP pushes back on the peer */
+    return;
+  }
+  int rc = ensure_in_room(c);
+  if (rc == SL_ENOMEM) {
+    sl__conn_fail(c, SL_CLOSE_ERROR, SL_ENOMEM, "no memory for input");
+    return;
+  }
+  size_t room = c->in_cap - c->in_len;
+  size_t unread = c->in_len - c->in_off;
+  if (room > c->lim.recv_max - unread) room = c->lim.recv_max - unread;
+  if (room == 0) {
+    sl__conn_update_interest(c);
+    return;
+  }
+  ssize_t n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    sl__conn_fail(c, SL_CLOSE_ERROR, -errno, NULL);
+    return;
+  }
+  if (n == 0) {
+    c->flags |= SL_F_EOF;
+    /* The peer finished sending. Output still queued is sent first (a
+     * client may half-close after its request), bounded by stall_ms. */
+    if (c->outq.queued) {
+      c->flags |= SL_F_FLUSHING;
+      if (!c->close_reason) c->close_reason = SL_CLOSE_PEER;
+      sl__conn_update_interest(c);
+    } else {
+      sl__conn_fail(c, SL_CLOSE_PEER, 0, NULL);
+    }
+    return;
+  }
+  c->in_len += (size_t)n;
+  c->bytes_in += (size_t)n;
+  c->last_io_ms = m->now;
+  size_t got = (size_t)n;
+  sl__call(c, SL_EV_READ, &got);
+  if (!(c->flags & SL_F_CLOSING)) sl__conn_update_interest(c);
+}
+
+const char *sl_conn_in(const sl_conn *c, size_t *len) {
+  *len = c->in_len - c->in_off;
+  return c->in ? c->in + c->in_off : "";
+}
+
+void sl_conn_consume(sl_conn *c, size_t n) {
+  size_t unread = c->in_len - c->in_off;
+  if (n > unread) n = unread;
+  c->in_off += n;
+  if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
+  sl__conn_update_interest(c);
+}
+
+void sl_conn_pause_read(sl_conn *c, int paused) {
+  if (paused) c->flags |= SL_F_PAUSED;
+  else c->flags &= ~SL_F_PAUSED;
+  sl__conn_update_interest(c);
+}
+
+/* ---- closing ------------------------------------------------------- */
+
+void sl__conn_mark_closing(sl_conn *c) {
+  if (c->flags & SL_F_CLOSING) return;
+  c->flags |= SL_F_CLOSING;
+  c->close_next = c->mgr->closing;
+  c->mgr->closing = c;
+}
+
+void sl__conn_fail(sl_conn *c, int reason, int err, const char *msg) {
+  if (c->flags & SL_F_CLOSING) return;
+  if (!c->close_reason || c->close_reason == SL_CLOSE_PEER) c->close_reason = reason;
+  if (err && !c->err) c->err = err;
+  if (err && reason == SL_CLOSE_ERROR) {
+    sl__call(c, SL_EV_ERROR, (void *)(msg ? msg : sl_strerror(err)));
+  }
+  sl__conn_mark_closing(c);
+}
+
+void sl_conn_close_with(sl_conn *c, int how, int reason) {
+  if (c->flags & SL_F_CLOSING) return;
+  if (!c->close_reason) c->close_reason = reason;
+  if (how == SL_CLOSE_FLUSH && c->outq.queued &&
+      !(c->flags & (SL_F_CONNECTING | SL_F_RESOLVING))) {
+    c->flags |= SL_F_FLUSHING;
+    sl__conn_update_interest(c);
+    sl__conn_mark_dirty(c);
+    return;
+  }
+  if (how == SL_CLOSE_RESET) c->flags |= SL_F_RESET;
+  sl__conn_mark_closing(c);
+}
+
+void sl_conn_close(sl_conn *c, int how) {
+  sl_conn_close_with(c, how, SL_CLOSE_LOCAL);
+}
+
+void sl__conn_set_proto(sl_conn *c, const struct sl_proto *p, void *pdata) {
+  if (c->proto && c->proto->free) c->proto->free(c);
+  c->proto = p;
+  c->pdata = pdata;
+}
+
+void sl__conn_free(sl_conn *c) {
+  sl_mgr *m = c->mgr;
+  if (!(c->flags & SL_F_CLOSE_EV)) {
+    c->flags |= SL_F_CLOSE_EV;
+    if (!c->close_reason) c->close_reason = SL_CLOSE_LOCAL;
+    sl__call(c, SL_EV_CLOSE, NULL);
+  }
+  sl__conn_set_proto(c, NULL, NULL);
+  if (c->flags & SL_F_POLL) m->npoll--;
+  sl__timer_disarm(&m->timers, &c->tmo);
+  if (c->flags & SL_F_DIRTY) {
+    sl_conn **pp = &m->dirty;
+    while (*pp && *pp != c) pp = &(*pp)->dirty_next;
+    if (*pp) *pp = c->dirty_next;
+  }
+  if (c->fd >= 0) {
+    m->pops->del(m->poller, c->fd);
+    if (c->flags & SL_F_RESET) {
+      struct linger lg = {1, 0};
+      setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(c->fd);
+  }
+  sl__ip_release(m, c);
+  sl__outq_clear(&c->outq, &m->acct);
+  release_input(c);
+  if (c->host) sl__free(c->host, strlen(c->host) + 1, SL_MEM_META);
+  if (c->prev) c->prev->next = c->next;
+  else m->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  m->nconns--;
+  if (c->close_reason >= 0 && c->close_reason <= SL_CLOSE_SHUTDOWN)
+    m->st.closed_by[c->close_reason]++;
+  /* Accepted connections of a listener that goes keep a dangling pointer
+   * otherwise. */
+  if (c->flags & SL_F_LISTENER)
+    for (sl_conn *o = m->conns; o; o = o->next)
+      if (o->listener == c) o->listener = NULL;
+  sl__free(c, sizeof(*c), SL_MEM_META);
+}
+
+/* ---- options and accessors ----------------------------------------- */
+
+int sl_conn_set_limits(sl_conn *c, const sl_limits *lim) {
+  sl_limits save = c->lim_set;
+  c->lim_set = *lim;
+  sl_limits old = c->lim;
+  sl__conn_resolve_limits(c);
+  if (c->lim.send_high > c->lim.send_max || c->lim.send_low > c->lim.send_high ||
+      (lim->send_high && lim->send_high > c->lim.send_max) ||
+      (lim->send_low && lim->send_high && lim->send_low > lim->send_high)) {
+    c->lim_set = save;
+    c->lim = old;
+    return SL_EINVAL;
+  }
+  sl__conn_update_interest(c);
+  sl__conn_rearm(c);
+  return 0;
+}
+
+void sl_conn_get_limits(const sl_conn *c, sl_limits *out) { *out = c->lim; }
+
+void sl_conn_set_busy(sl_conn *c, int busy) {
+  if (busy) c->flags |= SL_F_BUSY;
+  else c->flags &= ~SL_F_BUSY;
+  if (!busy) c->last_io_ms = c->mgr->now;
+  sl__conn_rearm(c);
+}
+
+void sl_conn_set_poll(sl_conn *c, int on) {
+  if (on && !(c->flags & SL_F_POLL)) c->mgr->npoll++;
+  if (!on && (c->flags & SL_F_POLL)) c->mgr->npoll--;
+  if (on) c->flags |= SL_F_POLL;
+  else c->flags &= ~SL_F_POLL;
+}
+
+int sl_conn_sockopt(sl_conn *c, int opt, int value) {
+  int rc = 0, on = value ? 1 : 0;
+  if (c->fd < 0) return SL_EBADF;
+  switch (opt) {
+    case SL_OPT_NODELAY:
+      rc = setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+      break;
+    case SL_OPT_KEEPALIVE:
+      rc = setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+#ifdef TCP_KEEPIDLE
+      if (rc == 0 && value > 0) {
+        int idle = value, intvl = value / 3 ? value / 3 : 1, cnt = 3;
+        rc = setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        if (rc == 0)
+          rc = setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        if (rc == 0)
+          rc = setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+      }
+#endif
+      break;
+    case SL_OPT_USER_TIMEOUT:
+#ifdef TCP_USER_TIMEOUT
+      rc = setsockopt(c->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &value, sizeof(value));
+#else
+      return SL_ENOTSUP;
+#endif
+      break;
+    case SL_OPT_NOTSENT_LOWAT:
+#ifdef TCP_NOTSENT_LOWAT
+      rc = setsockopt(c->fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &value, sizeof(value));
+#else
+      return SL_ENOTSUP;
+#endif
+      break;
+    case SL_OPT_SNDBUF:
+      rc = setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &value, sizeof(value));
+      break;
+    case SL_OPT_RCVBUF:
+      rc = setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &value, sizeof(value));
+      break;
+    default:
+      return SL_EINVAL;
+  }
+  return rc == 0 ? 0 : -errno;
+}
+
+void sl_conn_stats_get(const sl_conn *c, sl_conn_stats *o) {
+  o->queued = c->outq.queued;
+  o->owned = c->outq.owned;
+  o->referenced = c->outq.referenced;
+  o->segments = c->outq.nseg;
+  o->in = c->in_len - c->in_off;
+  o->bytes_in = c->bytes_in;
+  o->bytes_out = c->bytes_out;
+  o->opened_ms = c->opened_ms;
+  o->last_io_ms = c->last_io_ms;
+  o->last_progress_ms = c->last_progress_ms;
+  o->full = (c->flags & SL_F_FULL) != 0;
+}
+
+sl_mgr *sl_conn_mgr(const sl_conn *c) { return c->mgr; }
+uint64_t sl_conn_id(const sl_conn *c) { return c->id; }
+int sl_conn_fd(const sl_conn *c) { return c->fd; }
+void *sl_conn_data(const sl_conn *c) { return c->data; }
+void sl_conn_set_data(sl_conn *c, void *data) { c->data = data; }
+void sl_conn_set_handler(sl_conn *c, sl_handler fn) { c->fn = fn; }
+int sl_conn_is_listener(const sl_conn *c) { return (c->flags & SL_F_LISTENER) != 0; }
+int sl_conn_is_client(const sl_conn *c) { return (c->flags & SL_F_CLIENT) != 0; }
+int sl_conn_is_closing(const sl_conn *c) {
+  return (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) != 0;
+}
+int sl_conn_close_reason(const sl_conn *c) { return c->close_reason; }
+int sl_conn_error(const sl_conn *c) { return c->err; }
+const char *sl_conn_peer(const sl_conn *c) { return c->peer_str; }
+
+int sl_conn_local_port(const sl_conn *c) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (c->fd < 0 || getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return -1;
+}

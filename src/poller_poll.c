@@ -1,0 +1,122 @@
+/* poll(2) backend: the portable fallback. Keeps a dense pollfd array and a
+ * fd -> slot index so add/mod/del are O(1); wait is O(n) as poll is. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "poller.h"
+#include "sluice.h"
+
+struct sl_poller {
+  struct pollfd *fds;
+  void **ptrs;
+  int *slot;       /* fd -> index in fds, -1 when absent */
+  size_t n, cap;   /* entries in fds / capacity */
+  size_t nslot;    /* entries in slot */
+};
+
+static int pl_open(struct sl_poller **out) {
+  struct sl_poller *p = sl__calloc(sizeof(*p), SL_MEM_META);
+  if (p == NULL) return SL_ENOMEM;
+  *out = p;
+  return 0;
+}
+
+static void pl_close(struct sl_poller *p) {
+  sl__free(p->fds, p->cap * sizeof(*p->fds), SL_MEM_META);
+  sl__free(p->ptrs, p->cap * sizeof(*p->ptrs), SL_MEM_META);
+  sl__free(p->slot, p->nslot * sizeof(*p->slot), SL_MEM_META);
+  sl__free(p, sizeof(*p), SL_MEM_META);
+}
+
+static short to_poll(int events) {
+  return (short)(((events & SL_POLL_IN) ? POLLIN : 0) |
+                 ((events & SL_POLL_OUT) ? POLLOUT : 0));
+}
+
+static int grow(struct sl_poller *p, int fd) {
+  if ((size_t)fd >= p->nslot) {
+    size_t ns = p->nslot ? p->nslot : 64;
+    while (ns <= (size_t)fd) ns *= 2;
+    int *s = sl__realloc(p->slot, p->nslot * sizeof(int), ns * sizeof(int),
+                         SL_MEM_META);
+    if (s == NULL) return SL_ENOMEM;
+    for (size_t i = p->nslot; i < ns; i++) s[i] = -1;
+    p->slot = s;
+    p->nslot = ns;
+  }
+  if (p->n == p->cap) {
+    size_t nc = p->cap ? p->cap * 2 : 64;
+    struct pollfd *f = sl__realloc(p->fds, p->cap * sizeof(*f),
+                                   nc * sizeof(*f), SL_MEM_META);
+    if (f == NULL) return SL_ENOMEM;
+    p->fds = f;
+    void **q = sl__realloc(p->ptrs, p->cap * sizeof(*q), nc * sizeof(*q),
+                           SL_MEM_META);
+    if (q == NULL) {
+      /* fds was grown; keep it (capacity counts both arrays at cap). */
+      f = sl__realloc(p->fds, nc * sizeof(*f), p->cap * sizeof(*f), SL_MEM_META);
+      if (f) p->fds = f;
+      return SL_ENOMEM;
+    }
+    p->ptrs = q;
+    p->cap = nc;
+  }
+  return 0;
+}
+
+static int pl_add(struct sl_poller *p, int fd, int events, void *ptr) {
+  if (fd < 0) return SL_EBADF;
+  int rc = grow(p, fd);
+  if (rc) return rc;
+  if (p->slot[fd] >= 0) return SL_EEXIST;
+  p->fds[p->n].fd = fd;
+  p->fds[p->n].events = to_poll(events);
+  p->fds[p->n].revents = 0;
+  p->ptrs[p->n] = ptr;
+  p->slot[fd] = (int)p->n++;
+  return 0;
+}
+
+static int pl_mod(struct sl_poller *p, int fd, int events, void *ptr) {
+  if (fd < 0 || (size_t)fd >= p->nslot || p->slot[fd] < 0) return SL_ENOENT;
+  int i = p->slot[fd];
+  p->fds[i].events = to_poll(events);
+  p->ptrs[i] = ptr;
+  return 0;
+}
+
+static void pl_del(struct sl_poller *p, int fd) {
+  if (fd < 0 || (size_t)fd >= p->nslot || p->slot[fd] < 0) return;
+  size_t i = (size_t)p->slot[fd], last = p->n - 1;
+  p->slot[fd] = -1;
+  if (i != last) {
+    p->fds[i] = p->fds[last];
+    p->ptrs[i] = p->ptrs[last];
+    p->slot[p->fds[i].fd] = (int)i;
+  }
+  p->n--;
+}
+
+static int pl_wait(struct sl_poller *p, struct sl_pevent *ev, int max,
+                   int timeout_ms) {
+  int n = poll(p->fds, (nfds_t)p->n, timeout_ms);
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  int out = 0;
+  for (size_t i = 0; i < p->n && out < max && n > 0; i++) {
+    short r = p->fds[i].revents;
+    if (r == 0) continue;
+    n--;
+    ev[out].ptr = p->ptrs[i];
+    ev[out].events = ((r & (POLLIN | POLLHUP)) ? SL_POLL_IN : 0) |
+                     ((r & POLLOUT) ? SL_POLL_OUT : 0) |
+                     ((r & (POLLERR | POLLNVAL)) ? SL_POLL_ERR : 0);
+    out++;
+  }
+  return out;
+}
+
+const struct sl_poller_ops sl__poller_poll = {
+    "poll", pl_open, pl_close, pl_add, pl_mod, pl_del, pl_wait,
+};
