@@ -507,6 +507,186 @@ SL_API sl_timer *sl_timer_add(sl_mgr *m, uint64_t ms, int flags,
  * timer that already fired is already gone: do not free it. */
 SL_API void sl_timer_free(sl_mgr *m, sl_timer *t);
 
+/* ------------------------------------------------------------------ */
+/* HTTP/1.1                                                            */
+/* ------------------------------------------------------------------ */
+
+#ifndef SL_HTTP_MSG_DEFINED
+#define SL_HTTP_MSG_DEFINED
+/* Compile-time cap of headers per message (the array below). */
+#define SL_HTTP_MAX_HEADERS 64
+
+typedef struct sl_http_header {
+  sl_str name, value;
+} sl_http_header;
+
+/* A parsed request (server) or response head (client). Every sl_str points
+ * into the connection's buffers: valid only during the event that carries
+ * the message. */
+typedef struct sl_http_msg {
+  sl_str method;  /* request: "GET"; response: empty */
+  sl_str uri;     /* request: the whole request-target as sent */
+  sl_str path;    /* request: path part of the target, raw (not decoded) */
+  sl_str query;   /* request: after the first '?', without it */
+  sl_str proto;   /* "HTTP/1.1" or "HTTP/1.0" */
+  int status;     /* response: status code; request: 0 */
+  sl_str reason;  /* response: reason phrase */
+  int version_minor; /* 0 or 1 */
+  sl_http_header headers[SL_HTTP_MAX_HEADERS];
+  size_t num_headers;
+  size_t head_len;          /* bytes of start line + headers + blank line */
+  long long content_length; /* -1 when absent */
+  int chunked;              /* Transfer-Encoding: chunked */
+  int keep_alive;           /* from the version and Connection */
+  int expect_continue;      /* Expect: 100-continue */
+  int upgrade_websocket;    /* Upgrade: websocket + Connection: upgrade */
+  sl_str body;              /* request body (whole; bounded by max_body) */
+} sl_http_msg;
+#endif
+
+/* Options of an HTTP listener; zero fields take the defaults. */
+typedef struct sl_http_opts {
+  size_t max_request_line;   /* 8 KiB: longer gets 414 */
+  size_t max_head;           /* 16 KiB of request line + headers: 431 */
+  size_t max_headers;        /* 64 header lines: 431 */
+  size_t max_body;           /* 1 MiB of request body: 413 */
+  uint32_t header_timeout_ms;/* 10 s from accept or the previous response
+                                to the end of the headers: 408 and close */
+} sl_http_opts;
+
+/* Listen for HTTP/1.1 on `url` (see sl_listen). Each request reaches `fn`
+ * as SL_EV_HTTP_MSG with a `sl_http_msg *` whose body is complete. Requests
+ * on one connection are delivered one at a time, in order: the next is
+ * parsed only once the current response is complete (sl_http_reply, or
+ * sl_http_end after sl_http_start). Malformed or oversized requests are
+ * answered by the library (400, 408, 413, 414, 431, 501, 505) and never
+ * reach `fn`. `opts` may be NULL; it is copied.
+ * Example: sl_http_listen(m, "127.0.0.1:8080", NULL, on_http, NULL, &err); */
+SL_API sl_conn *sl_http_listen(sl_mgr *m, const char *url,
+                               const sl_http_opts *opts, sl_handler fn,
+                               void *data, int *err);
+
+/* Reply with a complete response: status line, `headers` (zero or more
+ * "Name: value\r\n" lines, borrowed, may be NULL), Content-Length and
+ * `len` bytes of `body` (copied). To a HEAD request the body is omitted.
+ * Returns 0, SL_EINVAL when no request is waiting for a response, or a
+ * send error (SL_ENOBUFS, SL_EBUDGET: nothing was queued; the caller may
+ * reply with something smaller, or close).
+ * Example: sl_http_reply(c, 200, "Content-Type: text/plain\r\n", "hi", 2); */
+SL_API int sl_http_reply(sl_conn *c, int status, const char *headers,
+                         const void *body, size_t len);
+/* sl_http_reply with a printf-formatted body. */
+SL_API int sl_http_replyf(sl_conn *c, int status, const char *headers,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* sl_http_reply with a zero-copy body: `len` bytes of `b` from `off` (a
+ * reference is taken by the queue). */
+SL_API int sl_http_reply_buf(sl_conn *c, int status, const char *headers,
+                             sl_buf *b, size_t off, size_t len);
+
+/* Ways to start a response whose body is written later. */
+enum {
+  SL_HTTP_CHUNKED = 1, /* Transfer-Encoding: chunked; sl_http_write */
+  SL_HTTP_STREAM = 2   /* no length, Connection: close; write with sl_send*
+                          or sl_http_write; ends by closing. For
+                          long-lived streams (multipart MJPEG). */
+};
+
+/* Send the status line and headers of a response whose body follows. The
+ * connection is marked busy (no idle timeout) until sl_http_end. Returns 0
+ * or an error as sl_http_reply. */
+SL_API int sl_http_start(sl_conn *c, int status, const char *headers,
+                         int mode);
+/* Write a piece of the body started with sl_http_start (copied; as one
+ * chunk in SL_HTTP_CHUNKED mode). `len` 0 is a no-op. Same errors as
+ * sl_send; nothing is queued on error. */
+SL_API int sl_http_write(sl_conn *c, const void *data, size_t len);
+/* As sl_http_write, zero-copy from a shared buffer. */
+SL_API int sl_http_write_buf(sl_conn *c, sl_buf *b, size_t off, size_t len);
+/* Finish the body: the last chunk in SL_HTTP_CHUNKED mode (then the next
+ * pipelined request is served), a graceful close in SL_HTTP_STREAM mode. */
+SL_API int sl_http_end(sl_conn *c);
+
+/* Reply `status` with a short text body naming it, e.g. 404 Not Found. */
+SL_API int sl_http_reply_status(sl_conn *c, int status);
+/* The reason phrase of a status code ("Not Found"), or "Unknown". */
+SL_API const char *sl_http_status_text(int status);
+
+/* Look a header up, case-insensitively. NULL when absent. */
+SL_API const sl_str *sl_http_get_header(const sl_http_msg *m, const char *name);
+/* Decode query parameter `name` into `out` (NUL-terminated). Returns its
+ * length, -1 when absent, -2 when it does not fit or is malformed. */
+SL_API int sl_http_query(const sl_http_msg *m, const char *name, char *out,
+                         size_t outcap);
+/* 1 when the method equals `method` (e.g. "GET"), else 0. */
+SL_API int sl_http_is_method(const sl_http_msg *m, const char *method);
+
+/* Match the request path against `pattern`: literal segments, "*" for
+ * exactly one segment and a trailing "**" for the rest (possibly empty).
+ * Up to `ncaps` captures (one per wildcard) are stored in `caps`, pointing
+ * into the request. Returns 1 on a match, else 0.
+ * Example: sl_http_match(m, "/streams/ * /stream.mjpg", caps, 1) (no spaces) */
+SL_API int sl_http_match(const sl_http_msg *m, const char *pattern,
+                         sl_str *caps, size_t ncaps);
+
+/* A router maps methods and path patterns (see sl_http_match) to
+ * handlers. Handlers get the request and the pattern's captures. */
+#define SL_ROUTE_MAX_CAPS 8
+typedef void (*sl_route_fn)(sl_conn *c, const sl_http_msg *m,
+                            const sl_str *caps, void *data);
+typedef struct sl_router sl_router;
+/* A new, empty router; NULL on allocation failure. */
+SL_API sl_router *sl_router_new(void);
+/* Free a router (not the data handed to its routes). NULL is ignored. */
+SL_API void sl_router_free(sl_router *r);
+/* Add a route: `method` ("GET"; NULL for any) and `pattern` are copied.
+ * Routes are tried in the order added. Returns 0, SL_ENOMEM, or SL_EINVAL
+ * for a pattern that does not start with '/'. */
+SL_API int sl_router_add(sl_router *r, const char *method,
+                         const char *pattern, sl_route_fn fn, void *data);
+/* Run the first route matching the request. When the path matches a route
+ * but not its method, replies 405 with an Allow header. Returns 1 when the
+ * request was handled (or answered 405), 0 when no route matched (the
+ * caller replies, typically 404). */
+SL_API int sl_router_dispatch(sl_router *r, sl_conn *c, const sl_http_msg *m);
+
+/* 1 when the request carries "Authorization: Bearer <token>" or the query
+ * parameter token=<token> matching `token` (compared in constant time). */
+SL_API int sl_http_check_bearer(const sl_http_msg *m, const char *token);
+/* 1 when the request carries Basic credentials equal to user/pass. */
+SL_API int sl_http_check_basic(const sl_http_msg *m, const char *user,
+                               const char *pass);
+/* Reply 401 with a WWW-Authenticate challenge: Bearer when `realm` is
+ * NULL, else Basic realm="<realm>". */
+SL_API int sl_http_reply_401(sl_conn *c, const char *realm);
+
+/* Static files. */
+typedef struct sl_http_file {
+  const char *path;          /* "/index.html" (request path, decoded) */
+  const char *mime;          /* NULL: guessed from the extension */
+  const unsigned char *data; /* borrowed for the table's lifetime */
+  size_t len;
+  uint64_t mtime;            /* seconds since the epoch, for Last-Modified */
+} sl_http_file;
+
+/* Serve the request from directory `root`: GET and HEAD, MIME types,
+ * ETag/If-None-Match and Last-Modified/If-Modified-Since (304), a single
+ * Range (206/416), index.html for directories. Paths that would leave
+ * `root` (.., encoded dots or slashes, backslashes, NUL, symlinks that
+ * point outside) get 403; missing files 404. Large files are read in
+ * bounded pieces as the peer drains: memory held per download stays
+ * under 256 KiB whatever the file size. Returns 0 when a response was
+ * started, or an error as sl_http_reply. */
+SL_API int sl_http_serve_dir(sl_conn *c, const sl_http_msg *m,
+                             const char *root);
+/* Serve the request from an in-binary table of `n` files (same rules,
+ * zero-copy). Returns 0 when served, SL_ENOENT (nothing sent) when no
+ * entry matches, so the caller can fall through to other routes. */
+SL_API int sl_http_serve_table(sl_conn *c, const sl_http_msg *m,
+                               const sl_http_file *files, size_t n);
+/* A MIME type for a file name ("text/html; charset=utf-8"). */
+SL_API const char *sl_http_mime(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,615 @@
+/*
+ * The HTTP/1.1 server protocol on top of a connection: request parsing with
+ * limits, bodies (Content-Length and chunked) into one bounded buffer, the
+ * header timeout, pipelining in order, and the reply helpers. Every byte
+ * written goes through sl_sendv, so every response obeys send_max and the
+ * budget.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "http.h"
+
+#define DEFAULT_MAX_BODY (1u << 20)
+#define DEFAULT_HEADER_TIMEOUT_MS 10000u
+
+static int http_ev(sl_conn *c, int ev, void *ev_data);
+static void http_free(sl_conn *c);
+static int http_accept(sl_conn *l, sl_conn *c);
+
+const struct sl_proto sl__http_proto = {"http", http_ev, http_free, NULL};
+static const struct sl_proto http_listener_proto = {"http-listener", NULL,
+                                                    http_free, http_accept};
+
+const char *sl_http_status_text(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+/* ---- state ---------------------------------------------------------- */
+
+static struct sl_http *state(sl_conn *c) {
+  return (c->proto == &sl__http_proto) ? c->pdata : NULL;
+}
+
+static void release_body(sl_conn *c, struct sl_http *h) {
+  if (h->body == NULL) return;
+  c->mgr->acct.in -= h->body_cap;
+  sl__acct_held(&c->mgr->acct, -(long long)h->body_cap);
+  sl__free(h->body, h->body_cap, SL_MEM_IN);
+  h->body = NULL;
+  h->body_cap = h->body_len = 0;
+}
+
+static void http_free(sl_conn *c) {
+  struct sl_http *h = c->pdata;
+  if (h == NULL) return;
+  if (h->source_free) h->source_free(c, h->source);
+  release_body(c, h);
+  sl__free(h, sizeof(*h), SL_MEM_META);
+  c->pdata = NULL;
+}
+
+static void arm_header_timeout(sl_conn *c, struct sl_http *h) {
+  sl__conn_set_deadline(c, c->mgr->now + h->opts.header_timeout_ms);
+}
+
+struct sl_http *sl__http_attach(sl_conn *c, const sl_http_opts *o) {
+  struct sl_http *h = sl__calloc(sizeof(*h), SL_MEM_META);
+  if (h == NULL) return NULL;
+  if (o) h->opts = *o;
+  sl_http_limits d;
+  sl__http_limits_default(&d);
+  if (!h->opts.max_request_line) h->opts.max_request_line = d.max_request_line;
+  if (!h->opts.max_head) h->opts.max_head = d.max_head;
+  if (!h->opts.max_headers || h->opts.max_headers > SL_HTTP_MAX_HEADERS)
+    h->opts.max_headers = d.max_headers;
+  if (!h->opts.max_body) h->opts.max_body = DEFAULT_MAX_BODY;
+  if (!h->opts.header_timeout_ms)
+    h->opts.header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
+  h->lim.max_request_line = h->opts.max_request_line;
+  h->lim.max_head = h->opts.max_head;
+  h->lim.max_headers = h->opts.max_headers;
+  sl__conn_set_proto(c, &sl__http_proto, h);
+  return h;
+}
+
+static int http_accept(sl_conn *l, sl_conn *c) {
+  struct sl_http *lh = l->pdata;
+  struct sl_http *h = sl__http_attach(c, &lh->opts);
+  if (h == NULL) return SL_ENOMEM;
+  arm_header_timeout(c, h);
+  return 0;
+}
+
+sl_conn *sl_http_listen(sl_mgr *m, const char *url, const sl_http_opts *opts,
+                        sl_handler fn, void *data, int *err) {
+  sl_conn *l = sl_listen(m, url, fn, data, err);
+  if (l == NULL) return NULL;
+  struct sl_http *h = sl__calloc(sizeof(*h), SL_MEM_META);
+  if (h == NULL) {
+    if (err) *err = SL_ENOMEM;
+    sl_conn_close(l, SL_CLOSE_NOW);
+    return NULL;
+  }
+  if (opts) h->opts = *opts;
+  sl__conn_set_proto(l, &http_listener_proto, h);
+  return l;
+}
+
+/* ---- writing responses ---------------------------------------------- */
+
+static void date_header(char *out, size_t n) {
+  static time_t last;
+  static char cached[64];
+  time_t now = time(NULL);
+  if (now != last) {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(cached, sizeof(cached), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    last = now;
+  }
+  snprintf(out, n, "%s", cached);
+}
+
+/* Format the status line and the headers the library owns. `body_len` < 0
+ * means no Content-Length. */
+static int format_head(struct sl_http *h, char *out, size_t cap, int status,
+                       const char *headers, long long body_len,
+                       const char *extra) {
+  char date[64];
+  date_header(date, sizeof(date));
+  int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nServer: sluice\r\n%s%s%s",
+                   status, sl_http_status_text(status), date,
+                   headers ? headers : "", extra ? extra : "");
+  if (n < 0 || (size_t)n >= cap) return -1;
+  size_t len = (size_t)n;
+  if (body_len >= 0) {
+    n = snprintf(out + len, cap - len, "Content-Length: %lld\r\n", body_len);
+    if (n < 0 || (size_t)n >= cap - len) return -1;
+    len += (size_t)n;
+  }
+  n = snprintf(out + len, cap - len, "%s\r\n",
+               h->keep_alive ? "" : "Connection: close\r\n");
+  if (n < 0 || (size_t)n >= cap - len) return -1;
+  return (int)(len + (size_t)n);
+}
+
+static void serve_more(sl_conn *c);
+
+/* The response is complete: go on with the next request, or close. */
+static void response_done(sl_conn *c, struct sl_http *h) {
+  h->in_request = 0;
+  h->mode = 0;
+  sl_conn_set_busy(c, 0);
+  release_body(c, h);
+  if (!h->keep_alive) {
+    sl_conn_close(c, SL_CLOSE_FLUSH);
+    return;
+  }
+  arm_header_timeout(c, h);
+  if (!h->in_dispatch) serve_more(c);
+}
+
+static int reply_parts(sl_conn *c, int status, const char *headers,
+                       const void *body, sl_buf *b, size_t off, size_t len) {
+  struct sl_http *h = state(c);
+  char head[2048];
+  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  int hl = format_head(h, head, sizeof(head), status, headers,
+                       (status == 204 || status == 304 || status < 200) ? -1
+                                                                         : (long long)len,
+                       NULL);
+  if (hl < 0) return SL_EMSGSIZE;
+  if (h->head_req || status == 204 || status == 304) len = 0;
+  sl_part parts[2] = {{head, NULL, 0, (size_t)hl}, {body, b, off, len}};
+  int rc = sl_sendv(c, parts, len ? 2 : 1);
+  if (rc) return rc;
+  h->last_status = status;
+  response_done(c, h);
+  return 0;
+}
+
+int sl_http_reply(sl_conn *c, int status, const char *headers,
+                  const void *body, size_t len) {
+  return reply_parts(c, status, headers, body, NULL, 0, len);
+}
+
+int sl_http_reply_buf(sl_conn *c, int status, const char *headers, sl_buf *b,
+                      size_t off, size_t len) {
+  if (off > sl_buf_len(b) || len > sl_buf_len(b) - off) return SL_ERANGE;
+  return reply_parts(c, status, headers, NULL, b, off, len);
+}
+
+int sl_http_replyf(sl_conn *c, int status, const char *headers,
+                   const char *fmt, ...) {
+  char stack[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(stack, sizeof(stack), fmt, ap);
+  va_end(ap);
+  if (n < 0) return SL_EINVAL;
+  if ((size_t)n < sizeof(stack)) return sl_http_reply(c, status, headers, stack, (size_t)n);
+  char *big = sl__alloc((size_t)n + 1, SL_MEM_META);
+  if (big == NULL) return SL_ENOMEM;
+  va_start(ap, fmt);
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  int rc = sl_http_reply(c, status, headers, big, (size_t)n);
+  sl__free(big, (size_t)n + 1, SL_MEM_META);
+  return rc;
+}
+
+int sl_http_reply_status(sl_conn *c, int status) {
+  char body[96];
+  int n = snprintf(body, sizeof(body), "%d %s\n", status, sl_http_status_text(status));
+  return sl_http_reply(c, status, "Content-Type: text/plain\r\n", body, (size_t)n);
+}
+
+int sl_http_reply_401(sl_conn *c, const char *realm) {
+  char hdr[256];
+  if (realm) {
+    /* The realm is ours, but keep it from breaking the quoted string. */
+    if (strpbrk(realm, "\"\\\r\n")) return SL_EINVAL;
+    snprintf(hdr, sizeof(hdr),
+             "WWW-Authenticate: Basic realm=\"%s\", charset=\"UTF-8\"\r\n"
+             "Content-Type: text/plain\r\n", realm);
+  } else {
+    snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer\r\nContent-Type: text/plain\r\n");
+  }
+  return sl_http_reply(c, 401, hdr, "401 Unauthorized\n", 17);
+}
+
+int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
+  struct sl_http *h = state(c);
+  char head[2048];
+  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (mode != SL_HTTP_CHUNKED && mode != SL_HTTP_STREAM) return SL_EINVAL;
+  if (mode == SL_HTTP_STREAM) h->keep_alive = 0;
+  /* HTTP/1.0 clients cannot read chunked: stream until close instead. */
+  if (mode == SL_HTTP_CHUNKED && h->version_minor == 0) {
+    mode = SL_HTTP_STREAM;
+    h->keep_alive = 0;
+  }
+  int hl = format_head(h, head, sizeof(head), status, headers, -1,
+                       mode == SL_HTTP_CHUNKED ? "Transfer-Encoding: chunked\r\n"
+                                               : "Cache-Control: no-store\r\n");
+  if (hl < 0) return SL_EMSGSIZE;
+  int rc = sl_send(c, head, (size_t)hl);
+  if (rc) return rc;
+  h->mode = mode;
+  h->last_status = status;
+  sl_conn_set_busy(c, 1);
+  if (h->head_req) {
+    /* A HEAD response has no body: it is complete already. */
+    h->mode = 0;
+    response_done(c, h);
+  }
+  return 0;
+}
+
+static int write_body(sl_conn *c, const void *data, sl_buf *b, size_t off,
+                      size_t len) {
+  struct sl_http *h = state(c);
+  if (h == NULL) return sl_sendv(c, (sl_part[]){{data, b, off, len}}, 1);
+  if (!h->in_request || !h->mode) return h->head_req ? 0 : SL_EINVAL;
+  if (len == 0) return 0;
+  if (h->mode == SL_HTTP_STREAM) {
+    sl_part p = {data, b, off, len};
+    return sl_sendv(c, &p, 1);
+  }
+  char size[24];
+  int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+  sl_part parts[3] = {{size, NULL, 0, (size_t)n}, {data, b, off, len},
+                      {"\r\n", NULL, 0, 2}};
+  return sl_sendv(c, parts, 3);
+}
+
+int sl_http_write(sl_conn *c, const void *data, size_t len) {
+  return write_body(c, data, NULL, 0, len);
+}
+
+int sl_http_write_buf(sl_conn *c, sl_buf *b, size_t off, size_t len) {
+  if (off > sl_buf_len(b) || len > sl_buf_len(b) - off) return SL_ERANGE;
+  return write_body(c, NULL, b, off, len);
+}
+
+int sl_http_end(sl_conn *c) {
+  struct sl_http *h = state(c);
+  if (h == NULL || !h->in_request) return SL_EINVAL;
+  if (h->mode == SL_HTTP_CHUNKED) {
+    /* Room is always kept for the terminator: it is 5 bytes, and a refusal
+     * here would leave the client waiting forever. */
+    int rc = sl_send(c, "0\r\n\r\n", 5);
+    if (rc) {
+      sl_conn_close(c, SL_CLOSE_NOW);
+      return rc;
+    }
+  } else if (h->mode == SL_HTTP_STREAM) {
+    h->in_request = 0;
+    sl_conn_close(c, SL_CLOSE_FLUSH);
+    return 0;
+  }
+  response_done(c, h);
+  return 0;
+}
+
+/* ---- reading requests ----------------------------------------------- */
+
+/* Answer an error the library detects itself, and stop reading. */
+static void fail_request(sl_conn *c, struct sl_http *h, int status) {
+  char body[96];
+  int n = snprintf(body, sizeof(body), "%d %s\n", status, sl_http_status_text(status));
+  char head[512];
+  h->keep_alive = 0;
+  int hl = format_head(h, head, sizeof(head), status, "Content-Type: text/plain\r\n",
+                       n, NULL);
+  sl_part parts[2] = {{head, NULL, 0, (size_t)hl}, {body, NULL, 0, (size_t)n}};
+  h->failed = 1;
+  h->last_status = status;
+  h->errors++;
+  sl__conn_set_deadline(c, 0);
+  if (hl < 0 || sl_sendv(c, parts, 2) != 0) {
+    sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_PROTOCOL);
+    return;
+  }
+  sl_conn_close_with(c, SL_CLOSE_FLUSH, SL_CLOSE_PROTOCOL);
+}
+
+static int ensure_body(sl_conn *c, struct sl_http *h, size_t need) {
+  if (need <= h->body_cap) return 0;
+  size_t cap = h->body_cap ? h->body_cap : 4096;
+  while (cap < need) cap *= 2;
+  if (cap > h->opts.max_body) cap = h->opts.max_body;
+  if (cap < need) return SL_EMSGSIZE;
+  sl_mgr *m = c->mgr;
+  if (m->opts.budget && m->acct.held + (cap - h->body_cap) > m->opts.budget)
+    return SL_EBUDGET;
+  char *p = sl__realloc(h->body, h->body_cap, cap, SL_MEM_IN);
+  if (p == NULL) return SL_ENOMEM;
+  m->acct.in += cap - h->body_cap;
+  sl__acct_held(&m->acct, (long long)(cap - h->body_cap));
+  h->body = p;
+  h->body_cap = cap;
+  return 0;
+}
+
+/* Deliver the request whose head is in h->msg (pointers into the input
+ * buffer or into h->body). */
+static void dispatch(sl_conn *c, struct sl_http *h) {
+  h->in_request = 1;
+  h->requests++;
+  h->in_dispatch = 1;
+  sl__conn_set_deadline(c, 0);
+  if (c->fn) c->fn(c, SL_EV_HTTP_MSG, &h->msg);
+  h->in_dispatch = 0;
+}
+
+/* Parse and dispatch as many complete requests as the input holds, while
+ * no response is outstanding. */
+static void serve_more(sl_conn *c) {
+  struct sl_http *h = state(c);
+  while (h && !h->in_request && !h->failed && !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING))) {
+    size_t len;
+    const char *p = sl_conn_in(c, &len);
+    if (h->body_state == 0) {
+      if (len == 0) return;
+      int rc = sl__http_parse_request(p, len, &h->lim, &h->msg);
+      if (rc == 0) return;
+      if (rc < 0) {
+        fail_request(c, h, -rc);
+        return;
+      }
+      h->keep_alive = h->msg.keep_alive;
+      h->version_minor = h->msg.version_minor;
+      h->head_req = sl_http_is_method(&h->msg, "HEAD");
+      if (h->msg.content_length > 0 || h->msg.chunked) {
+        if (h->msg.content_length > (long long)h->opts.max_body) {
+          fail_request(c, h, 413);
+          return;
+        }
+        /* Copy the head, re-parse it there so its pointers stay valid, and
+         * collect the body behind it. */
+        size_t head = (size_t)rc;
+        if (ensure_body(c, h, head + (h->msg.chunked ? 0 : (size_t)h->msg.content_length)) != 0) {
+          fail_request(c, h, 413);
+          return;
+        }
+        memcpy(h->body, p, head);
+        h->body_len = head;
+        h->head_len = head;
+        sl_conn_consume(c, head);
+        h->body_state = h->msg.chunked ? 2 : 1;
+        h->body_left = h->msg.chunked ? 0 : (unsigned long long)h->msg.content_length;
+        sl__chunked_init(&h->chunk);
+        if (h->msg.expect_continue) {
+          sl_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        }
+        continue;
+      }
+      h->msg.body.ptr = p + rc;
+      h->msg.body.len = 0;
+      dispatch(c, h);
+      /* The head lives in the input buffer: consume it only now. */
+      if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, (size_t)rc);
+      continue;
+    }
+    /* Collecting a body. */
+    if (len == 0) return;
+    if (h->body_state == 1) {
+      size_t take = len < h->body_left ? len : (size_t)h->body_left;
+      memcpy(h->body + h->body_len, p, take);
+      h->body_len += take;
+      h->body_left -= take;
+      sl_conn_consume(c, take);
+      if (h->body_left) return;
+    } else {
+      size_t used = 0;
+      int done = 0;
+      while (used < len && !done) {
+        const char *d;
+        size_t dl;
+        int n = sl__chunked_decode(&h->chunk, p + used, len - used, &d, &dl, &done);
+        if (n < 0) {
+          fail_request(c, h, 400);
+          return;
+        }
+        if (n == 0) break;
+        if (dl) {
+          if (h->body_len - h->head_len + dl > h->opts.max_body ||
+              ensure_body(c, h, h->body_len + dl) != 0) {
+            fail_request(c, h, 413);
+            return;
+          }
+          memcpy(h->body + h->body_len, d, dl);
+          h->body_len += dl;
+        }
+        used += (size_t)n;
+      }
+      sl_conn_consume(c, used);
+      if (!done) return;
+    }
+    /* Body complete: re-parse the head from our copy and deliver. */
+    h->body_state = 0;
+    if (sl__http_parse_request(h->body, h->head_len, &h->lim, &h->msg) <= 0) {
+      fail_request(c, h, 400);
+      return;
+    }
+    h->keep_alive = h->msg.keep_alive;
+    h->msg.body.ptr = h->body + h->head_len;
+    h->msg.body.len = h->body_len - h->head_len;
+    dispatch(c, h);
+  }
+}
+
+static int http_ev(sl_conn *c, int ev, void *ev_data) {
+  struct sl_http *h = c->pdata;
+  (void)ev_data;
+  switch (ev) {
+    case SL_EV_READ:
+      if (h->upgraded) return 0;
+      if (c->fn) c->fn(c, SL_EV_READ, ev_data);
+      serve_more(c);
+      return 1;
+    case SL_EV_WRITE:
+    case SL_EV_DRAIN:
+      if (h->source_fill && !(c->flags & SL_F_CLOSING)) h->source_fill(c, h->source);
+      return 0;
+    case SL_EV_TIMEOUT:
+      if (*(int *)ev_data == SL_CLOSE_TIMEOUT && !h->in_request) {
+        size_t len;
+        sl_conn_in(c, &len);
+        /* Part of a request arrived but not its end: 408. An idle
+         * keep-alive connection is simply closed. */
+        if (len || h->body_state) fail_request(c, h, 408);
+        else sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_TIMEOUT);
+        return 1;
+      }
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+/* ---- message helpers ------------------------------------------------ */
+
+const sl_str *sl_http_get_header(const sl_http_msg *m, const char *name) {
+  return sl__http_header(m, name);
+}
+
+int sl_http_query(const sl_http_msg *m, const char *name, char *out,
+                  size_t outcap) {
+  return sl__http_query_get(m->query, name, out, outcap);
+}
+
+int sl_http_is_method(const sl_http_msg *m, const char *method) {
+  size_t n = strlen(method);
+  return m->method.len == n && memcmp(m->method.ptr, method, n) == 0;
+}
+
+int sl_http_match(const sl_http_msg *m, const char *pattern, sl_str *caps,
+                  size_t ncaps) {
+  const char *p = m->path.ptr, *pe = m->path.ptr + m->path.len;
+  const char *q = pattern;
+  size_t ncap = 0;
+  while (*q) {
+    if (q[0] == '*' && q[1] == '*' && q[2] == '\0') {
+      if (ncap < ncaps) caps[ncap].ptr = p, caps[ncap].len = (size_t)(pe - p);
+      return 1;
+    }
+    if (q[0] == '*') {
+      const char *s = p;
+      while (p < pe && *p != '/') p++;
+      if (p == s) return 0; /* a segment is never empty */
+      if (ncap < ncaps) caps[ncap].ptr = s, caps[ncap].len = (size_t)(p - s);
+      ncap++;
+      q++;
+      continue;
+    }
+    if (p == pe || *p != *q) return 0;
+    p++;
+    q++;
+  }
+  return p == pe;
+}
+
+/* Constant-time comparison of a secret; length is not hidden. */
+static int same_secret(const char *a, size_t alen, const char *b) {
+  size_t blen = strlen(b);
+  unsigned char d = alen != blen;
+  for (size_t i = 0; i < alen && i < blen; i++) d |= (unsigned char)(a[i] ^ b[i]);
+  return d == 0;
+}
+
+int sl_http_check_bearer(const sl_http_msg *m, const char *token) {
+  const sl_str *v = sl_http_get_header(m, "Authorization");
+  if (v) {
+    sl_http_auth a;
+    if (sl__http_auth_parse(*v, &a) == 0 && a.scheme == SL_AUTH_BEARER &&
+        same_secret(a.token.ptr, a.token.len, token))
+      return 1;
+  }
+  char q[256];
+  int n = sl_http_query(m, "token", q, sizeof(q));
+  return n >= 0 && same_secret(q, (size_t)n, token);
+}
+
+int sl_http_check_basic(const sl_http_msg *m, const char *user,
+                        const char *pass) {
+  const sl_str *v = sl_http_get_header(m, "Authorization");
+  return v && sl__http_basic_check(*v, user, pass) == 1;
+}
+
+/* ---- helpers for other modules -------------------------------------- */
+
+int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
+                         unsigned long long len) {
+  struct sl_http *h = state(c);
+  char head[2048];
+  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  int hl = format_head(h, head, sizeof(head), status, headers, (long long)len, NULL);
+  if (hl < 0) return SL_EMSGSIZE;
+  int rc = sl_send(c, head, (size_t)hl);
+  if (rc) return rc;
+  h->last_status = status;
+  h->mode = SL__HTTP_FIXED;
+  sl_conn_set_busy(c, 1);
+  return 0;
+}
+
+void sl__http_finish(sl_conn *c) {
+  struct sl_http *h = state(c);
+  if (h && h->in_request) response_done(c, h);
+}
+
+void sl__http_set_source(sl_conn *c, void (*fill)(sl_conn *, void *),
+                         void (*free_fn)(sl_conn *, void *), void *src) {
+  struct sl_http *h = state(c);
+  if (h == NULL) return;
+  if (h->source_free) h->source_free(c, h->source);
+  h->source_fill = fill;
+  h->source_free = free_fn;
+  h->source = src;
+}
+
+int sl__http_head_request(sl_conn *c) {
+  struct sl_http *h = state(c);
+  return h ? h->head_req : 0;
+}

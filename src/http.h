@@ -1,0 +1,54 @@
+/* The HTTP/1.1 protocol state of a connection, shared by the server
+ * (http.c), static files (http_static.c) and WebSocket upgrades (ws.c). */
+#ifndef SL_HTTP_H
+#define SL_HTTP_H
+
+#include "http_auth.h"
+#include "http_parse.h"
+#include "internal.h"
+
+struct sl_http {
+  sl_http_opts opts;
+  sl_http_limits lim;
+  sl_http_msg msg;        /* the request being served */
+  int in_request;         /* delivered, response not complete */
+  int in_dispatch;        /* inside the handler's SL_EV_HTTP_MSG */
+  int mode;               /* 0, SL_HTTP_CHUNKED or SL_HTTP_STREAM */
+  int keep_alive, version_minor, head_req;
+  int failed;             /* an error response was sent: stop reading */
+  int upgraded;           /* handed over to another protocol */
+  int last_status;
+  /* Request body: head copy + body, bounded by opts.max_body. */
+  int body_state;         /* 0 none, 1 Content-Length, 2 chunked */
+  unsigned long long body_left;
+  sl_chunked chunk;
+  char *body;
+  size_t body_len, body_cap, head_len;
+  uint64_t requests, errors;
+  /* A body source (static files): refilled as the peer drains. */
+  void (*source_fill)(sl_conn *c, void *src);
+  void (*source_free)(sl_conn *c, void *src);
+  void *source;
+};
+
+extern const struct sl_proto sl__http_proto;
+
+/* Give a connection the HTTP server protocol (accepted connections get it
+ * from their listener). */
+struct sl_http *sl__http_attach(sl_conn *c, const sl_http_opts *o);
+/* Install a body source: fill(c, src) runs after each write and drain until
+ * it clears itself with sl__http_set_source(c, NULL, NULL, NULL); free_fn
+ * runs when it is replaced or the connection goes. */
+void sl__http_set_source(sl_conn *c, void (*fill)(sl_conn *, void *),
+                         void (*free_fn)(sl_conn *, void *), void *src);
+/* Internal response mode: a body of known length written by a source. */
+#define SL__HTTP_FIXED 3
+/* Send a head with Content-Length `len`; the body follows from a source,
+ * which calls sl__http_finish when it has queued all of it. */
+int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
+                         unsigned long long len);
+void sl__http_finish(sl_conn *c);
+/* 1 when the current request is a HEAD. */
+int sl__http_head_request(sl_conn *c);
+
+#endif

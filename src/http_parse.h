@@ -1,0 +1,195 @@
+/*
+ * The HTTP/1.1 wire parsers (RFC 9110, RFC 9112), with no I/O and no
+ * allocation: request and response heads, the chunked body decoder, and the
+ * small pure helpers a server needs around them (percent-decoding, query
+ * parameters, Range, turning a URI path into a safe relative file path).
+ *
+ * Ownership: every sl_str these functions fill points INTO the caller's
+ * input buffer (never copied, never NUL-terminated) and stays valid as long
+ * as that buffer does; the single exception is documented at `path` below.
+ * No function reads a byte at or past buf + len, and none keeps state
+ * between calls except in storage the caller passes (sl_chunked).
+ *
+ * Every function is pure over its arguments: any thread may call it, on its
+ * own data.
+ *
+ * Example (a server with bytes in `in`, `n` long):
+ *   sl_http_msg m;
+ *   int r = sl__http_parse_request(in, n, NULL, &m);
+ *   if (r == 0) wait for more;  else if (r < 0) answer -r and close;
+ *   else the head is m, the body (m.content_length or m.chunked) at in + r.
+ */
+#ifndef SL_HTTP_PARSE_H
+#define SL_HTTP_PARSE_H
+
+#include <stddef.h>
+
+/* sl_str, sl_http_header and sl_http_msg are public: include/sluice.h. */
+#include "sluice.h"
+
+/* Size limits for a head. A field left at 0 means "use the default". */
+typedef struct sl_http_limits {
+  size_t max_request_line; /* bytes of the start line without its line
+                              ending; default 8192; exceeded -> 414 */
+  size_t max_head;         /* start line + headers + blank line, all
+                              line endings included; default 16384;
+                              exceeded -> 431 */
+  size_t max_headers;      /* header lines; default 64, at most
+                              SL_HTTP_MAX_HEADERS; exceeded -> 431 */
+} sl_http_limits;
+
+/* ------------------------------------------------------------------ */
+/* Heads                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Fill `l` (caller's storage) with the defaults above. */
+void sl__http_limits_default(sl_http_limits *l);
+
+/* Parse a request head from the start of `buf` (`len` bytes, borrowed).
+ * `lim` is borrowed for the call; NULL means the defaults. Stateless: call
+ * it again on the whole buffer when more bytes arrive. `out` (caller's
+ * storage) is overwritten on every call; its fields are meaningful only when
+ * the return value is > 0, and its sl_str point into `buf`.
+ *
+ * Returns:
+ *   > 0   the head is complete; the value is head_len (the body or the next
+ *         pipelined request starts at buf + head_len);
+ *   0     the bytes so far are a valid beginning: wait for more;
+ *   < 0   -(the status to answer, then close):
+ *     -400  malformed: bad syntax or characters (NUL and other controls in
+ *           names or values, whitespace before a colon, obs-fold, a bare
+ *           CR), Transfer-Encoding with Content-Length, several or invalid
+ *           Content-Length, Transfer-Encoding in HTTP/1.0 or whose final
+ *           coding is not chunked, chunked applied twice, an HTTP/1.1
+ *           request without Host, several Host lines, an invalid Host;
+ *     -414  request line longer than max_request_line;
+ *     -431  head longer than max_head, or more than max_headers lines;
+ *     -501  a method other than GET HEAD POST PUT DELETE OPTIONS PATCH, or
+ *           a transfer coding other than chunked before the final chunked;
+ *     -505  a well-formed version other than HTTP/1.0 and HTTP/1.1.
+ * Errors and limits are reported as soon as the bytes that show them have
+ * arrived, complete head or not (9 KB of request line without a line ending
+ * gives -414 at once), so a caller need not buffer more than max_head.
+ * One empty line before the request line is skipped (RFC 9112 section 2.2);
+ * a bare LF ends a line like CRLF does; a bare CR is an error.
+ * The request-target must be origin-form ("/p?q"), absolute-form
+ * ("http://host/p?q" or "https://..."; path and query come from it) or "*"
+ * (OPTIONS only). */
+int sl__http_parse_request(const char *buf, size_t len,
+                           const sl_http_limits *lim, sl_http_msg *out);
+
+/* Parse a response head (for the HTTP client) the same way: same arguments,
+ * ownership and header rules, and `lim` applies (max_request_line to the
+ * status line). Returns head_len (> 0), 0 when incomplete, or -1 when
+ * malformed or over a limit. The framing rules are as strict as for a
+ * request: Transfer-Encoding must be exactly one "chunked" (we never offer
+ * another coding) and must not come with Content-Length. With neither, the
+ * body runs to the close (RFC 9112 section 6.3) unless the status has none. */
+int sl__http_parse_response(const char *buf, size_t len,
+                            const sl_http_limits *lim, sl_http_msg *out);
+
+/* Case-insensitive lookup of header `name` (a NUL-terminated string,
+ * borrowed) in `m`. Returns a pointer to the first matching value, inside
+ * `m`, or NULL when absent. */
+const sl_str *sl__http_header(const sl_http_msg *m, const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Chunked bodies (RFC 9112 section 7.1)                               */
+/* ------------------------------------------------------------------ */
+
+/* Limits the decoder enforces; -1 when exceeded. */
+#define SL_CHUNK_EXT_MAX 1024      /* bytes after the size, before CRLF */
+#define SL_CHUNK_TRAILER_MAX 8192  /* trailer lines and final CRLF */
+#define SL_CHUNK_SIZE_MAX (1ULL << 62)
+
+/* Decoder state: caller's storage, set up by sl__chunked_init. The fields
+ * other than `total` are private. */
+typedef struct sl_chunked {
+  int state;
+  unsigned long long remaining; /* data bytes left in the current chunk */
+  size_t line_len;  /* bytes of the current size line's digits or
+                       extension, or of the trailer section so far */
+  unsigned long long total; /* data bytes delivered so far: a caller
+                               enforces its body limit with this */
+} sl_chunked;
+
+/* Start decoding a new chunked body. */
+void sl__chunked_init(sl_chunked *c);
+
+/* Decode the next part of a chunked body from `buf` (`len` bytes, borrowed;
+ * `buf` may be NULL when len is 0). Resumable: the input may be split at
+ * any byte, the state carries over in `c`.
+ *
+ * Each call consumes framing and stops right after at most ONE piece of
+ * chunk data, which it reports as *data (a pointer into `buf`) and
+ * *data_len (0 when the call found no data). It sets *done to 1 once the
+ * last chunk, the trailer section and the final CRLF are consumed, and
+ * leaves it 0 otherwise; the bytes after them (a pipelined message) are not
+ * consumed.
+ *
+ * Returns the number of bytes consumed (the data piece included), at most
+ * `len` and at most INT_MAX; 0 only when len is 0 or the body is already
+ * done; or -1 on a malformed body: a size that is not hex or exceeds
+ * SL_CHUNK_SIZE_MAX, chunk data not followed by CRLF, a line not ended by
+ * CRLF (a bare LF is an error here: smuggling defence), a control character
+ * in an extension or trailer, an extension over SL_CHUNK_EXT_MAX or a
+ * trailer section over SL_CHUNK_TRAILER_MAX. After -1 every call returns -1.
+ * Trailer fields are checked and skipped, never reported.
+ *
+ * Example:
+ *   while ((n = sl__chunked_decode(&st, p, len, &d, &dl, &done)) > 0) {
+ *     if (dl) deliver(d, dl);
+ *     p += n; len -= n;
+ *     if (done) break;
+ *   }
+ *   if (n < 0) fail; else if (!done) keep p..p+len (nothing: all consumed)
+ *   and call again when more bytes arrive. */
+int sl__chunked_decode(sl_chunked *c, const char *buf, size_t len,
+                       const char **data, size_t *data_len, int *done);
+
+/* ------------------------------------------------------------------ */
+/* URLs, ranges, paths                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Decode %XX escapes (and '+' to ' ' when is_form is 1, for query strings)
+ * of `in` (`len` bytes, borrowed) into `out` (`outcap` bytes, caller's;
+ * `out` may equal `in`: decoding never expands). Writes a NUL after the
+ * result. Returns the decoded length (it may contain NUL bytes from %00),
+ * or -1 for a bad escape or when the result plus its NUL does not fit. */
+int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
+                   int is_form);
+
+/* Find the parameter `name` (NUL-terminated, borrowed) in the query string
+ * `q` (borrowed; "a=1&b=2", a leading '?' is skipped) and decode its value,
+ * form-style, into `out` with a NUL, as sl__url_decode does. Keys are
+ * compared after decoding; the first match wins; "k" alone has an empty
+ * value. Returns the value's length, -1 when absent, -2 when it does not
+ * fit in `out` or has a bad escape. */
+int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap);
+
+/* Interpret a Range header value `v` (borrowed) for a representation of
+ * `size` bytes (RFC 9110 section 14). Returns:
+ *   1   one satisfiable range: *start and *end (inclusive) are set, clamped
+ *       to the size; answer 206;
+ *   0   ignore the header and answer 200: not "bytes", bad syntax, more
+ *       than one range, or a suffix range of an empty representation;
+ *  -1   unsatisfiable: answer 416 (first-pos >= size, or "-0").
+ * "bytes=a-b", "bytes=a-", "bytes=-n" (the last n bytes) are understood;
+ * numbers too large for 64 bits saturate. */
+int sl__http_parse_range(sl_str v, unsigned long long size,
+                         unsigned long long *start, unsigned long long *end);
+
+/* Turn the raw URI path `raw` (borrowed, as in sl_http_msg.path) into a
+ * relative path that is safe to open below a document root. Segments are
+ * percent-decoded one by one; empty and "." segments are dropped; a
+ * trailing '/' is kept (so the caller can tell a directory request). The
+ * result is written to `out` with a NUL and never begins with '/'; "/"
+ * gives "" (length 0).
+ * Returns the length, or -1 when rejected: a ".." segment (also spelled
+ * %2e%2e), a NUL, '\\' or encoded '/' (%2F) or '\\' (%5C), any control
+ * character, a bad escape, or no room for the result and its NUL. Decoding
+ * happens exactly once, so "%252e%252e" becomes the harmless literal name
+ * "%2e%2e". */
+int sl__http_clean_path(sl_str raw, char *out, size_t outcap);
+
+#endif

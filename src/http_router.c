@@ -1,0 +1,82 @@
+/* A small router: an array of (method, pattern, handler) tried in order.
+ * Matching is sl_http_match, allocation-free per request. */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "http.h"
+
+struct route {
+  char *method; /* NULL: any */
+  char *pattern;
+  sl_route_fn fn;
+  void *data;
+};
+
+struct sl_router {
+  struct route *routes;
+  size_t n, cap;
+};
+
+sl_router *sl_router_new(void) { return sl__calloc(sizeof(sl_router), SL_MEM_META); }
+
+void sl_router_free(sl_router *r) {
+  if (r == NULL) return;
+  for (size_t i = 0; i < r->n; i++) {
+    if (r->routes[i].method) sl__free(r->routes[i].method, strlen(r->routes[i].method) + 1, SL_MEM_META);
+    sl__free(r->routes[i].pattern, strlen(r->routes[i].pattern) + 1, SL_MEM_META);
+  }
+  sl__free(r->routes, r->cap * sizeof(*r->routes), SL_MEM_META);
+  sl__free(r, sizeof(*r), SL_MEM_META);
+}
+
+int sl_router_add(sl_router *r, const char *method, const char *pattern,
+                  sl_route_fn fn, void *data) {
+  if (pattern == NULL || pattern[0] != '/' || fn == NULL) return SL_EINVAL;
+  if (r->n == r->cap) {
+    size_t nc = r->cap ? r->cap * 2 : 16;
+    struct route *p = sl__realloc(r->routes, r->cap * sizeof(*p), nc * sizeof(*p), SL_MEM_META);
+    if (p == NULL) return SL_ENOMEM;
+    r->routes = p;
+    r->cap = nc;
+  }
+  struct route *rt = &r->routes[r->n];
+  rt->method = method ? sl__strdup(method) : NULL;
+  rt->pattern = sl__strdup(pattern);
+  if ((method && rt->method == NULL) || rt->pattern == NULL) {
+    if (rt->method) sl__free(rt->method, strlen(rt->method) + 1, SL_MEM_META);
+    if (rt->pattern) sl__free(rt->pattern, strlen(rt->pattern) + 1, SL_MEM_META);
+    return SL_ENOMEM;
+  }
+  rt->fn = fn;
+  rt->data = data;
+  r->n++;
+  return 0;
+}
+
+int sl_router_dispatch(sl_router *r, sl_conn *c, const sl_http_msg *m) {
+  sl_str caps[SL_ROUTE_MAX_CAPS];
+  char allow[128] = "";
+  size_t alen = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    struct route *rt = &r->routes[i];
+    memset(caps, 0, sizeof(caps));
+    if (!sl_http_match(m, rt->pattern, caps, SL_ROUTE_MAX_CAPS)) continue;
+    if (rt->method == NULL || sl_http_is_method(m, rt->method) ||
+        (strcmp(rt->method, "GET") == 0 && sl_http_is_method(m, "HEAD"))) {
+      rt->fn(c, m, caps, rt->data);
+      return 1;
+    }
+    size_t ml = strlen(rt->method);
+    if (alen + ml + 3 < sizeof(allow) && !strstr(allow, rt->method)) {
+      if (alen) allow[alen++] = ',', allow[alen++] = ' ';
+      memcpy(allow + alen, rt->method, ml + 1);
+      alen += ml;
+    }
+  }
+  if (alen == 0) return 0;
+  char hdr[192];
+  snprintf(hdr, sizeof(hdr), "Allow: %s\r\nContent-Type: text/plain\r\n", allow);
+  sl_http_reply(c, 405, hdr, "405 Method Not Allowed\n", 23);
+  return 1;
+}
