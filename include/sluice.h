@@ -687,6 +687,82 @@ SL_API int sl_http_serve_table(sl_conn *c, const sl_http_msg *m,
 /* A MIME type for a file name ("text/html; charset=utf-8"). */
 SL_API const char *sl_http_mime(const char *name);
 
+/* ------------------------------------------------------------------ */
+/* WebSocket (RFC 6455)                                                */
+/* ------------------------------------------------------------------ */
+
+/* Opcodes (RFC 6455 section 5.2). */
+enum {
+  SL_WS_CONT = 0,
+  SL_WS_TEXT = 1,
+  SL_WS_BINARY = 2,
+  SL_WS_CLOSE = 8,
+  SL_WS_PING = 9,
+  SL_WS_PONG = 10
+};
+
+/* A message (SL_EV_WS_MSG) or control frame (SL_EV_WS_CTL). `data` is
+ * valid only during the event. For SL_WS_CLOSE, `close_code` is the peer's
+ * code (1005 when it sent none) and `data` its reason. */
+typedef struct sl_ws_msg {
+  int opcode;
+  sl_str data;
+  int close_code;
+} sl_ws_msg;
+
+/* WebSocket options; zero fields take the defaults. */
+typedef struct sl_ws_opts {
+  const char *const *origins;   /* allowed Origin values, NULL-terminated
+                                   ("http://host:port"); NULL: any. A
+                                   request from another origin gets 403. */
+  const char *const *protocols; /* subprotocols we speak, in preference
+                                   order, NULL-terminated; NULL: none */
+  size_t max_message;           /* 1 MiB: bigger is closed with 1009 */
+  uint32_t ping_ms;             /* keepalive ping interval (30 s); a peer
+                                   that has not answered by the next ping
+                                   is closed. UINT32_MAX: no pings */
+  uint32_t close_timeout_ms;    /* wait for the peer's close frame (5 s) */
+  uint32_t handshake_timeout_ms;/* client: until 101 arrives (10 s) */
+  const char *headers;          /* client: extra request header lines */
+} sl_ws_opts;
+
+/* Upgrade the connection of an HTTP request (from SL_EV_HTTP_MSG) to
+ * WebSocket: checks the request (426/400 when it is not a valid upgrade,
+ * 403 for an origin not allowed), answers 101 and delivers SL_EV_WS_OPEN
+ * (ev_data: the request) before returning. Afterwards the handler gets
+ * SL_EV_WS_MSG for text/binary messages and SL_EV_WS_CTL for control
+ * frames; pings are answered automatically. Returns 0, or an SL_E* code
+ * (SL_EWS: refused, already answered). `opts` may be NULL; it is copied
+ * (the arrays it points to must stay valid for the connection's life). */
+SL_API int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m,
+                         const sl_ws_opts *opts);
+/* Connect to a ws:// URL. SL_EV_WS_OPEN (ev_data: the 101 response)
+ * follows the handshake; failures give SL_EV_ERROR and SL_EV_CLOSE. */
+SL_API sl_conn *sl_ws_connect(sl_mgr *m, const char *url,
+                              const sl_ws_opts *opts, sl_handler fn,
+                              void *data, int *err);
+/* Send one message (text, binary, ping or pong) of `len` bytes (copied).
+ * Same errors as sl_send; SL_EINVAL for a text message that is not UTF-8
+ * or a control payload over 125 bytes; SL_ECLOSING after a close. */
+SL_API int sl_ws_send(sl_conn *c, int opcode, const void *data, size_t len);
+/* Send one message whose payload is `len` bytes of shared buffer `b` from
+ * `off`: the frame header is copied, the payload referenced (server side;
+ * a client must mask, so it copies). */
+SL_API int sl_ws_send_buf(sl_conn *c, int opcode, sl_buf *b, size_t off,
+                          size_t len);
+/* Send one message as fragments of at most `frag` payload bytes, queued
+ * as one unit (all or nothing). */
+SL_API int sl_ws_send_frag(sl_conn *c, int opcode, const void *data,
+                           size_t len, size_t frag);
+/* Start the closing handshake with `code` and `reason` (NUL-terminated,
+ * at most 123 bytes, may be NULL). The connection closes when the peer
+ * answers or after close_timeout_ms. */
+SL_API int sl_ws_close(sl_conn *c, int code, const char *reason);
+/* The negotiated subprotocol, or NULL. */
+SL_API const char *sl_ws_protocol(const sl_conn *c);
+/* 1 when the connection speaks WebSocket (open, not closing). */
+SL_API int sl_ws_is_open(const sl_conn *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -102,6 +102,7 @@ static uint64_t next_deadline(const sl_conn *c) {
     d = c->last_progress_ms + c->lim.stall_ms;
   else if (!(c->flags & SL_F_BUSY) && c->lim.idle_ms)
     d = c->last_io_ms + c->lim.idle_ms;
+  if (c->proto_deadline && c->proto_deadline < d) d = c->proto_deadline;
   return d;
 }
 
@@ -115,13 +116,32 @@ static void on_deadline(sl_mgr *m, void *arg) {
   }
   int reason;
   if (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING)) reason = SL_CLOSE_TIMEOUT;
+  else if (c->proto_deadline && c->proto_deadline <= m->now) reason = SL_CLOSE_TIMEOUT;
   else if (c->outq.queued) reason = SL_CLOSE_STALL;
   else reason = SL_CLOSE_IDLE;
+  if (reason == SL_CLOSE_TIMEOUT) c->proto_deadline = 0;
+  if (c->flags & SL_F_FLUSHING) {
+    /* Already closing gracefully and still stuck: finish it now. */
+    if (reason == SL_CLOSE_STALL) c->flags |= SL_F_RESET;
+    sl__conn_mark_closing(c);
+    return;
+  }
   sl__call(c, SL_EV_TIMEOUT, &reason);
-  if (c->flags & SL_F_CLOSING) return;
+  /* Handled: the protocol closed the connection, or (keepalive pings)
+   * set a new deadline of its own. */
+  if ((c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) ||
+      (reason == SL_CLOSE_TIMEOUT && c->proto_deadline > m->now)) {
+    sl__conn_rearm(c);
+    return;
+  }
   /* A stalled peer is reset so the kernel frees its buffers at once. */
   if (reason == SL_CLOSE_STALL) c->flags |= SL_F_RESET;
   sl__conn_fail(c, reason, SL_ETIMEDOUT, NULL);
+}
+
+void sl__conn_set_deadline(sl_conn *c, uint64_t abs_ms) {
+  c->proto_deadline = abs_ms;
+  sl__conn_rearm(c);
 }
 
 void sl__conn_rearm(sl_conn *c) {

@@ -373,13 +373,27 @@ static int ensure_body(sl_conn *c, struct sl_http *h, size_t need) {
 
 /* Deliver the request whose head is in h->msg (pointers into the input
  * buffer or into h->body). */
-static void dispatch(sl_conn *c, struct sl_http *h) {
+static int dispatch(sl_conn *c, struct sl_http *h) {
   h->in_request = 1;
   h->requests++;
   h->in_dispatch = 1;
   sl__conn_set_deadline(c, 0);
   if (c->fn) c->fn(c, SL_EV_HTTP_MSG, &h->msg);
+  /* The handler may have upgraded the connection to another protocol
+   * (WebSocket), which freed `h`. */
+  if (c->proto != &sl__http_proto) return 1;
   h->in_dispatch = 0;
+  return 0;
+}
+
+/* After an upgrade: drop the request head and give the new protocol any
+ * bytes the client sent after it. */
+static void hand_over(sl_conn *c, size_t head) {
+  size_t len;
+  sl_conn_consume(c, head);
+  sl_conn_in(c, &len);
+  if (len && c->proto && c->proto->ev && !(c->flags & SL_F_CLOSING))
+    c->proto->ev(c, SL_EV_READ, &len);
 }
 
 /* Parse and dispatch as many complete requests as the input holds, while
@@ -426,7 +440,10 @@ static void serve_more(sl_conn *c) {
       }
       h->msg.body.ptr = p + rc;
       h->msg.body.len = 0;
-      dispatch(c, h);
+      if (dispatch(c, h)) {
+        hand_over(c, (size_t)rc);
+        return;
+      }
       /* The head lives in the input buffer: consume it only now. */
       if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, (size_t)rc);
       continue;
@@ -475,7 +492,10 @@ static void serve_more(sl_conn *c) {
     h->keep_alive = h->msg.keep_alive;
     h->msg.body.ptr = h->body + h->head_len;
     h->msg.body.len = h->body_len - h->head_len;
-    dispatch(c, h);
+    if (dispatch(c, h)) {
+      hand_over(c, 0);
+      return;
+    }
   }
 }
 

@@ -23,15 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Opcodes (RFC 6455 section 5.2); 3-7 and 11-15 are reserved. */
-enum {
-  SL_WS_CONT = 0,
-  SL_WS_TEXT = 1,
-  SL_WS_BINARY = 2,
-  SL_WS_CLOSE = 8,
-  SL_WS_PING = 9,
-  SL_WS_PONG = 10
-};
+/* Opcodes SL_WS_CONT..SL_WS_PONG are public: include/sluice.h. */
+#include "sluice.h"
 
 /* Close codes (RFC 6455 section 7.4.1) this module returns, negated, or
  * that callers commonly send. 1005 and 1006 are never sent on the wire. */
