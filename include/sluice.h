@@ -688,6 +688,148 @@ SL_API int sl_http_serve_table(sl_conn *c, const sl_http_msg *m,
 SL_API const char *sl_http_mime(const char *name);
 
 /* ------------------------------------------------------------------ */
+/* HTTP client                                                         */
+/* ------------------------------------------------------------------ */
+
+/* One HTTP/1.1 request to an http:// URL, followed through redirects and
+ * authentication challenges, with the response body streamed to the
+ * handler as it arrives. It is what a relay uses to consume an MJPEG
+ * stream from an IP camera or another sluice server.
+ *
+ * One logical request, one handle. A redirect or an authentication retry
+ * opens a NEW connection (the request always sends "Connection: close"),
+ * so the sl_conn carrying the request may change before the response
+ * head arrives; the sl_http_req handle stays the same from
+ * sl_http_request() to SL_EV_CLOSE. The handler sees only the final
+ * exchange, on the connection that carries it:
+ *
+ *   SL_EV_HTTP_MSG    once: the final response head (struct sl_http_msg *:
+ *                     status, reason, headers, content_length, chunked;
+ *                     its `body` is empty). Any status, 4xx and 5xx
+ *                     included, is a response, not an error.
+ *   SL_EV_HTTP_CHUNK  sl_str *: the body as it arrives, de-chunked, in
+ *                     pieces of at most the connection's recv_max. The
+ *                     END of the body is one last SL_EV_HTTP_CHUNK with
+ *                     len == 0 (a body without bytes, as for HEAD, 204
+ *                     and 304, is just that event). After it the
+ *                     connection closes by itself.
+ *   SL_EV_ERROR       const char *: why the request failed, naming the
+ *                     peer (connect refused or timed out, no response head
+ *                     in time, malformed response, body stalled or cut
+ *                     short, too many redirects, authentication failed).
+ *                     It may come at any point, also after
+ *                     SL_EV_HTTP_MSG: then the body is incomplete.
+ *                     sl_conn_error() gives the code: SL_ECONNREFUSED,
+ *                     SL_ERESOLVE, SL_ETIMEDOUT, SL_EHTTP, SL_EAUTH,
+ *                     SL_ENOTSUP (redirect to https://), a socket error...
+ *   SL_EV_CLOSE       exactly once, last, on success or failure; the
+ *                     handle is freed after it returns.
+ *   SL_EV_POLL, SL_EV_WAKEUP and codes from SL_EV_USER up are passed on;
+ *   OPEN, RESOLVE, CONNECT, READ, WRITE, FULL, DRAIN and TIMEOUT are the
+ *   client's own business and are not delivered.
+ * `sl_conn_data(c)` is the `data` given to sl_http_request().
+ *
+ * Backpressure: each body piece is handed over straight from the
+ * connection's input buffer (at most recv_max bytes, 64 KiB by default)
+ * and counted as consumed when the handler returns. Calling
+ * sl_conn_pause_read(c, 1) stops reading from the socket, so TCP pushes
+ * back on the server; the bytes already read (at most recv_max) are still
+ * delivered in the same dispatch. sl_conn_pause_read(c, 0) resumes, for
+ * instance from a timer through sl_http_req_conn(). The body timeout does
+ * not run while reading is paused. Do not call sl_conn_consume() on it.
+ *
+ * Redirects (301, 302, 303, 307, 308 with a Location) are followed up to
+ * max_redirects; a relative Location is resolved against the current URL.
+ * 303, and 301/302 answering a POST, continue as GET without the body
+ * (as browsers do); 307 and 308 repeat the method and the body. The
+ * credentials go only to the origin (host and port) they were given for,
+ * unless a Location carries its own user:pass@.
+ *
+ * Authentication: credentials are sent only in answer to a 401 challenge,
+ * never up front, so a password never travels as Basic to a server that
+ * asked for Digest. Digest (RFC 7616: MD5 or MD5-sess, qop=auth or the
+ * RFC 2069 form, as IP cameras use) is preferred over Basic when both are
+ * offered; the request is retried once on a new connection, twice when
+ * the server says the nonce was stale. A 401 that still comes back is
+ * delivered as SL_EV_HTTP_MSG (so the status and WWW-Authenticate are
+ * visible), followed by SL_EV_ERROR "authentication failed" (SL_EAUTH)
+ * instead of the body. Without credentials a 401 is an ordinary response.
+ * Digest is over plain HTTP: it hides the password, not the stream. */
+typedef struct sl_http_req sl_http_req;
+
+/* Options of one request; zero-initialise and set what you need. Every
+ * pointer is copied by sl_http_request(). Timeouts: 0 takes the default,
+ * UINT32_MAX disables the timeout. */
+typedef struct sl_http_client_opts {
+  const char *method;         /* "GET" when NULL; a token ("POST") */
+  const char *headers;        /* extra request header lines, each ending
+                                 in "\r\n" ("Accept: image/jpeg\r\n"), or
+                                 NULL. Host, Connection, Content-Length,
+                                 Authorization are the client's; a
+                                 User-Agent here replaces "sluice/x.y.z" */
+  const void *body;           /* request body: `body_len` bytes, sent with
+                                 Content-Length (at most send_max) */
+  size_t body_len;
+  const char *user, *pass;    /* credentials for Digest or Basic; NULL:
+                                 the URL's user:pass@ (percent-decoded) */
+  int max_redirects;          /* 0: 5; -1: follow none (the 3xx is the
+                                 response) */
+  uint32_t connect_timeout_ms;/* name lookup + TCP connect, per connection
+                                 (10 s) */
+  uint32_t header_timeout_ms; /* from connect to the end of the response
+                                 head, per connection (10 s) */
+  uint32_t body_timeout_ms;   /* no body byte for this long while reading
+                                 is not paused: close (30 s). A stream that
+                                 keeps arriving is never cut. */
+  size_t max_head;            /* response head limit (16 KiB); recv_max
+                                 is raised above it if needed */
+  sl_limits limits;           /* limits of every connection the request
+                                 opens (0 fields inherit the manager's) */
+} sl_http_client_opts;
+
+/* Start `method` `url` ("http://[user:pass@]host[:port][/path][?query]";
+ * a host name is resolved off the loop thread). Events go to `fn` with
+ * `data` as described above. `opts` may be NULL for the defaults; it and
+ * everything it points to are copied. Returns the request handle at once
+ * (owned by the library, valid until SL_EV_CLOSE returns); connection
+ * failures arrive later as SL_EV_ERROR and SL_EV_CLOSE. Returns NULL and
+ * sets *err, with no event delivered, for: SL_EURL (not an http:// URL,
+ * bad host or port, a control character or space in the target),
+ * SL_ENOTSUP (https://), SL_EINVAL (a method that is not a token, header
+ * lines not each ending in CRLF, an empty header line, a credential with
+ * a control character, bad limits), SL_ENOBUFS (the request does not fit
+ * in send_max), SL_ELIMIT (max_conns), SL_ENOMEM.
+ * Loop thread only.
+ * Example:
+ *   sl_http_client_opts o = {.user = "admin", .pass = "secret"};
+ *   sl_http_request(m, "http://cam.local/video.mjpg", &o, on_cam, NULL, &err); */
+SL_API sl_http_req *sl_http_request(sl_mgr *m, const char *url,
+                                    const sl_http_client_opts *opts,
+                                    sl_handler fn, void *data, int *err);
+
+/* The connection carrying the request now (it changes on a redirect or an
+ * authentication retry; fixed once SL_EV_HTTP_MSG has been delivered).
+ * Borrowed: valid until the handler returns or the next loop iteration.
+ * Use it to pause or resume reading, or with sl_conn_id() for wakeups.
+ * Loop thread only. */
+SL_API sl_conn *sl_http_req_conn(const sl_http_req *r);
+
+/* The request a connection carries, or NULL when `c` is not the current
+ * connection of an sl_http_request() (a handler shared by several
+ * requests can find its own this way). Loop thread only. */
+SL_API sl_http_req *sl_http_req_of(const sl_conn *c);
+
+/* The URL being requested now, after redirects, without credentials
+ * ("http://host:port/path?query"). Borrowed, valid until the next redirect
+ * or SL_EV_CLOSE. Loop thread only. */
+SL_API const char *sl_http_req_url(const sl_http_req *r);
+
+/* Abandon the request: its connection closes at once (reason
+ * SL_CLOSE_LOCAL, no SL_EV_ERROR) and the handler gets SL_EV_CLOSE at the
+ * end of the iteration. Safe from any handler. Loop thread only. */
+SL_API void sl_http_req_cancel(sl_http_req *r);
+
+/* ------------------------------------------------------------------ */
 /* WebSocket (RFC 6455)                                                */
 /* ------------------------------------------------------------------ */
 
@@ -714,7 +856,8 @@ typedef struct sl_ws_msg {
 typedef struct sl_ws_opts {
   const char *const *origins;   /* allowed Origin values, NULL-terminated
                                    ("http://host:port"); NULL: any. A
-                                   request from another origin gets 403. */
+                                   request from another origin gets 403.
+                                   Read during sl_ws_upgrade only. */
   const char *const *protocols; /* subprotocols we speak, in preference
                                    order, NULL-terminated; NULL: none */
   size_t max_message;           /* 1 MiB: bigger is closed with 1009 */
@@ -736,6 +879,10 @@ typedef struct sl_ws_opts {
  * (the arrays it points to must stay valid for the connection's life). */
 SL_API int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m,
                          const sl_ws_opts *opts);
+/* 1 when the request's Origin header is absent (not a browser) or names
+ * the same host as its Host header (http:// or https://), else 0: the
+ * default same-origin rule for applications without an allow-list. */
+SL_API int sl_ws_same_origin(const sl_http_msg *m);
 /* Connect to a ws:// URL. SL_EV_WS_OPEN (ev_data: the 101 response)
  * follows the handshake; failures give SL_EV_ERROR and SL_EV_CLOSE. */
 SL_API sl_conn *sl_ws_connect(sl_mgr *m, const char *url,
@@ -762,6 +909,186 @@ SL_API int sl_ws_close(sl_conn *c, int code, const char *reason);
 SL_API const char *sl_ws_protocol(const sl_conn *c);
 /* 1 when the connection speaks WebSocket (open, not closing). */
 SL_API int sl_ws_is_open(const sl_conn *c);
+
+/* ------------------------------------------------------------------ */
+/* Hubs: live streams with zero-copy fan-out                           */
+/* ------------------------------------------------------------------ */
+
+/* A hub is one live stream: a producer publishes frames (shared buffers),
+ * each subscriber (a connection plus a framing) takes the next frame only
+ * when its connection has room below its low watermark, and a policy
+ * decides what a subscriber that falls behind skips. A frame is stored once
+ * however many subscribers send it. */
+typedef struct sl_hub sl_hub;
+
+/* Frame flags. */
+enum { SL_FRAME_KEY = 1 };
+
+/* Slow-consumer policies. */
+enum {
+  SL_POLICY_LATEST = 0,  /* hold only the newest unsent frame (default) */
+  SL_POLICY_QUEUE = 1,   /* keep up to queue_len frames, drop the oldest */
+  SL_POLICY_KEYFRAME = 2,/* when behind, skip to the next keyframe */
+  SL_POLICY_LOSSLESS = 3 /* never drop; the producer is told to slow down */
+};
+
+/* Framings of a subscriber. */
+enum {
+  SL_TRANSPORT_MJPEG = 0, /* multipart/x-mixed-replace over HTTP */
+  SL_TRANSPORT_WS = 1,    /* one WebSocket binary message per frame */
+  SL_TRANSPORT_CHUNKED = 2,/* HTTP chunked, one chunk per frame */
+  SL_TRANSPORT_RAW = 3    /* the bytes only, HTTP response until close */
+};
+
+/* Reasons a frame was not sent to a subscriber, and why one was closed. */
+#define SL_DROP_REASONS(X)                                              \
+  X(SL_DROP_REPLACED, "replaced") /* latest: a newer frame replaced it */ \
+  X(SL_DROP_QUEUE, "queue")       /* queue:N full: oldest dropped */     \
+  X(SL_DROP_RESYNC, "resync")     /* keyframe: skipped to a keyframe */  \
+  X(SL_DROP_FPS, "fps")           /* over the subscriber's fps cap */    \
+  X(SL_DROP_TOO_BIG, "too_big")   /* larger than its send_max */         \
+  X(SL_DROP_BUDGET, "budget")     /* dropped under budget pressure */
+
+enum sl_drop_reason {
+#define SL__DROP_ENUM(name, str) name,
+  SL_DROP_REASONS(SL__DROP_ENUM)
+#undef SL__DROP_ENUM
+  SL_DROP_NREASONS
+};
+SL_API const char *sl_drop_reason_name(int reason);
+
+/* Why a hub closed a subscriber (beyond the connection's own reasons). */
+enum {
+  SL_EVICT_NONE = 0,
+  SL_EVICT_HARD,      /* hard limit exceeded */
+  SL_EVICT_SOFT,      /* soft limit exceeded for soft_secs */
+  SL_EVICT_SLOT,      /* stalled, evicted to admit a new viewer */
+  SL_EVICT_BUDGET,    /* stalled, evicted under budget pressure */
+  SL_EVICT_HUB        /* the hub was freed */
+};
+SL_API const char *sl_evict_reason_name(int reason);
+
+/* Per-subscriber options; zero fields take the hub's defaults. */
+typedef struct sl_sub_opts {
+  int policy;            /* SL_POLICY_* */
+  unsigned queue_len;    /* SL_POLICY_QUEUE: frames kept (default 8) */
+  double fps;            /* frame-rate cap; 0 = none */
+  size_t send_max;       /* 0: 2 x the largest frame seen + 64 KiB */
+  uint32_t stall_ms;     /* 300 s (60 s for lossless) */
+  size_t hard_bytes;     /* close now beyond this lag in bytes (queued +
+                            pending); default off for latest, 16 MiB
+                            otherwise */
+  uint32_t hard_ms;      /* close now beyond this lag in ms; 0 = off */
+  size_t soft_bytes;     /* close when beyond this for soft_secs; default
+                            off for latest, 4 MiB otherwise */
+  uint32_t soft_secs;    /* 30 */
+  uint32_t resync_ms;    /* keyframe: lag that counts as behind (300) */
+} sl_sub_opts;
+
+/* Events a hub reports to its owner. */
+enum {
+  SL_HUB_JOIN,      /* a subscriber joined; `sub_id` set */
+  SL_HUB_LEAVE,     /* a subscriber left; `reason`: SL_CLOSE_* of its
+                       connection, `evict`: SL_EVICT_* or 0 */
+  SL_HUB_NOT_READY, /* a lossless subscriber is full: slow down */
+  SL_HUB_READY      /* every lossless subscriber has room again */
+};
+typedef struct sl_hub_event {
+  int type;
+  uint64_t sub_id;    /* the subscriber's connection id */
+  const char *peer;   /* its address */
+  int transport;
+  int reason, evict;
+} sl_hub_event;
+
+typedef struct sl_hub_opts {
+  size_t max_subs;       /* 1000: then evict a stalled one, else refuse */
+  size_t budget;         /* bytes the hub's frames may hold; 0 = off */
+  uint32_t stall_evict_ms; /* "stalled" for eviction: 5 s */
+  sl_sub_opts sub;       /* defaults for subscribers */
+  void (*on_event)(sl_hub *h, const sl_hub_event *e, void *arg);
+  void *arg;
+} sl_hub_opts;
+
+/* Create a hub named `name` (copied; unique in the manager, may be "") in
+ * manager `m`. NULL with *err: SL_EEXIST, SL_ENOMEM, SL_EINVAL. */
+SL_API sl_hub *sl_hub_new(sl_mgr *m, const char *name,
+                          const sl_hub_opts *opts, int *err);
+/* Close every subscriber (SL_EVICT_HUB) and free the hub. Loop thread;
+ * no publisher may use it any more. */
+SL_API void sl_hub_free(sl_hub *h);
+/* Find a hub by name; NULL when absent. */
+SL_API sl_hub *sl_hub_find(sl_mgr *m, const char *name);
+/* The hub's name. */
+SL_API const char *sl_hub_name(const sl_hub *h);
+
+/* Publish a frame. The hub takes its own reference to `frame` (the caller
+ * keeps and drops its own); the frame must not change afterwards. `ts_ms`
+ * is the capture time on the manager clock (0: now). Any thread: from the
+ * loop thread it is sent at once; from another thread it is queued (at
+ * most 8 frames) and the loop is woken. Returns 0, SL_EFULL when 8 frames
+ * from other threads are already waiting, SL_ENOMEM.
+ * Example: sl_buf *b = sl_buf_from(jpg, n); sl_hub_publish(h, b, 0, 0);
+ *          sl_buf_unref(b); */
+SL_API int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms,
+                          unsigned flags);
+/* 0 while a lossless subscriber is full (the producer should wait for
+ * SL_HUB_READY), else 1. Any thread. */
+SL_API int sl_hub_ready(const sl_hub *h);
+/* The latest frame with a new reference (the caller unrefs), or NULL.
+ * Loop thread. */
+SL_API sl_buf *sl_hub_latest(sl_hub *h, uint64_t *seq, uint64_t *ts_ms);
+
+/* Subscribe connection `c`, which has received an HTTP request `m` (for
+ * MJPEG, CHUNKED and RAW the response head is sent here; for WS the
+ * connection is upgraded with `ws` options). `opts` may be NULL (the hub's
+ * defaults). When the hub is full and no stalled subscriber can be
+ * evicted, replies 503 with Retry-After and returns SL_ELIMIT. Returns 0
+ * or an SL_E* code (the request has then been answered).
+ * Example: sl_hub_attach(h, c, m, SL_TRANSPORT_MJPEG, NULL, NULL); */
+SL_API int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m,
+                         int transport, const sl_sub_opts *opts,
+                         const sl_ws_opts *ws);
+/* Attach a connection that is already set up (an open WebSocket, or a raw
+ * TCP connection) without any HTTP exchange. */
+SL_API int sl_hub_attach_conn(sl_hub *h, sl_conn *c, int transport,
+                              const sl_sub_opts *opts);
+
+/* Counters of one subscriber. */
+typedef struct sl_sub_stats {
+  uint64_t id;            /* connection id */
+  char peer[64];
+  int transport, policy, stalled;
+  double fps_cap;
+  double fps;             /* frames sent per second, measured */
+  uint64_t frames_sent, bytes_sent, drops[SL_DROP_NREASONS];
+  uint64_t lag_frames, lag_ms;
+  size_t queued;          /* connection queued bytes */
+  size_t pending;         /* frames waiting in its policy queue */
+  uint64_t joined_ms, last_progress_ms;
+  size_t send_max;
+} sl_sub_stats;
+
+/* Counters of a hub. */
+typedef struct sl_hub_stats {
+  uint64_t frames_in, bytes_in, seq;
+  double fps_in;              /* publish rate over the last seconds */
+  size_t subs, max_subs;
+  size_t held;                /* bytes of this hub's frames still alive */
+  size_t frames_held;         /* how many frames that is */
+  size_t largest_frame;
+  uint64_t joins, leaves, evictions[SL_EVICT_HUB + 1];
+  uint64_t refused;           /* 503s */
+  uint64_t drops[SL_DROP_NREASONS];
+  int ready;
+} sl_hub_stats;
+
+SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
+/* Copy up to `max` subscribers' counters into `out`; returns how many
+ * subscribers there are (may exceed max). */
+SL_API size_t sl_hub_subs(sl_hub *h, sl_sub_stats *out, size_t max);
+/* Iterate hubs of a manager: pass NULL for the first. */
+SL_API sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include "internal.h"
 
 void sl__call(sl_conn *c, int ev, void *ev_data) {
+  if (c->tap) c->tap(c, ev, ev_data, c->tap_arg);
   if (c->proto && c->proto->ev && c->proto->ev(c, ev, ev_data)) return;
   if (c->fn) c->fn(c, ev, ev_data);
 }
@@ -252,7 +253,8 @@ void sl__conn_flush(sl_conn *c) {
     struct msghdr mh = {0};
     mh.msg_iov = iov;
     mh.msg_iovlen = (size_t)n;
-    ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = c->io ? c->io->writev(c, iov, n)
+                      : sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -340,7 +342,8 @@ void sl__conn_on_readable(sl_conn *c) {
     sl__conn_update_interest(c);
     return;
   }
-  ssize_t n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
+  ssize_t n = c->io ? c->io->read(c, c->in + c->in_len, room)
+                    : recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     sl__conn_fail(c, SL_CLOSE_ERROR, -errno, NULL);
@@ -376,7 +379,9 @@ void sl_conn_consume(sl_conn *c, size_t n) {
   size_t unread = c->in_len - c->in_off;
   if (n > unread) n = unread;
   c->in_off += n;
-  if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
+  /* Empty: give the buffer back. A viewer sends one request and then only
+   * receives, so its input buffer would otherwise sit idle for hours. */
+  if (c->in_off == c->in_len) release_input(c);
   sl__conn_update_interest(c);
 }
 

@@ -36,6 +36,18 @@ struct sl_proto {
   int (*ev)(sl_conn *c, int ev, void *ev_data);
   /* Called once when the connection is freed or the protocol replaced. */
   void (*free)(sl_conn *c);
+  /* On a listener: set up the protocol of a connection it just accepted,
+   * before SL_EV_OPEN. Returns 0 or an SL_E* code (the connection is then
+   * refused). */
+  int (*accept)(sl_conn *listener, sl_conn *c);
+};
+
+/* Byte transport of a connection: NULL means the plain socket. TLS and the
+ * fake connections of unit tests provide their own. Both return bytes
+ * moved, or -1 with errno set (EAGAIN when nothing can move now). */
+struct sl_io {
+  ssize_t (*writev)(sl_conn *c, const struct iovec *iov, int n);
+  ssize_t (*read)(sl_conn *c, void *buf, size_t len);
 };
 
 enum {
@@ -72,6 +84,12 @@ struct sl_conn {
   void *data;
   const struct sl_proto *proto;
   void *pdata;                   /* protocol state */
+  /* An observer that sees every event before the protocol (the hub watches
+   * its subscribers' WRITE, DRAIN and CLOSE this way). */
+  void (*tap)(sl_conn *c, int ev, void *ev_data, void *arg);
+  void *tap_arg;
+  const struct sl_io *io;
+  void *io_data;
   struct sl_conn *listener;      /* accepted by (may be gone: use id) */
 
   sl_limits lim;                 /* resolved limits (no zeros) */
@@ -82,6 +100,7 @@ struct sl_conn {
 
   struct sl_timer tmo;           /* idle/stall/connect deadline, lazy */
   uint64_t opened_ms, last_io_ms, last_progress_ms, connect_deadline;
+  uint64_t proto_deadline;       /* protocol timeout (HTTP header...), 0 off */
   uint64_t credit;               /* bytes written since last progress */
   uint64_t bytes_in, bytes_out;
   struct sockaddr_storage peer;
@@ -119,6 +138,10 @@ struct sl_mgr {
   int wsignalled;
 
   struct sl_resolver *resolver;  /* started on first name lookup */
+  pthread_t loop_thread;         /* the thread in sl_mgr_poll */
+  int loop_thread_set;
+  uint64_t (*clock)(void);       /* tests: a fake clock */
+  struct sl_hub *hubs;           /* registry of named hubs (hub.c) */
   uint32_t *per_ip;              /* connection counts by hashed IP */
 };
 
@@ -150,6 +173,10 @@ void sl__conn_fail(sl_conn *c, int reason, int err, const char *msg);
 /* Start a non-blocking connect to a resolved address. */
 void sl__conn_start_connect(sl_conn *c, const struct sockaddr *sa,
                             socklen_t len);
+/* Set (abs_ms > 0) or clear (0) the protocol deadline: when it passes,
+ * the protocol gets SL_EV_TIMEOUT with SL_CLOSE_TIMEOUT and the connection
+ * closes unless the protocol already started closing it. */
+void sl__conn_set_deadline(sl_conn *c, uint64_t abs_ms);
 /* Install a protocol on a connection (frees the previous one's state). */
 void sl__conn_set_proto(sl_conn *c, const struct sl_proto *p, void *pdata);
 /* Per-IP accounting. */
@@ -184,6 +211,12 @@ int sl__resolve_start(sl_mgr *m, sl_conn *c);
 void sl__resolver_stop(sl_mgr *m);
 
 int sl__log_enabled(int level);
+/* 1 when called on the manager's loop thread (or before it first polled). */
+int sl__on_loop_thread(const sl_mgr *m);
+/* Refresh m->now from the clock. */
+void sl__mgr_tick(sl_mgr *m);
+/* Free every hub of the manager (hub.c). */
+void sl__hubs_free(sl_mgr *m);
 #define SL_DEBUG(...) \
   do { if (sl__log_enabled(SL_LOG_DEBUG)) sl_log(SL_LOG_DEBUG, __VA_ARGS__); } while (0)
 

@@ -32,6 +32,12 @@ static uint64_t clock_ms(void) {
 }
 
 uint64_t sl_mgr_now(const sl_mgr *m) { return m->now; }
+
+void sl__mgr_tick(sl_mgr *m) { m->now = m->clock ? m->clock() : clock_ms(); }
+
+int sl__on_loop_thread(const sl_mgr *m) {
+  return !m->loop_thread_set || pthread_equal(m->loop_thread, pthread_self());
+}
 const char *sl_mgr_backend(const sl_mgr *m) { return m->pops->name; }
 
 static const struct sl_poller_ops *choose_backend(int backend) {
@@ -113,6 +119,7 @@ static void reap(sl_mgr *m) {
 void sl_mgr_free(sl_mgr *m) {
   if (m == NULL) return;
   sl__resolver_stop(m);
+  sl__hubs_free(m);
   for (sl_conn *c = m->conns; c; c = c->next) {
     if (!(c->flags & SL_F_CLOSING)) {
       if (!c->close_reason) c->close_reason = SL_CLOSE_SHUTDOWN;
@@ -280,6 +287,8 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
         sl__addr_str((struct sockaddr *)&ss, c->peer_str, sizeof(c->peer_str));
         c->interest = SL_POLL_IN;
         if (sl__conn_register(c) != 0) reject = 1;
+        else if (l->proto && l->proto->accept && l->proto->accept(l, c) != 0)
+          reject = 1;
       }
     }
     if (c == NULL || reject) {
@@ -465,7 +474,11 @@ static void flush_dirty(sl_mgr *m) {
 int sl_mgr_poll(sl_mgr *m, int timeout_ms) {
   struct sl_pevent evs[MAX_EVENTS];
   int n, dispatched = 0;
-  m->now = clock_ms();
+  if (!m->loop_thread_set) {
+    m->loop_thread = pthread_self();
+    m->loop_thread_set = 1;
+  }
+  sl__mgr_tick(m);
   flush_dirty(m);
   reap(m);
   uint64_t next = sl__timers_next(&m->timers);
@@ -475,7 +488,7 @@ int sl_mgr_poll(sl_mgr *m, int timeout_ms) {
   }
   if (m->dirty) timeout_ms = 0;
   n = m->pops->wait(m->poller, evs, MAX_EVENTS, timeout_ms);
-  m->now = clock_ms();
+  sl__mgr_tick(m);
   if (n < 0) return n;
   for (int i = 0; i < n; i++) {
     sl_conn *c = evs[i].ptr;

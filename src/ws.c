@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include "alloc.h"
 #include "base64.h"
@@ -22,7 +23,9 @@
 /* A finished message buffer bigger than this is freed, not kept. */
 #define KEEP_MSG_BUF 16384u
 
-enum { WS_HANDSHAKE, WS_OPEN, WS_CLOSE_SENT, WS_DONE };
+/* WS_LINGER: we failed the connection and sent our close frame; the
+ * peer's bytes are read and dropped until it closes (see fail()). */
+enum { WS_HANDSHAKE, WS_OPEN, WS_CLOSE_SENT, WS_LINGER, WS_DONE };
 
 struct sl_ws {
   sl_ws_opts opts;
@@ -242,9 +245,25 @@ int sl_ws_is_open(const sl_conn *c) {
 
 /* ---- receiving ------------------------------------------------------ */
 
-/* The peer broke the protocol: tell it why, then close. */
+/* The peer broke the protocol: tell it why, then close.
+ *
+ * The peer is often still sending (a 16 MiB message refused with 1009 from
+ * its header), and closing a socket with unread input makes the kernel
+ * send an RST. The peer's next write then fails with ECONNRESET, and
+ * clients such as Node's `ws` drop the connection without reading the close
+ * frame that is waiting in their receive buffer: they report 1006, never
+ * the code we sent. So, like an HTTP server's lingering close, we send the
+ * close frame, shut our side down once it is written (SL_EV_WRITE below),
+ * and drop whatever the peer still sends until it closes too, for at most
+ * close_timeout_ms. */
 static void fail(sl_conn *c, struct sl_ws *w, int code) {
-  if (w->state == WS_OPEN) send_close(c, w, code, NULL, 0);
+  free_msg(c, w);
+  if (w->state == WS_OPEN && send_close(c, w, code, NULL, 0) == 0) {
+    w->state = WS_LINGER;
+    if (!c->close_reason) c->close_reason = SL_CLOSE_PROTOCOL;
+    sl__conn_set_deadline(c, c->mgr->now + w->opts.close_timeout_ms);
+    return;
+  }
   w->state = WS_DONE;
   sl_conn_close_with(c, SL_CLOSE_FLUSH, SL_CLOSE_PROTOCOL);
 }
@@ -416,8 +435,18 @@ static int ws_ev(sl_conn *c, int ev, void *ev_data) {
       return 1; /* SL_EV_WS_OPEN is the event that matters */
     case SL_EV_READ:
       if (w->state == WS_HANDSHAKE) client_handshake(c, w);
-      if (w->state != WS_HANDSHAKE) read_frames(c, w);
+      if (w->state == WS_OPEN || w->state == WS_CLOSE_SENT) read_frames(c, w);
+      if (w->state == WS_LINGER) {
+        size_t n;
+        sl_conn_in(c, &n);
+        sl_conn_consume(c, n);
+      }
       return 1;
+    case SL_EV_WRITE:
+      /* Our close frame is out: FIN tells the peer we are done. */
+      if (w->state == WS_LINGER && c->outq.queued == 0 && c->fd >= 0)
+        shutdown(c->fd, SHUT_WR);
+      return 0;
     case SL_EV_TIMEOUT:
       if (*(int *)ev_data != SL_CLOSE_TIMEOUT) return 0;
       if (w->state == WS_OPEN && !w->ping_out && w->opts.ping_ms != UINT32_MAX) {
@@ -427,7 +456,8 @@ static int ws_ev(sl_conn *c, int ev, void *ev_data) {
         sl__conn_set_deadline(c, c->mgr->now + w->opts.ping_ms);
         return 1;
       }
-      /* Handshake, pong or closing handshake timed out. */
+      /* Handshake, pong, closing handshake or lingering close timed out
+       * (a failed connection keeps its SL_CLOSE_PROTOCOL reason). */
       w->state = WS_DONE;
       sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_TIMEOUT);
       return 1;
@@ -450,6 +480,19 @@ static int token_in_list(sl_str list, const char *tok) {
     if ((size_t)(t - s) == tl && strncasecmp(s, tok, tl) == 0) return 1;
   }
   return 0;
+}
+
+int sl_ws_same_origin(const sl_http_msg *m) {
+  const sl_str *origin = sl__http_header(m, "Origin");
+  const sl_str *host = sl__http_header(m, "Host");
+  if (origin == NULL) return 1;
+  if (host == NULL) return 0;
+  const char *p = origin->ptr;
+  size_t n = origin->len;
+  if (n > 7 && strncasecmp(p, "http://", 7) == 0) p += 7, n -= 7;
+  else if (n > 8 && strncasecmp(p, "https://", 8) == 0) p += 8, n -= 8;
+  else return 0;
+  return n == host->len && strncasecmp(p, host->ptr, n) == 0;
 }
 
 int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m, const sl_ws_opts *opts) {

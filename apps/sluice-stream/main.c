@@ -1,0 +1,437 @@
+/*
+ * sluice-stream: a live-video server. Command line and config file, set-up
+ * of the streams and their sources, the loop, and a clean shutdown that
+ * returns every counter to zero.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "app.h"
+
+#define DEFAULT_BUDGET (64u << 20)
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void usage(FILE *f) {
+  fprintf(f,
+"Usage: sluice-stream [OPTIONS]\n"
+"Serve live video to browsers with bounded memory whatever the viewers do.\n"
+"\n"
+"Streams and sources:\n"
+"  -s, --source SPEC        source of the default stream (default: testpattern)\n"
+"      --stream NAME=SPEC   add a named stream, served under /streams/NAME/\n"
+"                           SPEC: testpattern | dir:PATH | - (MJPEG on stdin)\n"
+"                                 | http://HOST/PATH (MJPEG relay) | ws://HOST/PATH\n"
+"      --size WxH           generated frame size (640x480)\n"
+"      --fps N              frames per second of generated/dir sources (30)\n"
+"      --quality Q          JPEG quality of the test pattern, 1..100 (80)\n"
+"      --max-frame BYTES    largest frame accepted from stdin/dir/relays (8M)\n"
+"      --source-user U:P    credentials for relay sources (Basic or Digest)\n"
+"\n"
+"Server:\n"
+"  -l, --listen ADDR        address to listen on (127.0.0.1:8080); other\n"
+"                           interfaces only when asked, e.g. 0.0.0.0:8080\n"
+"      --max-viewers N      viewers per stream (1000); when full, a viewer\n"
+"                           stalled for 5 s is evicted, else 503\n"
+"      --budget BYTES       library memory budget (64M; 0: off)\n"
+"      --token TOKEN        require 'Authorization: Bearer TOKEN' or ?token=\n"
+"      --basic USER:PASS    require HTTP Basic auth (pages included)\n"
+"      --allow-origin URL   allow WebSocket viewers from this page origin\n"
+"                           (repeatable; default: same origin only; * = any)\n"
+"      --allow-lossless     let viewers ask for policy=lossless\n"
+"\n"
+"Viewer defaults (each viewer may ask ?fps=N&policy=...):\n"
+"      --policy P           latest | queue:N | keyframe | lossless (latest)\n"
+"      --fps-cap N          frame-rate cap per viewer (0: none)\n"
+"      --send-max BYTES     per-viewer queue cap (0: 2 x largest frame + 64K)\n"
+"      --stall-ms MS        close a viewer that made no progress (300000)\n"
+"\n"
+"Other:\n"
+"  -c, --config FILE        read options from FILE (one 'option = value' per line)\n"
+"      --log-level L        error | warn | info | debug (info)\n"
+"  -h, --help               this help\n"
+"  -V, --version            print the version\n"
+"\n"
+"Endpoints: / (viewer), /dashboard, /stream.mjpg, /ws, /snapshot.jpg,\n"
+"/metrics, /api/stats, /api/streams, /api/events; per stream under /streams/NAME/.\n"
+"Sizes accept K, M and G suffixes.\n");
+}
+
+enum {
+  OPT_STREAM = 256, OPT_SIZE, OPT_FPS, OPT_QUALITY, OPT_MAX_FRAME, OPT_SOURCE_USER,
+  OPT_MAX_VIEWERS, OPT_BUDGET, OPT_TOKEN, OPT_BASIC, OPT_ORIGIN, OPT_LOSSLESS,
+  OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG
+};
+
+static const struct option long_opts[] = {
+    {"source", required_argument, 0, 's'},      {"stream", required_argument, 0, OPT_STREAM},
+    {"size", required_argument, 0, OPT_SIZE},   {"fps", required_argument, 0, OPT_FPS},
+    {"quality", required_argument, 0, OPT_QUALITY},
+    {"max-frame", required_argument, 0, OPT_MAX_FRAME},
+    {"source-user", required_argument, 0, OPT_SOURCE_USER},
+    {"listen", required_argument, 0, 'l'},
+    {"max-viewers", required_argument, 0, OPT_MAX_VIEWERS},
+    {"budget", required_argument, 0, OPT_BUDGET}, {"token", required_argument, 0, OPT_TOKEN},
+    {"basic", required_argument, 0, OPT_BASIC},
+    {"allow-origin", required_argument, 0, OPT_ORIGIN},
+    {"allow-lossless", no_argument, 0, OPT_LOSSLESS},
+    {"policy", required_argument, 0, OPT_POLICY}, {"fps-cap", required_argument, 0, OPT_FPS_CAP},
+    {"send-max", required_argument, 0, OPT_SEND_MAX},
+    {"stall-ms", required_argument, 0, OPT_STALL},
+    {"config", required_argument, 0, 'c'},      {"log-level", required_argument, 0, OPT_LOG},
+    {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0}};
+
+static char *source_user_store;
+static char origin_store[SS_MAX_ORIGINS][256];
+static int norigins;
+
+static int fail(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "sluice-stream: ");
+  fprintf(stderr, fmt, a, b);
+  fprintf(stderr, "\nTry 'sluice-stream --help'.\n");
+  return -1;
+}
+
+static int parse_size(const char *v, size_t *out) {
+  char *e;
+  errno = 0;
+  unsigned long long n = strtoull(v, &e, 10);
+  if (e == v || errno || v[0] == '-') return -1;
+  if (*e == 'K' || *e == 'k') n <<= 10, e++;
+  else if (*e == 'M' || *e == 'm') n <<= 20, e++;
+  else if (*e == 'G' || *e == 'g') n <<= 30, e++;
+  if (*e && strcmp(e, "iB") != 0 && strcmp(e, "B") != 0) return -1;
+  *out = (size_t)n;
+  return 0;
+}
+
+static int parse_num(const char *v, double lo, double hi, double *out) {
+  char *e;
+  double d = strtod(v, &e);
+  if (e == v || *e || !(d >= lo && d <= hi)) return -1;
+  *out = d;
+  return 0;
+}
+
+static int add_stream(ss_app *a, const char *name, const char *spec) {
+  if (a->nstreams == SS_MAX_STREAMS) return fail("too many streams (at most %s)%s", "16", "");
+  if (!name[0] || strlen(name) >= sizeof(a->streams[0].name) || strpbrk(name, "/?#% "))
+    return fail("--stream %s: the name must be 1-63 characters without / ? # %% or spaces%s", name, "");
+  for (int i = 0; i < a->nstreams; i++)
+    if (strcmp(a->streams[i].name, name) == 0) return fail("stream '%s' given twice%s", name, "");
+  ss_stream *st = &a->streams[a->nstreams++];
+  snprintf(st->name, sizeof(st->name), "%s", name);
+  snprintf(st->spec, sizeof(st->spec), "%s", spec);
+  return 0;
+}
+
+static int apply(ss_app *a, int opt, const char *v) {
+  double d;
+  size_t z;
+  switch (opt) {
+    case 's':
+      if (a->nstreams && strcmp(a->streams[0].name, "default") == 0)
+        snprintf(a->streams[0].spec, sizeof(a->streams[0].spec), "%s", v);
+      else if (add_stream(a, "default", v)) return -1;
+      /* The default stream is always first. */
+      if (a->nstreams > 1 && strcmp(a->streams[a->nstreams - 1].name, "default") == 0) {
+        ss_stream t = a->streams[a->nstreams - 1];
+        memmove(&a->streams[1], &a->streams[0], (size_t)(a->nstreams - 1) * sizeof(t));
+        a->streams[0] = t;
+      }
+      return 0;
+    case OPT_STREAM: {
+      const char *eq = strchr(v, '=');
+      char name[128];
+      if (eq == NULL || eq == v || (size_t)(eq - v) >= sizeof(name))
+        return fail("--stream %s: use NAME=SOURCE, e.g. --stream cam2=dir:/srv/jpegs%s", v, "");
+      memcpy(name, v, (size_t)(eq - v));
+      name[eq - v] = '\0';
+      return add_stream(a, name, eq + 1);
+    }
+    case OPT_SIZE: {
+      int w, h;
+      char extra;
+      if (sscanf(v, "%dx%d%c", &w, &h, &extra) != 2 || w < 64 || h < 64 || w > 7680 || h > 4320)
+        return fail("--size %s: use WIDTHxHEIGHT between 64x64 and 7680x4320, e.g. 1280x720%s", v, "");
+      a->src.width = w;
+      a->src.height = h;
+      return 0;
+    }
+    case OPT_FPS:
+      if (parse_num(v, 0.1, 240, &d)) return fail("--fps %s: use a number from 0.1 to 240%s", v, "");
+      a->src.fps = d;
+      return 0;
+    case OPT_QUALITY:
+      if (parse_num(v, 1, 100, &d)) return fail("--quality %s: use 1..100%s", v, "");
+      a->src.quality = (int)d;
+      return 0;
+    case OPT_MAX_FRAME:
+      if (parse_size(v, &z) || z < 1024 || z > (256u << 20))
+        return fail("--max-frame %s: use a size from 1K to 256M%s", v, "");
+      a->src.max_frame = z;
+      return 0;
+    case OPT_SOURCE_USER: {
+      free(source_user_store);
+      source_user_store = strdup(v);
+      char *colon = source_user_store ? strchr(source_user_store, ':') : NULL;
+      if (colon == NULL) return fail("--source-user: use USER:PASS%s%s", "", "");
+      *colon = '\0';
+      a->src.user = source_user_store;
+      a->src.pass = colon + 1;
+      return 0;
+    }
+    case 'l':
+      if (strlen(v) >= sizeof(a->listen)) return fail("--listen %s: too long%s", v, "");
+      snprintf(a->listen, sizeof(a->listen), "%s", v);
+      return 0;
+    case OPT_MAX_VIEWERS:
+      if (parse_num(v, 1, 100000, &d)) return fail("--max-viewers %s: use 1..100000%s", v, "");
+      a->max_viewers = (size_t)d;
+      return 0;
+    case OPT_BUDGET:
+      if (parse_size(v, &z)) return fail("--budget %s: use a size such as 64M, or 0 for none%s", v, "");
+      a->budget = z;
+      return 0;
+    case OPT_TOKEN:
+      if (!v[0] || strlen(v) >= sizeof(a->token)) return fail("--token: 1 to 255 characters%s%s", "", "");
+      snprintf(a->token, sizeof(a->token), "%s", v);
+      return 0;
+    case OPT_BASIC: {
+      const char *colon = strchr(v, ':');
+      if (colon == NULL || colon == v || strlen(colon + 1) >= sizeof(a->basic_pass) ||
+          (size_t)(colon - v) >= sizeof(a->basic_user))
+        return fail("--basic: use USER:PASS%s%s", "", "");
+      snprintf(a->basic_user, sizeof(a->basic_user), "%.*s", (int)(colon - v), v);
+      snprintf(a->basic_pass, sizeof(a->basic_pass), "%s", colon + 1);
+      return 0;
+    }
+    case OPT_ORIGIN:
+      if (strcmp(v, "*") == 0) {
+        a->any_origin = 1;
+        return 0;
+      }
+      if (norigins == SS_MAX_ORIGINS || strlen(v) >= 256 ||
+          (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0))
+        return fail("--allow-origin %s: use an origin such as http://example.com:8000 (at most %s)", v, "16");
+      snprintf(origin_store[norigins], 256, "%s", v);
+      a->origins[norigins] = origin_store[norigins];
+      norigins++;
+      return 0;
+    case OPT_LOSSLESS:
+      a->allow_lossless = 1;
+      return 0;
+    case OPT_POLICY:
+      if (strcmp(v, "latest") == 0) a->sub.policy = SL_POLICY_LATEST;
+      else if (strcmp(v, "keyframe") == 0) a->sub.policy = SL_POLICY_KEYFRAME;
+      else if (strcmp(v, "lossless") == 0) a->sub.policy = SL_POLICY_LOSSLESS;
+      else if (strncmp(v, "queue:", 6) == 0 && parse_num(v + 6, 1, 64, &d) == 0) {
+        a->sub.policy = SL_POLICY_QUEUE;
+        a->sub.queue_len = (unsigned)d;
+      } else {
+        return fail("--policy %s: use latest, queue:N (1..64), keyframe or lossless%s", v, "");
+      }
+      return 0;
+    case OPT_FPS_CAP:
+      if (parse_num(v, 0, 1000, &d)) return fail("--fps-cap %s: use 0..1000%s", v, "");
+      a->sub.fps = d;
+      return 0;
+    case OPT_SEND_MAX:
+      if (parse_size(v, &z)) return fail("--send-max %s: use a size such as 512K%s", v, "");
+      a->sub.send_max = z;
+      return 0;
+    case OPT_STALL:
+      if (parse_num(v, 100, 86400000, &d)) return fail("--stall-ms %s: use 100..86400000%s", v, "");
+      a->sub.stall_ms = (uint32_t)d;
+      return 0;
+    case OPT_LOG:
+      if (strcmp(v, "error") == 0) a->log_level = SL_LOG_ERROR;
+      else if (strcmp(v, "warn") == 0) a->log_level = SL_LOG_WARN;
+      else if (strcmp(v, "info") == 0) a->log_level = SL_LOG_INFO;
+      else if (strcmp(v, "debug") == 0) a->log_level = SL_LOG_DEBUG;
+      else return fail("--log-level %s: use error, warn, info or debug%s", v, "");
+      return 0;
+    default:
+      return -1;
+  }
+}
+
+static int read_config(ss_app *a, const char *path, int depth);
+
+static int apply_named(ss_app *a, const char *name, const char *value, int depth) {
+  for (const struct option *o = long_opts; o->name; o++) {
+    if (strcmp(o->name, name) != 0) continue;
+    if (o->val == 'h' || o->val == 'V') break;
+    if (o->val == 'c') return read_config(a, value, depth + 1);
+    if (o->has_arg == no_argument) {
+      if (value[0] && strcmp(value, "true") != 0 && strcmp(value, "yes") != 0 && strcmp(value, "1") != 0)
+        return strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0
+                   ? 0
+                   : fail("config: %s takes no value (or true/false), not '%s'", name, value);
+      return apply(a, o->val, "");
+    }
+    if (!value[0]) return fail("config: %s needs a value%s", name, "");
+    return apply(a, o->val, value);
+  }
+  return fail("config: unknown option '%s'%s", name, "");
+}
+
+/* One "option = value" (or "option value") per line; '#' starts a comment. */
+static int read_config(ss_app *a, const char *path, int depth) {
+  if (depth > 4) return fail("config: %s: nested too deeply%s", path, "");
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return fail("cannot read config file %s: %s", path, strerror(errno));
+  char line[1024];
+  int lineno = 0, rc = 0;
+  while (rc == 0 && fgets(line, sizeof(line), f)) {
+    lineno++;
+    char *p = line, *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    while (*p == ' ' || *p == '\t') p++;
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t')) p[--n] = '\0';
+    if (!*p) continue;
+    char *sep = p + strcspn(p, " \t=");
+    char *val = sep;
+    if (*sep) {
+      *sep = '\0';
+      val = sep + 1;
+      while (*val == ' ' || *val == '\t' || *val == '=') val++;
+    }
+    if (p[0] == '-' && p[1] == '-') p += 2;
+    rc = apply_named(a, p, val, depth);
+    if (rc) fprintf(stderr, "  (in %s, line %d)\n", path, lineno);
+  }
+  fclose(f);
+  return rc;
+}
+
+static int parse_args(ss_app *a, int argc, char **argv) {
+  int opt;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, ":s:l:c:hV", long_opts, NULL)) != -1) {
+    if (opt == 'h') {
+      usage(stdout);
+      exit(0);
+    }
+    if (opt == 'V') {
+      printf("sluice-stream %s\n", sl_version());
+      exit(0);
+    }
+    if (opt == '?') {
+      if (optopt) {
+        char o[3] = {'-', (char)optopt, 0};
+        return fail("unknown option %s%s", o, "");
+      }
+      return fail("unknown option %s%s", argv[optind - 1], "");
+    }
+    if (opt == ':') return fail("option %s needs a value%s", argv[optind - 1], "");
+    int rc = opt == 'c' ? read_config(a, optarg, 0) : apply(a, opt, optarg);
+    if (rc) return rc;
+  }
+  if (optind < argc) return fail("unexpected argument '%s'%s", argv[optind], "");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static ss_app app;
+  ss_app *a = &app;
+  char err[512];
+  snprintf(a->listen, sizeof(a->listen), "127.0.0.1:8080");
+  a->src.width = 640;
+  a->src.height = 480;
+  a->src.fps = 30;
+  a->src.quality = 80;
+  a->src.max_frame = 8u << 20;
+  a->max_viewers = 1000;
+  a->budget = DEFAULT_BUDGET;
+  a->log_level = SL_LOG_INFO;
+  if (parse_args(a, argc, argv) != 0) return 2;
+  if (a->nstreams == 0 || strcmp(a->streams[0].name, "default") != 0) {
+    if (a->nstreams == SS_MAX_STREAMS) return 2;
+    memmove(&a->streams[1], &a->streams[0], (size_t)a->nstreams * sizeof(a->streams[0]));
+    memset(&a->streams[0], 0, sizeof(a->streams[0]));
+    snprintf(a->streams[0].name, sizeof(a->streams[0].name), "default");
+    snprintf(a->streams[0].spec, sizeof(a->streams[0].spec), "testpattern");
+    a->nstreams++;
+  }
+  if (a->sub.policy == SL_POLICY_LOSSLESS) a->allow_lossless = 1;
+  sl_log_set(a->log_level, NULL, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  /* Room for max viewers per stream plus the API clients. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  size_t max_conns = a->max_viewers * (size_t)a->nstreams + 256;
+  sl_mgr_opts mo = {.budget = a->budget, .max_conns = max_conns};
+  int rc;
+  a->mgr = sl_mgr_new(&mo, &rc);
+  if (a->mgr == NULL) {
+    fprintf(stderr, "sluice-stream: cannot start: %s\n", sl_strerror(rc));
+    return 1;
+  }
+  a->started_ms = sl_mgr_now(a->mgr);
+  int status = 1;
+  for (int i = 0; i < a->nstreams; i++) {
+    ss_stream *st = &a->streams[i];
+    st->app = a;
+    if (i == 0) snprintf(st->base, sizeof(st->base), "/");
+    else snprintf(st->base, sizeof(st->base), "/streams/%s/", st->name);
+    sl_hub_opts ho = {.max_subs = a->max_viewers, .sub = a->sub,
+                      .on_event = ss_on_hub_event, .arg = a};
+    st->hub = sl_hub_new(a->mgr, st->name, &ho, &rc);
+    if (st->hub == NULL) {
+      fprintf(stderr, "sluice-stream: stream %s: %s\n", st->name, sl_strerror(rc));
+      goto out;
+    }
+    st->src = ss_source_start(st->spec, a->mgr, st->hub, &a->src, err, sizeof(err));
+    if (st->src == NULL) {
+      fprintf(stderr, "sluice-stream: stream %s: %s\n", st->name, err);
+      goto out;
+    }
+  }
+  if (ss_server_start(a, err, sizeof(err)) != 0) {
+    fprintf(stderr, "sluice-stream: %s\n", err);
+    goto out;
+  }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  const char *host = a->listen;
+  printf("sluice-stream %s: serving http://%s/  (dashboard: http://%s/dashboard, "
+         "metrics: /metrics)\n", sl_version(), host, host);
+  for (int i = 0; i < a->nstreams; i++)
+    printf("  stream %-10s %sstream.mjpg  <- %s\n", a->streams[i].name, a->streams[i].base,
+           ss_source_describe(a->streams[i].src));
+  fflush(stdout);
+  while (!stop_signal) sl_mgr_poll(a->mgr, 500);
+  sl_log(SL_LOG_INFO, "signal %d: shutting down", (int)stop_signal);
+  status = 0;
+
+out:
+  for (int i = 0; i < a->nstreams; i++) {
+    ss_source_stop(a->streams[i].src);
+    a->streams[i].src = NULL;
+  }
+  for (int i = 0; i < a->nstreams; i++)
+    if (a->streams[i].hub) sl_hub_free(a->streams[i].hub);
+  if (a->sse_timer) sl_timer_free(a->mgr, a->sse_timer);
+  sl_mgr_free(a->mgr);
+  sl_mem_stats ms;
+  sl_mem_stats_get(&ms);
+  if (status == 0) {
+    printf("sluice-stream: stopped; library memory now %zu bytes (peak %zu)\n", ms.total, ms.peak);
+    if (ms.total != 0) status = 3;
+  }
+  free(source_user_store);
+  return status;
+}

@@ -1,0 +1,252 @@
+/*
+ * The HTTP side of sluice-stream: routes for each stream (the default one
+ * at the root, every stream under /streams/NAME/), the API, the metrics,
+ * the Server-Sent Events feed of the dashboard, and the embedded pages.
+ * Every endpoint but the pages asks for the token or the Basic credentials
+ * when they are configured.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+
+extern const sl_http_file ss_web_files[];
+extern const size_t ss_web_nfiles;
+
+#define SSE_SEND_MAX (1u << 20)
+#define JSON_MAX (8u << 20)
+
+static int authorized(ss_app *a, sl_conn *c, const sl_http_msg *m) {
+  if (a->basic_user[0]) {
+    if (sl_http_check_basic(m, a->basic_user, a->basic_pass)) return 1;
+    sl_http_reply_401(c, "sluice-stream");
+    return 0;
+  }
+  if (a->token[0]) {
+    if (sl_http_check_bearer(m, a->token)) return 1;
+    sl_http_reply_401(c, NULL);
+    return 0;
+  }
+  return 1;
+}
+
+/* Parse ?fps= and ?policy= into viewer options. Returns 0, or an HTTP
+ * status to answer. */
+static int viewer_opts(ss_app *a, const sl_http_msg *m, sl_sub_opts *o) {
+  char v[64];
+  *o = a->sub;
+  if (sl_http_query(m, "fps", v, sizeof(v)) > 0) {
+    char *e;
+    double fps = strtod(v, &e);
+    if (*e || !(fps >= 0 && fps <= 1000)) return 400;
+    o->fps = fps;
+  }
+  if (sl_http_query(m, "policy", v, sizeof(v)) > 0) {
+    if (strcmp(v, "latest") == 0) {
+      o->policy = SL_POLICY_LATEST;
+    } else if (strcmp(v, "keyframe") == 0) {
+      o->policy = SL_POLICY_KEYFRAME;
+    } else if (strcmp(v, "lossless") == 0) {
+      if (!a->allow_lossless) return 403;
+      o->policy = SL_POLICY_LOSSLESS;
+    } else if (strncmp(v, "queue:", 6) == 0) {
+      char *e;
+      long n = strtol(v + 6, &e, 10);
+      if (*e || n < 1 || n > 64) return 400;
+      o->policy = SL_POLICY_QUEUE;
+      o->queue_len = (unsigned)n;
+    } else if (strcmp(v, "queue") == 0) {
+      o->policy = SL_POLICY_QUEUE;
+    } else {
+      return 400;
+    }
+  }
+  return 0;
+}
+
+static void reply_sbuf(sl_conn *c, int status, const char *type, ss_sbuf *b) {
+  char hdr[128];
+  if (b->overflow) {
+    sl_http_reply_status(c, 500);
+    return;
+  }
+  snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\nCache-Control: no-store\r\n", type);
+  sl_buf *buf = sl_buf_from(b->p ? b->p : "", b->len);
+  if (buf == NULL) {
+    sl_http_reply_status(c, 503);
+    return;
+  }
+  if (sl_http_reply_buf(c, status, hdr, buf, 0, b->len) != 0) sl_http_reply_status(c, 503);
+  sl_buf_unref(buf);
+}
+
+static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
+                         const sl_http_msg *m, const char *rest) {
+  sl_sub_opts o;
+  int transport;
+  if (strcmp(rest, "snapshot.jpg") == 0) {
+    uint64_t seq = 0, ts = 0;
+    sl_buf *b = sl_hub_latest(st->hub, &seq, &ts);
+    if (b == NULL) {
+      sl_http_reply(c, 503, "Retry-After: 1\r\nContent-Type: text/plain\r\n",
+                    "503 no frame yet\n", 17);
+      return;
+    }
+    char hdr[160];
+    snprintf(hdr, sizeof(hdr), "Content-Type: image/jpeg\r\nCache-Control: no-store\r\nX-Frame: %llu\r\n",
+             (unsigned long long)seq);
+    if (sl_http_reply_buf(c, 200, hdr, b, 0, sl_buf_len(b)) != 0) sl_http_reply_status(c, 503);
+    sl_buf_unref(b);
+    return;
+  }
+  if (strcmp(rest, "stream.mjpg") == 0) transport = SL_TRANSPORT_MJPEG;
+  else if (strcmp(rest, "ws") == 0) transport = SL_TRANSPORT_WS;
+  else if (strcmp(rest, "stream.bin") == 0) transport = SL_TRANSPORT_CHUNKED;
+  else {
+    sl_http_reply_status(c, 404);
+    return;
+  }
+  int status = viewer_opts(a, m, &o);
+  if (status) {
+    sl_http_reply_status(c, status);
+    return;
+  }
+  sl_ws_opts ws = {0};
+  if (transport == SL_TRANSPORT_WS && !a->any_origin) {
+    if (a->origins[0]) {
+      ws.origins = a->origins;
+    } else if (!sl_ws_same_origin(m)) {
+      /* Without an allow-list, only pages of this server may open a
+       * viewer's socket: another site's page must not. */
+      sl_http_reply_status(c, 403);
+      return;
+    }
+  }
+  ws.ping_ms = 20000;
+  sl_hub_attach(st->hub, c, m, transport, &o, &ws);
+}
+
+static void on_sse_close(ss_app *a, sl_conn *c) {
+  for (int i = 0; i < a->nsse; i++)
+    if (a->sse[i] == c) a->sse[i] = a->sse[--a->nsse];
+}
+
+/* Once a second: one JSON snapshot, one shared buffer, every SSE client. A
+ * client without room for it skips this one (stale numbers are useless). */
+static void sse_tick(sl_mgr *m, void *arg) {
+  ss_app *a = arg;
+  (void)m;
+  if (a->nsse == 0) return;
+  ss_sbuf b;
+  ss_sbuf_init(&b, JSON_MAX);
+  ss_sbuf_printf(&b, "data: ");
+  ss_stats_json(a, &b);
+  ss_sbuf_printf(&b, "\n\n");
+  if (!b.overflow) {
+    sl_buf *buf = sl_buf_from(b.p, b.len);
+    for (int i = 0; buf && i < a->nsse; i++)
+      if (sl_conn_room(a->sse[i]) >= b.len) sl_send_buf(a->sse[i], buf, 0, b.len);
+    sl_buf_unref(buf);
+  }
+  ss_sbuf_free(&b);
+}
+
+static void on_http(sl_conn *c, int ev, void *ev_data) {
+  ss_app *a = sl_conn_data(c);
+  if (ev == SL_EV_CLOSE) {
+    on_sse_close(a, c);
+    return;
+  }
+  if (ev != SL_EV_HTTP_MSG) return;
+  const sl_http_msg *m = ev_data;
+  char path[512];
+  if (m->path.len >= sizeof(path)) {
+    sl_http_reply_status(c, 414);
+    return;
+  }
+  memcpy(path, m->path.ptr, m->path.len);
+  path[m->path.len] = '\0';
+
+  /* Pages: public unless Basic auth protects everything. */
+  if (strcmp(path, "/") == 0 || strcmp(path, "/dashboard") == 0 ||
+      strncmp(path, "/static/", 8) == 0 || strstr(path, ".html") || strstr(path, ".js") ||
+      strstr(path, ".css")) {
+    if (a->basic_user[0] && !authorized(a, c, m)) return;
+    sl_http_msg alias;
+    const sl_http_msg *pm = m;
+    if (strcmp(path, "/dashboard") == 0) {
+      alias = *m;
+      alias.path.ptr = "/dashboard.html";
+      alias.path.len = 15;
+      pm = &alias;
+    }
+    if (sl_http_serve_table(c, pm, ss_web_files, ss_web_nfiles) == SL_ENOENT)
+      sl_http_reply_status(c, 404);
+    return;
+  }
+  if (!authorized(a, c, m)) return;
+  if (strcmp(path, "/api/stats") == 0 || strcmp(path, "/api/streams") == 0 ||
+      strcmp(path, "/metrics") == 0) {
+    ss_sbuf b;
+    ss_sbuf_init(&b, JSON_MAX);
+    if (path[1] == 'm') ss_stats_prometheus(a, &b);
+    else if (path[5] == 's' && path[6] == 't' && path[7] == 'a') ss_stats_json(a, &b);
+    else ss_streams_json(a, &b);
+    reply_sbuf(c, 200, path[1] == 'm' ? "text/plain; version=0.0.4" : "application/json", &b);
+    ss_sbuf_free(&b);
+    return;
+  }
+  if (strcmp(path, "/api/events") == 0) {
+    if (a->nsse == (int)(sizeof(a->sse) / sizeof(a->sse[0]))) {
+      sl_http_reply(c, 503, "Retry-After: 5\r\n", NULL, 0);
+      return;
+    }
+    if (sl_http_start(c, 200, "Content-Type: text/event-stream\r\nCache-Control: no-store\r\n",
+                      SL_HTTP_STREAM) != 0)
+      return;
+    sl_limits lim = {.send_max = SSE_SEND_MAX};
+    sl_conn_set_limits(c, &lim);
+    sl_send(c, "retry: 1000\n\n", 13);
+    a->sse[a->nsse++] = c;
+    return;
+  }
+  ss_stream *def = &a->streams[0];
+  if (strncmp(path, "/streams/", 9) == 0) {
+    const char *name = path + 9, *slash = strchr(name, '/');
+    if (slash == NULL) {
+      sl_http_reply_status(c, 404);
+      return;
+    }
+    for (int i = 0; i < a->nstreams; i++) {
+      ss_stream *st = &a->streams[i];
+      if (strlen(st->name) == (size_t)(slash - name) &&
+          strncmp(st->name, name, (size_t)(slash - name)) == 0) {
+        serve_stream(a, st, c, m, slash + 1);
+        return;
+      }
+    }
+    sl_http_reply_status(c, 404);
+    return;
+  }
+  serve_stream(a, def, c, m, path + 1);
+}
+
+int ss_server_start(ss_app *a, char *err, size_t errlen) {
+  int rc = 0;
+  a->listener = sl_http_listen(a->mgr, a->listen, NULL, on_http, a, &rc);
+  if (a->listener == NULL) {
+    if (rc == SL_EADDRINUSE)
+      snprintf(err, errlen,
+               "%s is already in use: stop the program using it, or pick another "
+               "address with --listen (e.g. --listen 127.0.0.1:8081)", a->listen);
+    else if (rc == SL_EURL)
+      snprintf(err, errlen, "--listen %s: not an address; use HOST:PORT, e.g. 127.0.0.1:8080",
+               a->listen);
+    else
+      snprintf(err, errlen, "cannot listen on %s: %s", a->listen, sl_strerror(rc));
+    return rc;
+  }
+  a->sse_timer = sl_timer_add(a->mgr, 1000, SL_TIMER_REPEAT, sse_tick, a, &rc);
+  return a->sse_timer ? 0 : rc;
+}

@@ -1,0 +1,80 @@
+/*
+ * Frame sources of sluice-stream: each feeds one hub with sl_hub_publish,
+ * from a thread of its own (generated, folder, stdin) or from the loop
+ * (relays, which use the library's HTTP/WebSocket clients).
+ *
+ *   testpattern          generated pattern (libturbojpeg), the default
+ *   dir:PATH             JPEG files of a folder, in a loop
+ *   -                    an MJPEG byte stream on stdin (ffmpeg, gstreamer)
+ *   http://..., ws://... relay of another MJPEG/WebSocket stream
+ */
+#ifndef SS_SOURCE_H
+#define SS_SOURCE_H
+
+#include <stddef.h>
+
+#include "sluice.h"
+
+typedef struct ss_source ss_source;
+
+typedef struct ss_source_opts {
+  int width, height;      /* testpattern: frame size (640x480) */
+  double fps;             /* testpattern and dir: frames per second (30) */
+  int quality;            /* testpattern: JPEG quality (80) */
+  size_t max_frame;       /* stdin, dir, relay: largest frame accepted (8 MiB) */
+  const char *user, *pass;/* relay: credentials (Basic or Digest); copied.
+                             NULL: take them from the URL (user:pass@host) */
+  int fd;                 /* stdin: the descriptor "-" reads (0, standard
+                             input, when zero-initialised). Borrowed: never
+                             closed, its flags are left alone. Tests feed
+                             the source through a pipe with it. */
+} ss_source_opts;
+
+/* Start the source described by `spec` (NULL or "" mean "testpattern";
+ * borrowed for the call) feeding hub `h` of manager `m`. `o` may be NULL
+ * for the defaults; it is copied, and zero or negative fields take the
+ * defaults. Must be called on the loop thread. Returns NULL and writes a
+ * message that says what to fix into err on failure.
+ *
+ * Threaded sources (testpattern, dir, stdin) publish from their own thread
+ * and start publishing at the first loop iteration after this call. They
+ * honour sl_hub_ready(): while a lossless subscriber is full they wait
+ * (polling every 5 ms) instead of publishing. When the hub's queue of frames
+ * from other threads is full (SL_EFULL: the loop is behind), testpattern
+ * and dir skip that frame (stats.skipped); stdin retries it, since a pipe
+ * pushes back on its writer anyway.
+ * Relays run on the loop thread and reconnect with exponential backoff
+ * (250 ms doubling to 10 s, back to 250 ms after a frame arrives).
+ *
+ * The source must be stopped before its hub is freed.
+ * Example:
+ *   ss_source_opts o = {.fps = 15};
+ *   ss_source *s = ss_source_start("dir:/srv/frames", m, h, &o, err, 256); */
+ss_source *ss_source_start(const char *spec, sl_mgr *m, sl_hub *h,
+                           const ss_source_opts *o, char *err, size_t errlen);
+
+/* Stop and free the source: joins its thread (a sleeping producer notices
+ * within 20 ms, a read blocked on stdin is woken at once) or closes a
+ * relay's connection. Frames it
+ * already published stay in the hub. Loop thread. NULL ok. */
+void ss_source_stop(ss_source *s);
+
+/* A one-line description for logs and /api/streams ("testpattern 640x480
+ * @30fps"), and counters. */
+const char *ss_source_describe(const ss_source *s);
+typedef struct ss_source_stats {
+  unsigned long long frames, bytes; /* published into the hub */
+  unsigned long long errors;   /* frames lost: encoder or file errors,
+                                  truncated, corrupt, oversized or non-JPEG
+                                  frames and parts, upstream failures */
+  unsigned long long reconnects; /* relays: reconnection attempts */
+  unsigned long long skipped;  /* not published: the hub's queue was full */
+  unsigned long long garbage;  /* stdin, relay: bytes outside any frame */
+  int connected;          /* relays: 1 while the upstream is connected;
+                             threaded sources: 1 while running */
+  int ended;              /* stdin: end of stream reached (the hub keeps
+                             its last frame) */
+} ss_source_stats;
+void ss_source_stats_get(const ss_source *s, ss_source_stats *out);
+
+#endif

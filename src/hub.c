@@ -1,0 +1,443 @@
+/*
+ * Hubs: publishing (from any thread), the live-frame list and its exact
+ * accounting, admission control, budget pressure and the periodic policy
+ * tick. Policies are evaluated when a frame is published, when a
+ * subscriber's output drains, and on the tick: never only from the write
+ * path, because a stuck peer's write callback may never come.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "hub.h"
+
+#define TICK_MS 200
+#define DEFAULT_MAX_SUBS 1000
+#define DEFAULT_STALL_EVICT_MS 5000
+
+const char *sl_drop_reason_name(int reason) {
+  static const char *const names[] = {
+#define SL__DROP_NAME(name, str) str,
+      SL_DROP_REASONS(SL__DROP_NAME)
+#undef SL__DROP_NAME
+  };
+  if (reason < 0 || reason >= SL_DROP_NREASONS) return "?";
+  return names[reason];
+}
+
+const char *sl_evict_reason_name(int reason) {
+  static const char *const names[] = {"none", "hard_limit", "soft_limit",
+                                      "slot", "budget", "hub_closed"};
+  if (reason < 0 || reason > SL_EVICT_HUB) return "?";
+  return names[reason];
+}
+
+/* ---- live frames ---------------------------------------------------- */
+
+static size_t frame_bytes(const struct frame *f) { return sl__buf_size(f->buf); }
+
+/* Free frames nobody needs any more: not latest, not in a policy queue, and
+ * no output queue holds their buffer (only our reference is left). */
+static void prune(sl_hub *h) {
+  struct frame **pp = &h->live;
+  while (*pp) {
+    struct frame *f = *pp;
+    if (f->pins == 0 && sl_buf_refs(f->buf) == 1) {
+      *pp = f->next;
+      h->held -= frame_bytes(f);
+      h->frames_held--;
+      sl_buf_unref(f->buf);
+      sl__free(f, sizeof(*f), SL_MEM_META);
+    } else {
+      pp = &f->next;
+    }
+  }
+}
+
+void sl__hub_unpin(sl_hub *h, struct frame *f) {
+  (void)h;
+  f->pins--;
+}
+
+void sl__hub_emit(sl_hub *h, int type, const struct sub *s, int reason,
+                  int evict) {
+  if (h->o.on_event == NULL) return;
+  sl_hub_event e = {type, s ? s->id : 0, s ? sl_conn_peer(s->c) : NULL,
+                    s ? s->transport : 0, reason, evict};
+  h->o.on_event(h, &e, h->o.arg);
+}
+
+void sl__hub_update_ready(sl_hub *h) {
+  int full = 0;
+  for (struct sub *s = h->subs; s && !full; s = s->next) full = s->full;
+  if (full != h->not_ready) {
+    h->not_ready = full;
+    atomic_store(&h->ready_flag, !full);
+    sl__hub_emit(h, full ? SL_HUB_NOT_READY : SL_HUB_READY, NULL, 0, 0);
+  }
+}
+
+/* ---- publishing ----------------------------------------------------- */
+
+static void budget_pressure(sl_hub *h);
+
+static void publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
+  sl_mgr *m = h->mgr;
+  struct frame *f = sl__alloc(sizeof(*f), SL_MEM_META);
+  if (f == NULL) return; /* the frame is lost; the next one will do */
+  f->buf = sl_buf_ref(buf);
+  f->seq = ++h->seq;
+  f->ts = ts ? ts : m->now;
+  f->flags = flags;
+  f->pins = 1; /* as latest */
+  f->next = h->live;
+  h->live = f;
+  h->held += frame_bytes(f);
+  h->frames_held++;
+  h->frames_in++;
+  h->bytes_in += sl_buf_len(buf);
+  h->rate[h->rate_n++ % HUB_RATE] = m->now;
+  if (h->latest) h->latest->pins--;
+  h->latest = f;
+  if (sl_buf_len(buf) > h->largest) {
+    h->largest = sl_buf_len(buf);
+    for (struct sub *s = h->subs; s; s = s->next) sl__sub_update_send_max(s);
+  }
+  for (struct sub *s = h->subs, *next; s; s = next) {
+    next = s->next;
+    sl__sub_offer(s, f);
+    sl__sub_pump(s);
+  }
+  sl__hub_update_ready(h);
+  prune(h);
+  if (h->o.budget && h->held > h->o.budget) budget_pressure(h);
+}
+
+static void hub_release(sl_hub *h) {
+  if (--h->refs > 0) return;
+  pthread_mutex_lock(&h->lock);
+  for (unsigned i = 0; i < h->inq_n; i++) sl_buf_unref(h->inq[i].buf);
+  h->inq_n = 0;
+  pthread_mutex_unlock(&h->lock);
+  pthread_mutex_destroy(&h->lock);
+  sl__free(h->name, strlen(h->name) + 1, SL_MEM_META);
+  sl__free(h, sizeof(*h), SL_MEM_META);
+}
+
+/* On the loop thread: publish what other threads handed in. */
+static void drain_inq(sl_mgr *m, void *arg) {
+  sl_hub *h = arg;
+  struct inq_item items[HUB_INQ];
+  (void)m;
+  pthread_mutex_lock(&h->lock);
+  unsigned n = h->inq_n;
+  memcpy(items, h->inq, n * sizeof(items[0]));
+  h->inq_n = 0;
+  h->call_pending = 0;
+  pthread_mutex_unlock(&h->lock);
+  for (unsigned i = 0; i < n; i++) {
+    if (!h->dead) publish_now(h, items[i].buf, items[i].ts, items[i].flags);
+    sl_buf_unref(items[i].buf);
+  }
+  hub_release(h);
+}
+
+static void drop_inq(void *arg) { hub_release(arg); }
+
+int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
+  if (h == NULL || frame == NULL) return SL_EINVAL;
+  if (sl__on_loop_thread(h->mgr)) {
+    publish_now(h, frame, ts_ms, flags);
+    return 0;
+  }
+  pthread_mutex_lock(&h->lock);
+  if (h->inq_n == HUB_INQ) {
+    pthread_mutex_unlock(&h->lock);
+    return SL_EFULL;
+  }
+  h->inq[h->inq_n++] = (struct inq_item){sl_buf_ref(frame), ts_ms, flags};
+  int schedule = !h->call_pending;
+  if (schedule) {
+    h->call_pending = 1;
+    h->refs++; /* the scheduled call's; `refs` is changed under the lock */
+  }
+  pthread_mutex_unlock(&h->lock);
+  if (schedule) {
+    int rc = sl__mgr_call_drop(h->mgr, drain_inq, drop_inq, h);
+    if (rc) {
+      pthread_mutex_lock(&h->lock);
+      h->call_pending = 0;
+      h->refs--;
+      h->inq_n--;
+      sl_buf_unref(h->inq[h->inq_n].buf);
+      pthread_mutex_unlock(&h->lock);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int sl_hub_ready(const sl_hub *h) {
+  return atomic_load(&((sl_hub *)h)->ready_flag);
+}
+
+sl_buf *sl_hub_latest(sl_hub *h, uint64_t *seq, uint64_t *ts_ms) {
+  if (h->latest == NULL) return NULL;
+  if (seq) *seq = h->latest->seq;
+  if (ts_ms) *ts_ms = h->latest->ts;
+  return sl_buf_ref(h->latest->buf);
+}
+
+/* ---- budget and the tick -------------------------------------------- */
+
+static int by_lag_desc(const void *a, const void *b) {
+  uint64_t x = sl__sub_lag_ms(*(struct sub *const *)a);
+  uint64_t y = sl__sub_lag_ms(*(struct sub *const *)b);
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Over budget: first drop the pending frames of the furthest-behind
+ * subscribers, then evict the longest-stalled ones. */
+static void budget_pressure(sl_hub *h) {
+  size_t n = h->nsubs, i = 0;
+  if (n == 0) return;
+  struct sub **v = sl__alloc(n * sizeof(*v), SL_MEM_META);
+  if (v == NULL) return;
+  for (struct sub *s = h->subs; s; s = s->next) v[i++] = s;
+  qsort(v, n, sizeof(*v), by_lag_desc);
+  for (i = 0; i < n && h->held > h->o.budget; i++) {
+    if (v[i]->pn) {
+      sl__sub_drop_pending(v[i], SL_DROP_BUDGET);
+      prune(h);
+    }
+  }
+  while (h->held > h->o.budget) {
+    struct sub *worst = NULL;
+    for (struct sub *s = h->subs; s; s = s->next)
+      if (!sl_conn_is_closing(s->c) && sl__sub_stalled(s, 0) &&
+          (worst == NULL || s->c->last_progress_ms < worst->c->last_progress_ms))
+        worst = s;
+    if (worst == NULL) break;
+    sl__sub_evict(worst, SL_EVICT_BUDGET);
+    /* Its buffers are released when the connection is freed. */
+    break;
+  }
+  sl__free(v, n * sizeof(*v), SL_MEM_META);
+}
+
+static void tick(sl_mgr *m, void *arg) {
+  sl_hub *h = arg;
+  (void)m;
+  for (struct sub *s = h->subs, *next; s; s = next) {
+    next = s->next;
+    sl__sub_check(s);
+    sl__sub_pump(s);
+  }
+  sl__hub_update_ready(h);
+  prune(h);
+  if (h->o.budget && h->held > h->o.budget) budget_pressure(h);
+}
+
+/* ---- lifecycle and registry ----------------------------------------- */
+
+sl_hub *sl_hub_new(sl_mgr *m, const char *name, const sl_hub_opts *opts,
+                   int *err) {
+  int rc = SL_ENOMEM;
+  if (name == NULL) name = "";
+  if (sl_hub_find(m, name)) {
+    if (err) *err = SL_EEXIST;
+    return NULL;
+  }
+  sl_hub *h = sl__calloc(sizeof(*h), SL_MEM_META);
+  if (h == NULL) goto fail;
+  h->name = sl__strdup(name);
+  if (h->name == NULL) goto fail_hub;
+  if (opts) h->o = *opts;
+  if (!h->o.max_subs) h->o.max_subs = DEFAULT_MAX_SUBS;
+  if (!h->o.stall_evict_ms) h->o.stall_evict_ms = DEFAULT_STALL_EVICT_MS;
+  if (h->o.sub.policy < SL_POLICY_LATEST || h->o.sub.policy > SL_POLICY_LOSSLESS) {
+    rc = SL_EINVAL;
+    goto fail_name;
+  }
+  h->mgr = m;
+  h->refs = 1;
+  atomic_init(&h->ready_flag, 1);
+  pthread_mutex_init(&h->lock, NULL);
+  h->tick = sl_timer_add(m, TICK_MS, SL_TIMER_REPEAT, tick, h, &rc);
+  if (h->tick == NULL) goto fail_lock;
+  h->next = m->hubs;
+  m->hubs = h;
+  return h;
+
+fail_lock:
+  pthread_mutex_destroy(&h->lock);
+fail_name:
+  sl__free(h->name, strlen(h->name) + 1, SL_MEM_META);
+fail_hub:
+  sl__free(h, sizeof(*h), SL_MEM_META);
+fail:
+  if (err) *err = rc;
+  return NULL;
+}
+
+void sl_hub_free(sl_hub *h) {
+  if (h == NULL) return;
+  sl_mgr *m = h->mgr;
+  for (sl_hub **pp = &m->hubs; *pp; pp = &(*pp)->next)
+    if (*pp == h) {
+      *pp = h->next;
+      break;
+    }
+  h->dead = 1;
+  while (h->subs) {
+    struct sub *s = h->subs;
+    sl__sub_evict(s, SL_EVICT_HUB);
+    sl__hub_remove_sub(h, s);
+  }
+  sl_timer_free(m, h->tick);
+  if (h->latest) h->latest->pins--;
+  h->latest = NULL;
+  /* Frames still referenced by output queues keep their own sl_buf
+   * references; the hub's are dropped now. */
+  while (h->live) {
+    struct frame *f = h->live;
+    h->live = f->next;
+    sl_buf_unref(f->buf);
+    sl__free(f, sizeof(*f), SL_MEM_META);
+  }
+  h->held = h->frames_held = 0;
+  hub_release(h);
+}
+
+void sl__hubs_free(sl_mgr *m) {
+  while (m->hubs) sl_hub_free(m->hubs);
+}
+
+sl_hub *sl_hub_find(sl_mgr *m, const char *name) {
+  for (sl_hub *h = m->hubs; h; h = h->next)
+    if (strcmp(h->name, name) == 0) return h;
+  return NULL;
+}
+
+sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev) {
+  return prev ? prev->next : m->hubs;
+}
+
+const char *sl_hub_name(const sl_hub *h) { return h->name; }
+
+/* ---- admission ------------------------------------------------------ */
+
+/* Room for one more subscriber: evict the longest-stalled one when full. */
+static int admit(sl_hub *h) {
+  if (h->nsubs < h->o.max_subs) return 0;
+  struct sub *worst = NULL;
+  for (struct sub *s = h->subs; s; s = s->next)
+    if (!sl_conn_is_closing(s->c) && sl__sub_stalled(s, h->o.stall_evict_ms) &&
+        (worst == NULL || s->c->last_progress_ms < worst->c->last_progress_ms))
+      worst = s;
+  if (worst == NULL) return SL_ELIMIT;
+  sl__sub_evict(worst, SL_EVICT_SLOT);
+  sl__hub_remove_sub(h, worst);
+  return 0;
+}
+
+int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
+                  const sl_sub_opts *opts, const sl_ws_opts *ws) {
+  int rc;
+  if (admit(h) != 0) {
+    h->refused++;
+    sl_http_reply(c, 503, "Retry-After: 5\r\nContent-Type: text/plain\r\n",
+                  "503 Service Unavailable: too many viewers\n", 42);
+    return SL_ELIMIT;
+  }
+  switch (transport) {
+    case SL_TRANSPORT_MJPEG:
+      rc = sl_http_start(c, 200,
+                         "Content-Type: multipart/x-mixed-replace; boundary=sluiceframe\r\n"
+                         "Pragma: no-cache\r\nAccess-Control-Allow-Origin: *\r\n"
+                         "X-Accel-Buffering: no\r\n",
+                         SL_HTTP_STREAM);
+      break;
+    case SL_TRANSPORT_CHUNKED:
+      rc = sl_http_start(c, 200, "Content-Type: application/octet-stream\r\n",
+                         SL_HTTP_CHUNKED);
+      break;
+    case SL_TRANSPORT_RAW:
+      rc = sl_http_start(c, 200, "Content-Type: application/octet-stream\r\n",
+                         SL_HTTP_STREAM);
+      break;
+    case SL_TRANSPORT_WS:
+      rc = sl_ws_upgrade(c, m, ws);
+      break;
+    default:
+      rc = SL_EINVAL;
+  }
+  if (rc) return rc;
+  if (sl_http_is_method(m, "HEAD")) return 0;
+  return sl__sub_new(h, c, transport, opts);
+}
+
+int sl_hub_attach_conn(sl_hub *h, sl_conn *c, int transport,
+                       const sl_sub_opts *opts) {
+  if (admit(h) != 0) {
+    h->refused++;
+    return SL_ELIMIT;
+  }
+  return sl__sub_new(h, c, transport, opts);
+}
+
+void sl__hub_remove_sub(sl_hub *h, struct sub *s) {
+  if (s->prev) s->prev->next = s->next;
+  else h->subs = s->next;
+  if (s->next) s->next->prev = s->prev;
+  h->nsubs--;
+  h->leaves++;
+  sl__sub_drop_pending(s, -1);
+  s->c->tap = NULL;
+  s->c->tap_arg = NULL;
+  if (s->evict) h->evictions[s->evict]++;
+  sl__hub_emit(h, SL_HUB_LEAVE, s, s->c->close_reason, s->evict);
+  sl__free(s, sizeof(*s), SL_MEM_META);
+  sl__hub_update_ready(h);
+  prune(h);
+}
+
+/* ---- statistics ----------------------------------------------------- */
+
+void sl_hub_stats_get(sl_hub *h, sl_hub_stats *o) {
+  memset(o, 0, sizeof(*o));
+  prune(h);
+  o->frames_in = h->frames_in;
+  o->bytes_in = h->bytes_in;
+  o->seq = h->seq;
+  o->subs = h->nsubs;
+  o->max_subs = h->o.max_subs;
+  o->held = h->held;
+  o->frames_held = h->frames_held;
+  o->largest_frame = h->largest;
+  o->joins = h->joins;
+  o->leaves = h->leaves;
+  memcpy(o->evictions, h->evictions, sizeof(o->evictions));
+  o->refused = h->refused;
+  memcpy(o->drops, h->drops, sizeof(o->drops));
+  o->ready = !h->not_ready;
+  /* Rate over the recorded publishes of the last 2 s. */
+  unsigned n = h->rate_n < HUB_RATE ? h->rate_n : HUB_RATE, k = 0;
+  uint64_t newest = 0, oldest = UINT64_MAX, now = h->mgr->now;
+  for (unsigned i = 0; i < n; i++) {
+    uint64_t t = h->rate[i];
+    if (now - t > 2000) continue;
+    k++;
+    if (t > newest) newest = t;
+    if (t < oldest) oldest = t;
+  }
+  if (k >= 2 && newest > oldest) o->fps_in = (double)(k - 1) * 1000.0 / (double)(newest - oldest);
+}
+
+size_t sl_hub_subs(sl_hub *h, sl_sub_stats *out, size_t max) {
+  size_t i = 0;
+  for (struct sub *s = h->subs; s; s = s->next, i++)
+    if (i < max) sl__sub_stats(s, &out[i]);
+  return h->nsubs;
+}

@@ -1,0 +1,111 @@
+/*
+ * Hub internals shared by hub.c (frames, policies, admission, budget) and
+ * hub_sub.c (subscribers: transports, sending, counters).
+ *
+ * Ownership: the hub holds one reference to each live frame's sl_buf. A
+ * frame is live while it is the latest, waits in a subscriber's policy
+ * queue (`pins`), or is still referenced by an output queue (its sl_buf has
+ * more than the hub's reference). prune() frees the others, so `held` is
+ * exactly the bytes of distinct frames still alive, counted once.
+ */
+#ifndef SL_HUB_H
+#define SL_HUB_H
+
+#include "internal.h"
+
+struct frame {
+  struct frame *next;   /* hub's live list */
+  sl_buf *buf;
+  uint64_t seq, ts;
+  unsigned flags;
+  unsigned pins;        /* latest + policy-queue entries */
+};
+
+struct pend {           /* one entry of a subscriber's policy queue */
+  struct pend *next;
+  struct frame *f;
+};
+
+/* Frames handed to the connection whose bytes are not all written yet. */
+#define SUB_INFLIGHT 8
+
+struct sub {
+  struct sub *next, *prev;
+  sl_hub *hub;
+  sl_conn *c;
+  uint64_t id;
+  int transport;
+  sl_sub_opts o;            /* resolved */
+  int auto_send_max;        /* send_max follows the largest frame */
+  struct pend *ph, *pt;     /* policy queue, oldest first */
+  size_t pn, pbytes;
+  uint64_t next_due;        /* fps cap: earliest timestamp eligible */
+  int resync;               /* keyframe: waiting for a keyframe */
+  int full;                 /* lossless: queue at queue_len */
+  uint64_t base_out;        /* conn bytes_out when frames started */
+  uint64_t handed;          /* bytes handed to the connection since */
+  struct { uint64_t seq, ts, end; } fl[SUB_INFLIGHT];
+  unsigned nfl;
+  uint64_t done_seq, join_seq;
+  uint64_t frames_sent, bytes_sent, drops[SL_DROP_NREASONS];
+  uint64_t joined_ms, soft_since;
+  uint64_t rate_frames, rate_ms;  /* for the measured fps */
+  double fps;
+  int evict;
+};
+
+struct inq_item {
+  sl_buf *buf;
+  uint64_t ts;
+  unsigned flags;
+};
+
+#define HUB_INQ 8
+#define HUB_RATE 64
+
+struct sl_hub {
+  struct sl_hub *next;      /* manager registry */
+  sl_mgr *mgr;
+  char *name;
+  sl_hub_opts o;
+  struct sub *subs;
+  size_t nsubs;
+  struct frame *live;       /* every live frame, newest first */
+  struct frame *latest;
+  size_t held, frames_held, largest;
+  uint64_t seq, frames_in, bytes_in;
+  uint64_t rate[HUB_RATE];  /* publish times, for fps_in */
+  unsigned rate_n;
+  uint64_t joins, leaves, evictions[SL_EVICT_HUB + 1], refused;
+  uint64_t drops[SL_DROP_NREASONS];
+  int not_ready;            /* a lossless subscriber is full */
+  sl_timer *tick;
+  /* Frames published from other threads, waiting for the loop. */
+  pthread_mutex_t lock;
+  struct inq_item inq[HUB_INQ];
+  unsigned inq_n;
+  int call_pending;
+  int refs;                 /* the manager + a pending cross-thread call */
+  int dead;
+  _Atomic int ready_flag;
+};
+
+/* hub_sub.c */
+int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o);
+void sl__sub_offer(struct sub *s, struct frame *f);
+void sl__sub_pump(struct sub *s);
+void sl__sub_check(struct sub *s);
+void sl__sub_drop_pending(struct sub *s, int reason);
+void sl__sub_evict(struct sub *s, int reason);
+void sl__sub_update_send_max(struct sub *s);
+int sl__sub_stalled(const struct sub *s, uint64_t for_ms);
+uint64_t sl__sub_lag_ms(const struct sub *s);
+size_t sl__sub_lag_bytes(const struct sub *s);
+void sl__sub_stats(const struct sub *s, sl_sub_stats *out);
+/* hub.c */
+void sl__hub_unpin(sl_hub *h, struct frame *f);
+void sl__hub_emit(sl_hub *h, int type, const struct sub *s, int reason, int evict);
+void sl__hub_update_ready(sl_hub *h);
+void sl__hub_remove_sub(sl_hub *h, struct sub *s);
+
+#endif

@@ -1,0 +1,352 @@
+/*
+ * Hub subscribers: the policy queue of each viewer, the pull rule (take the
+ * next frame only when the connection's queued bytes are at or below its
+ * low watermark), the framings (multipart MJPEG, WebSocket, chunked, raw),
+ * the limits that close a subscriber, and its counters.
+ *
+ * What a stalled subscriber holds, by construction: its kernel socket
+ * buffer (the unsent part capped by TCP_NOTSENT_LOWAT), at most
+ * send_low + one frame in its output queue, and one pending reference to a
+ * frame that every other subscriber shares.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "hub.h"
+
+#define DEFAULT_QUEUE_LEN 8
+#define DEFAULT_STALL_MS 300000u
+#define DEFAULT_LOSSLESS_STALL_MS 60000u
+#define DEFAULT_HARD_BYTES (16u << 20)
+#define DEFAULT_SOFT_BYTES (4u << 20)
+#define DEFAULT_SOFT_SECS 30u
+#define DEFAULT_RESYNC_MS 300u
+#define NOTSENT_LOWAT (128 * 1024)
+/* send_max before the first frame tells us the frame size. */
+#define INITIAL_SEND_MAX (1u << 20)
+/* Room kept for framing around a frame (multipart part headers). */
+#define FRAME_OVERHEAD 256u
+
+static void tap(sl_conn *c, int ev, void *ev_data, void *arg);
+
+static size_t pick(size_t v, size_t hub, size_t builtin) {
+  return v ? v : hub ? hub : builtin;
+}
+
+static void resolve(struct sub *s, const sl_sub_opts *o, const sl_sub_opts *hd) {
+  sl_sub_opts z = {0};
+  if (o == NULL) o = &z;
+  s->o.policy = o->policy ? o->policy : hd->policy;
+  int lossy_latest = s->o.policy == SL_POLICY_LATEST;
+  s->o.queue_len = (unsigned)pick(o->queue_len, hd->queue_len, DEFAULT_QUEUE_LEN);
+  s->o.fps = o->fps > 0 ? o->fps : hd->fps;
+  s->o.send_max = pick(o->send_max, hd->send_max, 0);
+  s->o.stall_ms = (uint32_t)pick(o->stall_ms, hd->stall_ms,
+                                 s->o.policy == SL_POLICY_LOSSLESS
+                                     ? DEFAULT_LOSSLESS_STALL_MS
+                                     : DEFAULT_STALL_MS);
+  s->o.hard_bytes = pick(o->hard_bytes, hd->hard_bytes, lossy_latest ? SIZE_MAX : DEFAULT_HARD_BYTES);
+  s->o.hard_ms = (uint32_t)pick(o->hard_ms, hd->hard_ms, 0);
+  s->o.soft_bytes = pick(o->soft_bytes, hd->soft_bytes, lossy_latest ? SIZE_MAX : DEFAULT_SOFT_BYTES);
+  s->o.soft_secs = (uint32_t)pick(o->soft_secs, hd->soft_secs, DEFAULT_SOFT_SECS);
+  s->o.resync_ms = (uint32_t)pick(o->resync_ms, hd->resync_ms, DEFAULT_RESYNC_MS);
+}
+
+void sl__sub_update_send_max(struct sub *s) {
+  if (!s->auto_send_max) return;
+  sl_limits lim = s->c->lim_set;
+  size_t largest = s->hub->largest;
+  lim.send_max = largest ? 2 * largest + 65536 : INITIAL_SEND_MAX;
+  lim.send_high = lim.send_low = 0; /* follow send_max */
+  sl_conn_set_limits(s->c, &lim);
+}
+
+int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o) {
+  struct sub *s = sl__calloc(sizeof(*s), SL_MEM_META);
+  if (s == NULL) {
+    sl_conn_close(c, SL_CLOSE_NOW);
+    return SL_ENOMEM;
+  }
+  s->hub = h;
+  s->c = c;
+  s->id = c->id;
+  s->transport = transport;
+  resolve(s, o, &h->o.sub);
+  sl_limits lim = c->lim_set;
+  lim.stall_ms = s->o.stall_ms;
+  lim.send_high = lim.send_low = 0;
+  s->auto_send_max = s->o.send_max == 0;
+  lim.send_max = s->auto_send_max
+                     ? (h->largest ? 2 * h->largest + 65536 : INITIAL_SEND_MAX)
+                     : s->o.send_max;
+  sl_conn_set_limits(c, &lim);
+  /* A live stream is never idle; dead hosts are caught by keepalive and
+   * TCP_USER_TIMEOUT (a frozen tab still ACKs, so it is not cut by them);
+   * the kernel's unsent queue stays small so "latest" holds end to end. */
+  sl_conn_set_busy(c, 1);
+  sl_conn_sockopt(c, SL_OPT_NODELAY, 1);
+  sl_conn_sockopt(c, SL_OPT_NOTSENT_LOWAT, NOTSENT_LOWAT);
+  sl_conn_sockopt(c, SL_OPT_KEEPALIVE, 60);
+  sl_conn_sockopt(c, SL_OPT_USER_TIMEOUT, 60000);
+  s->base_out = c->bytes_out + c->outq.queued;
+  s->joined_ms = c->mgr->now;
+  s->join_seq = s->done_seq = h->seq;
+  s->next = h->subs;
+  if (h->subs) h->subs->prev = s;
+  h->subs = s;
+  h->nsubs++;
+  h->joins++;
+  c->tap = tap;
+  c->tap_arg = s;
+  sl__hub_emit(h, SL_HUB_JOIN, s, 0, 0);
+  /* A new viewer starts with the latest frame at once. */
+  if (h->latest) {
+    sl__sub_offer(s, h->latest);
+    sl__sub_pump(s);
+  }
+  return 0;
+}
+
+/* ---- the policy queue ----------------------------------------------- */
+
+static void count_drop(struct sub *s, int reason) {
+  s->drops[reason]++;
+  s->hub->drops[reason]++;
+}
+
+static void pop_front(struct sub *s, int reason) {
+  struct pend *p = s->ph;
+  s->ph = p->next;
+  if (s->ph == NULL) s->pt = NULL;
+  s->pn--;
+  s->pbytes -= sl_buf_len(p->f->buf);
+  sl__hub_unpin(s->hub, p->f);
+  if (reason >= 0) count_drop(s, reason);
+  sl__free(p, sizeof(*p), SL_MEM_META);
+}
+
+void sl__sub_drop_pending(struct sub *s, int reason) {
+  while (s->ph) pop_front(s, reason);
+}
+
+static int push(struct sub *s, struct frame *f) {
+  struct pend *p = sl__alloc(sizeof(*p), SL_MEM_META);
+  if (p == NULL) return SL_ENOMEM;
+  p->f = f;
+  p->next = NULL;
+  f->pins++;
+  if (s->pt) s->pt->next = p;
+  else s->ph = p;
+  s->pt = p;
+  s->pn++;
+  s->pbytes += sl_buf_len(f->buf);
+  return 0;
+}
+
+void sl__sub_evict(struct sub *s, int reason) {
+  if (s->evict) return;
+  s->evict = reason;
+  /* RST: the kernel frees the socket buffers at once. */
+  sl_conn_close_with(s->c, SL_CLOSE_RESET, SL_CLOSE_EVICTED);
+}
+
+/* Written bytes tell which frames handed to the connection are complete. */
+static void complete(struct sub *s) {
+  uint64_t written = s->c->bytes_out - s->base_out;
+  unsigned k = 0;
+  while (k < s->nfl && s->fl[k].end <= written) s->done_seq = s->fl[k++].seq;
+  if (k) {
+    memmove(s->fl, s->fl + k, (s->nfl - k) * sizeof(s->fl[0]));
+    s->nfl -= k;
+  }
+}
+
+uint64_t sl__sub_lag_ms(const struct sub *s) {
+  uint64_t now = s->hub->mgr->now, ts;
+  if (s->nfl) ts = s->fl[0].ts;
+  else if (s->ph) ts = s->ph->f->ts;
+  else return 0;
+  return now > ts ? now - ts : 0;
+}
+
+size_t sl__sub_lag_bytes(const struct sub *s) {
+  return s->c->outq.queued + s->pbytes;
+}
+
+int sl__sub_stalled(const struct sub *s, uint64_t for_ms) {
+  const sl_conn *c = s->c;
+  return c->outq.queued > 0 && c->mgr->now - c->last_progress_ms >= for_ms;
+}
+
+void sl__sub_offer(struct sub *s, struct frame *f) {
+  if (sl_conn_is_closing(s->c)) return;
+  if (s->o.fps > 0 && s->next_due && f->ts + 2 < s->next_due) {
+    count_drop(s, SL_DROP_FPS);
+    return;
+  }
+  switch (s->o.policy) {
+    case SL_POLICY_LATEST:
+      if (s->pn) pop_front(s, SL_DROP_REPLACED);
+      break;
+    case SL_POLICY_QUEUE:
+      while (s->pn >= s->o.queue_len) pop_front(s, SL_DROP_QUEUE);
+      break;
+    case SL_POLICY_KEYFRAME:
+      if (!s->resync && (s->pn >= s->o.queue_len ||
+                         sl__sub_lag_ms(s) > s->o.resync_ms)) {
+        sl__sub_drop_pending(s, SL_DROP_RESYNC);
+        s->resync = 1;
+      }
+      if (s->resync) {
+        if (!(f->flags & SL_FRAME_KEY)) {
+          count_drop(s, SL_DROP_RESYNC);
+          return;
+        }
+        s->resync = 0;
+      }
+      break;
+    default: /* lossless: never drop */
+      break;
+  }
+  if (push(s, f) != 0) return;
+  if (s->o.policy == SL_POLICY_LOSSLESS && s->pn >= s->o.queue_len) s->full = 1;
+  if (sl__sub_lag_bytes(s) > s->o.hard_bytes) sl__sub_evict(s, SL_EVICT_HARD);
+}
+
+/* ---- sending -------------------------------------------------------- */
+
+static int send_frame(struct sub *s, struct frame *f) {
+  sl_conn *c = s->c;
+  size_t len = sl_buf_len(f->buf);
+  switch (s->transport) {
+    case SL_TRANSPORT_MJPEG: {
+      char hdr[192];
+      int n = snprintf(hdr, sizeof(hdr),
+                       "--sluiceframe\r\nContent-Type: image/jpeg\r\n"
+                       "Content-Length: %zu\r\nX-Frame: %llu\r\nX-Timestamp-Ms: %llu\r\n\r\n",
+                       len, (unsigned long long)f->seq, (unsigned long long)f->ts);
+      sl_part parts[3] = {{hdr, NULL, 0, (size_t)n}, {NULL, f->buf, 0, len},
+                          {"\r\n", NULL, 0, 2}};
+      return sl_sendv(c, parts, 3);
+    }
+    case SL_TRANSPORT_WS:
+      return sl_ws_send_buf(c, SL_WS_BINARY, f->buf, 0, len);
+    case SL_TRANSPORT_CHUNKED:
+      return sl_http_write_buf(c, f->buf, 0, len);
+    default:
+      return sl_send_buf(c, f->buf, 0, len);
+  }
+}
+
+void sl__sub_pump(struct sub *s) {
+  sl_conn *c = s->c;
+  complete(s);
+  while (s->ph && !sl_conn_is_closing(c)) {
+    struct frame *f = s->ph->f;
+    size_t need = sl_buf_len(f->buf) + FRAME_OVERHEAD;
+    if (need > c->lim.send_max) {
+      pop_front(s, SL_DROP_TOO_BIG);
+      continue;
+    }
+    /* Pull: the next frame goes only once the connection is down to its
+     * low watermark, and only whole. */
+    if (c->outq.queued > c->lim.send_low || sl_conn_room(c) < need) break;
+    if (s->nfl == SUB_INFLIGHT) {
+      /* Tiny frames on a fast queue: forget the oldest record (it only
+       * feeds the lag figure). */
+      memmove(s->fl, s->fl + 1, (SUB_INFLIGHT - 1) * sizeof(s->fl[0]));
+      s->nfl--;
+    }
+    size_t before = c->outq.queued;
+    int rc = send_frame(s, f);
+    if (rc == SL_EBUDGET) {
+      pop_front(s, SL_DROP_BUDGET);
+      continue;
+    }
+    if (rc) break;
+    size_t wire = c->outq.queued - before;
+    s->fl[s->nfl].seq = f->seq;
+    s->fl[s->nfl].ts = f->ts;
+    s->fl[s->nfl].end = s->handed + wire;
+    s->nfl++;
+    s->handed += wire;
+    s->frames_sent++;
+    s->bytes_sent += wire;
+    if (s->o.fps > 0) {
+      /* Evenly spaced: advance on a grid, resynchronise after a gap. */
+      uint64_t iv = (uint64_t)(1000.0 / s->o.fps);
+      if (s->next_due && f->ts < s->next_due + iv) s->next_due += iv;
+      else s->next_due = f->ts + iv;
+    }
+    pop_front(s, -1);
+    if (s->full && s->pn < s->o.queue_len) s->full = 0;
+  }
+}
+
+/* The periodic evaluation: limits in time, keyframe resync, stall. */
+void sl__sub_check(struct sub *s) {
+  uint64_t now = s->hub->mgr->now;
+  complete(s);
+  if (now - s->rate_ms >= 1000) {
+    if (s->rate_ms)
+      s->fps = (double)(s->frames_sent - s->rate_frames) * 1000.0 / (double)(now - s->rate_ms);
+    s->rate_ms = now;
+    s->rate_frames = s->frames_sent;
+  }
+  if (sl_conn_is_closing(s->c)) return;
+  uint64_t lag = sl__sub_lag_ms(s);
+  size_t bytes = sl__sub_lag_bytes(s);
+  if ((s->o.hard_ms && lag > s->o.hard_ms) || bytes > s->o.hard_bytes) {
+    sl__sub_evict(s, SL_EVICT_HARD);
+    return;
+  }
+  if (bytes > s->o.soft_bytes) {
+    if (!s->soft_since) s->soft_since = now ? now : 1;
+    else if (now - s->soft_since >= (uint64_t)s->o.soft_secs * 1000u) {
+      sl__sub_evict(s, SL_EVICT_SOFT);
+      return;
+    }
+  } else {
+    s->soft_since = 0;
+  }
+  if (s->o.policy == SL_POLICY_KEYFRAME && !s->resync && s->pn &&
+      lag > s->o.resync_ms) {
+    sl__sub_drop_pending(s, SL_DROP_RESYNC);
+    s->resync = 1;
+  }
+}
+
+static void tap(sl_conn *c, int ev, void *ev_data, void *arg) {
+  struct sub *s = arg;
+  (void)c;
+  (void)ev_data;
+  if (ev == SL_EV_WRITE || ev == SL_EV_DRAIN) {
+    sl__sub_pump(s);
+    if (s->o.policy == SL_POLICY_LOSSLESS) sl__hub_update_ready(s->hub);
+  } else if (ev == SL_EV_CLOSE) {
+    sl__hub_remove_sub(s->hub, s);
+  }
+}
+
+void sl__sub_stats(const struct sub *s, sl_sub_stats *o) {
+  memset(o, 0, sizeof(*o));
+  o->id = s->id;
+  snprintf(o->peer, sizeof(o->peer), "%s", sl_conn_peer(s->c));
+  o->transport = s->transport;
+  o->policy = s->o.policy;
+  o->stalled = sl__sub_stalled(s, s->hub->o.stall_evict_ms);
+  o->fps_cap = s->o.fps;
+  o->fps = s->fps;
+  o->frames_sent = s->frames_sent;
+  o->bytes_sent = s->bytes_sent;
+  memcpy(o->drops, s->drops, sizeof(o->drops));
+  o->lag_ms = sl__sub_lag_ms(s);
+  o->lag_frames = (s->nfl || s->ph) ? s->hub->seq - s->done_seq : 0;
+  o->queued = s->c->outq.queued;
+  o->pending = s->pn;
+  o->joined_ms = s->joined_ms;
+  o->last_progress_ms = s->c->last_progress_ms;
+  o->send_max = s->c->lim.send_max;
+}
