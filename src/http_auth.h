@@ -61,8 +61,9 @@ int sl__http_unquote(sl_str v, char *out, size_t outcap);
 
 /* Decode a Basic token (RFC 7617: base64 of "user:password") into `user`
  * and `pass` (caller's buffers of ucap and pcap bytes, NUL-terminated).
- * Returns 0, or -1 when the base64 is invalid, there is no ':', a control
- * character is present, or a part does not fit. */
+ * Returns 0, or -1 when the base64 is invalid (strict RFC 4648, padding
+ * required), there is no ':', a control character is present, the decoded
+ * credentials exceed 511 bytes, or a part does not fit. */
 int sl__http_basic_decode(sl_str token, char *user, size_t ucap, char *pass,
                           size_t pcap);
 
@@ -127,8 +128,9 @@ int sl__http_digest_authorization(const sl_digest_challenge *ch,
  * carry the right response for `method` and the password `pass` (borrowed),
  * else 0. It checks the arithmetic only: the caller must check that
  * a->realm is its realm, a->nonce one it issued and still fresh, a->nc not
- * replayed, and a->uri the request-target. The comparison takes the same
- * time wherever the response differs. */
+ * replayed, and a->uri the request-target. Credentials whose username,
+ * realm, nonce or cnonce exceed 255 bytes, or uri 1023, are refused (0).
+ * The comparison takes the same time wherever the response differs. */
 int sl__http_digest_check(const sl_http_auth *a, const char *method,
                           const char *pass);
 

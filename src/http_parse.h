@@ -129,11 +129,13 @@ void sl__chunked_init(sl_chunked *c);
  *
  * Returns the number of bytes consumed (the data piece included), at most
  * `len` and at most INT_MAX; 0 only when len is 0 or the body is already
- * done; or -1 on a malformed body: a size that is not hex or exceeds
- * SL_CHUNK_SIZE_MAX, chunk data not followed by CRLF, a line not ended by
- * CRLF (a bare LF is an error here: smuggling defence), a control character
- * in an extension or trailer, an extension over SL_CHUNK_EXT_MAX or a
- * trailer section over SL_CHUNK_TRAILER_MAX. After -1 every call returns -1.
+ * done; or -1 on a malformed body: a size that is not hex, exceeds
+ * SL_CHUNK_SIZE_MAX or has more than 64 digits (leading zeros included),
+ * whitespace after the size not followed by ';', chunk data not followed
+ * by CRLF, a line not ended by CRLF (a bare LF is an error here: smuggling
+ * defence), a control character in an extension or trailer, an extension
+ * over SL_CHUNK_EXT_MAX or a trailer section over SL_CHUNK_TRAILER_MAX.
+ * After -1 every call returns -1.
  * Trailer fields are checked and skipped, never reported.
  *
  * Example:
