@@ -137,8 +137,9 @@ sl_conn *sl_http_listen(sl_mgr *m, const char *url, const sl_http_opts *opts,
 /* ---- writing responses ---------------------------------------------- */
 
 static void date_header(char *out, size_t n) {
-  static time_t last;
-  static char cached[64];
+  /* Per thread: each manager may run on a thread of its own. */
+  static _Thread_local time_t last;
+  static _Thread_local char cached[64];
   time_t now = time(NULL);
   if (now != last) {
     struct tm tm;
@@ -166,8 +167,12 @@ static int format_head(struct sl_http *h, char *out, size_t cap, int status,
     if (n < 0 || (size_t)n >= cap - len) return -1;
     len += (size_t)n;
   }
+  /* HTTP/1.1 persists by default; an HTTP/1.0 client that asked for
+   * keep-alive must be told it was granted, or it waits for our close
+   * (RFC 9112 section 9.3 and appendix C.2.2). */
   n = snprintf(out + len, cap - len, "%s\r\n",
-               h->keep_alive ? "" : "Connection: close\r\n");
+               !h->keep_alive ? "Connection: close\r\n"
+               : h->version_minor == 0 ? "Connection: keep-alive\r\n" : "");
   if (n < 0 || (size_t)n >= cap - len) return -1;
   return (int)(len + (size_t)n);
 }
@@ -184,8 +189,19 @@ static void response_done(sl_conn *c, struct sl_http *h) {
     sl_conn_close(c, SL_CLOSE_FLUSH);
     return;
   }
-  arm_header_timeout(c, h);
-  if (!h->in_dispatch) serve_more(c);
+  /* The next request's header timeout starts once this response is
+   * written (http_ev arms it on the write that empties the queue): a slow
+   * reader of a large response is bounded by stall_ms, and must not be cut
+   * off by a timeout meant for the next request. */
+  if (sl_conn_queued(c) == 0) arm_header_timeout(c, h);
+  /* The next pipelined request is served from http_ev on the write of
+   * this response (inside the handler, serve_more's own loop goes on), not
+   * from here: a caller outside the handler (a timer) may still be using
+   * the connection, e.g. writing to a HEAD response that completed at its
+   * head, and must not find the next request's response in its place. A
+   * response always queues bytes, so that write comes; the check is a
+   * safety net. */
+  if (!h->in_dispatch && sl_conn_queued(c) == 0) serve_more(c);
 }
 
 static int reply_parts(sl_conn *c, int status, const char *headers,
@@ -313,7 +329,11 @@ int sl_http_write_buf(sl_conn *c, sl_buf *b, size_t off, size_t len) {
 
 int sl_http_end(sl_conn *c) {
   struct sl_http *h = state(c);
-  if (h == NULL || !h->in_request) return SL_EINVAL;
+  /* No body started (mode 0): nothing to end. In particular after
+   * sl_http_start for a HEAD request, which completes at once and may have
+   * let the next pipelined request in: ending that one would mark it
+   * answered with nothing sent. */
+  if (h == NULL || !h->in_request || h->mode == 0) return SL_EINVAL;
   if (h->mode == SL_HTTP_CHUNKED) {
     /* Room is always kept for the terminator: it is 5 bytes, and a refusal
      * here would leave the client waiting forever. */
@@ -353,11 +373,15 @@ static void fail_request(sl_conn *c, struct sl_http *h, int status) {
   sl_conn_close_with(c, SL_CLOSE_FLUSH, SL_CLOSE_PROTOCOL);
 }
 
+/* Grow the request buffer to hold `need` bytes. It holds the head copy
+ * (h->head_len, set before the first call) and then the body, so its bound
+ * is head_len + max_body: a body of exactly max_body fits. */
 static int ensure_body(sl_conn *c, struct sl_http *h, size_t need) {
   if (need <= h->body_cap) return 0;
+  size_t max = h->head_len + h->opts.max_body;
   size_t cap = h->body_cap ? h->body_cap : 4096;
   while (cap < need) cap *= 2;
-  if (cap > h->opts.max_body) cap = h->opts.max_body;
+  if (cap > max) cap = max;
   if (cap < need) return SL_EMSGSIZE;
   sl_mgr *m = c->mgr;
   if (m->opts.budget && m->acct.held + (cap - h->body_cap) > m->opts.budget)
@@ -405,6 +429,12 @@ static void serve_more(sl_conn *c) {
     const char *p = sl_conn_in(c, &len);
     if (h->body_state == 0) {
       if (len == 0) return;
+      /* A pipelining client that does not read its responses must not
+       * make us queue up to send_max and then refuse them: the next
+       * request waits until the output falls below send_high (http_ev
+       * resumes on each write); meanwhile the input fills to recv_max and
+       * TCP pushes back. */
+      if (sl_conn_queued(c) >= c->lim.send_high) return;
       int rc = sl__http_parse_request(p, len, &h->lim, &h->msg);
       if (rc == 0) return;
       if (rc < 0) {
@@ -422,13 +452,16 @@ static void serve_more(sl_conn *c) {
         /* Copy the head, re-parse it there so its pointers stay valid, and
          * collect the body behind it. */
         size_t head = (size_t)rc;
-        if (ensure_body(c, h, head + (h->msg.chunked ? 0 : (size_t)h->msg.content_length)) != 0) {
-          fail_request(c, h, 413);
+        h->head_len = head;
+        int er = ensure_body(c, h, head + (h->msg.chunked ? 0 : (size_t)h->msg.content_length));
+        if (er != 0) {
+          /* Too large for max_body is the client's fault; no memory or
+           * budget for it is ours. */
+          fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
           return;
         }
         memcpy(h->body, p, head);
         h->body_len = head;
-        h->head_len = head;
         sl_conn_consume(c, head);
         h->body_state = h->msg.chunked ? 2 : 1;
         h->body_left = h->msg.chunked ? 0 : (unsigned long long)h->msg.content_length;
@@ -470,9 +503,11 @@ static void serve_more(sl_conn *c) {
         }
         if (n == 0) break;
         if (dl) {
-          if (h->body_len - h->head_len + dl > h->opts.max_body ||
-              ensure_body(c, h, h->body_len + dl) != 0) {
-            fail_request(c, h, 413);
+          int er = h->body_len - h->head_len + dl > h->opts.max_body
+                       ? SL_EMSGSIZE
+                       : ensure_body(c, h, h->body_len + dl);
+          if (er != 0) {
+            fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
             return;
           }
           memcpy(h->body + h->body_len, d, dl);
@@ -511,6 +546,15 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
     case SL_EV_WRITE:
     case SL_EV_DRAIN:
       if (h->source_fill && !(c->flags & SL_F_CLOSING)) h->source_fill(c, h->source);
+      /* Between requests, the last response just left: the header
+       * timeout starts now (see response_done). */
+      if (!h->in_request && !h->failed && !h->upgraded && h->keep_alive &&
+          c->proto_deadline == 0 && sl_conn_queued(c) == 0 &&
+          !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING)))
+        arm_header_timeout(c, h);
+      /* Pipelined requests held back by a full output queue. */
+      if (!h->in_request && !h->upgraded && sl_conn_queued(c) < c->lim.send_high)
+        serve_more(c);
       return 0;
     case SL_EV_TIMEOUT:
       if (*(int *)ev_data == SL_CLOSE_TIMEOUT && !h->in_request) {

@@ -105,12 +105,23 @@ static void src_free(sl_conn *c, void *arg) {
   sl__free(f, sizeof(*f), SL_MEM_META);
 }
 
+/* A piece could not be queued (no memory, send_max or the budget). With
+ * output still queued, the next write retries. With none, no write will
+ * ever come and the connection is neither idle (busy) nor stalled (nothing
+ * pending): it would hang for good, so it ends, with the reason. */
+static void stuck(sl_conn *c) {
+  if (sl_conn_queued(c) == 0) sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_LIMIT);
+}
+
 static void src_fill(sl_conn *c, void *arg) {
   struct file_src *f = arg;
   while (f->left && sl_conn_queued(c) < SOURCE_HIGH) {
     size_t n = f->left < SOURCE_PIECE ? (size_t)f->left : SOURCE_PIECE;
     sl_buf *b = sl_buf_new(n);
-    if (b == NULL) return; /* retried at the next write */
+    if (b == NULL) {
+      stuck(c);
+      return;
+    }
     ssize_t r = pread(f->fd, sl_buf_data(b), n, (off_t)f->off);
     if (r <= 0) {
       /* The file shrank or failed under us: the promised length cannot be
@@ -121,7 +132,10 @@ static void src_fill(sl_conn *c, void *arg) {
     }
     int rc = sl_send_buf(c, b, 0, (size_t)r);
     sl_buf_unref(b);
-    if (rc) return; /* full or over budget: retried as the peer drains */
+    if (rc) {
+      stuck(c);
+      return;
+    }
     f->off += (unsigned long long)r;
     f->left -= (unsigned long long)r;
   }
@@ -206,9 +220,13 @@ int sl_http_serve_dir(sl_conn *c, const sl_http_msg *m, const char *root) {
   if (stat(full, &st) != 0) return sl_http_reply_status(c, errno == EACCES ? 403 : 404);
   if (S_ISDIR(st.st_mode)) {
     if (n > 0 && rel[n - 1] != '/') {
-      /* Directory without its slash: redirect so relative links work. */
+      /* Directory without its slash: redirect so relative links work.
+       * One leading slash only: "//host/dir/" would be a network-path
+       * reference (RFC 3986 4.2), a redirect to another site. */
+      const char *pp = m->path.ptr, *pe = m->path.ptr + m->path.len;
+      while (pe - pp > 1 && pp[1] == '/') pp++;
       char loc[PATH_MAX + 32];
-      snprintf(loc, sizeof(loc), "Location: %.*s/\r\n", (int)m->path.len, m->path.ptr);
+      snprintf(loc, sizeof(loc), "Location: %.*s/\r\n", (int)(pe - pp), pp);
       return sl_http_reply(c, 301, loc, NULL, 0);
     }
     if (snprintf(full, sizeof(full), "%s/%sindex.html", rroot, rel) >= (int)sizeof(full) ||
