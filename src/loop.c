@@ -93,6 +93,11 @@ sl_mgr *sl_mgr_new(const sl_mgr_opts *opts, int *err) {
     }
   }
   m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  /* The creating thread is the loop thread until sl_mgr_poll says
+   * otherwise, so a producer publishing before the first poll is queued
+   * like any other thread's frames. */
+  m->loop_thread = pthread_self();
+  m->loop_thread_set = 1;
   return m;
 
 fail_wakeup:
@@ -474,10 +479,7 @@ static void flush_dirty(sl_mgr *m) {
 int sl_mgr_poll(sl_mgr *m, int timeout_ms) {
   struct sl_pevent evs[MAX_EVENTS];
   int n, dispatched = 0;
-  if (!m->loop_thread_set) {
-    m->loop_thread = pthread_self();
-    m->loop_thread_set = 1;
-  }
+  if (!pthread_equal(m->loop_thread, pthread_self())) m->loop_thread = pthread_self();
   sl__mgr_tick(m);
   flush_dirty(m);
   reap(m);

@@ -7,6 +7,10 @@
  *   dir:PATH             JPEG files of a folder, in a loop
  *   -                    an MJPEG byte stream on stdin (ffmpeg, gstreamer)
  *   http://..., ws://... relay of another MJPEG/WebSocket stream
+ *
+ * Files: source.c (dispatch, shared code), src_pattern.c, src_dir.c,
+ * src_stdin.c, src_relay.c (+ multipart.c, the body reader), sharing
+ * source_impl.h.
  */
 #ifndef SS_SOURCE_H
 #define SS_SOURCE_H
@@ -41,12 +45,13 @@ typedef struct ss_source_opts {
  * honour sl_hub_ready(): while a lossless subscriber is full they wait
  * (polling every 5 ms) instead of publishing. When the hub's queue of frames
  * from other threads is full (SL_EFULL: the loop is behind), testpattern
- * and dir skip that frame (stats.skipped); stdin retries it, since a pipe
- * pushes back on its writer anyway.
+ * and dir skip that frame (stats.skipped, which also counts frames passed
+ * over when the producer wakes up more than a frame late); stdin retries
+ * it, since a pipe pushes back on its writer anyway.
  * Relays run on the loop thread and reconnect with exponential backoff
  * (250 ms doubling to 10 s, back to 250 ms after a frame arrives).
  *
- * The source must be stopped before its hub is freed.
+ * Stop the source before freeing its hub or its manager.
  * Example:
  *   ss_source_opts o = {.fps = 15};
  *   ss_source *s = ss_source_start("dir:/srv/frames", m, h, &o, err, 256); */
@@ -55,8 +60,8 @@ ss_source *ss_source_start(const char *spec, sl_mgr *m, sl_hub *h,
 
 /* Stop and free the source: joins its thread (a sleeping producer notices
  * within 20 ms, a read blocked on stdin is woken at once) or closes a
- * relay's connection. Frames it
- * already published stay in the hub. Loop thread. NULL ok. */
+ * relay's connection. Frames it already published stay in the hub. Loop
+ * thread. NULL ok. */
 void ss_source_stop(ss_source *s);
 
 /* A one-line description for logs and /api/streams ("testpattern 640x480
@@ -68,7 +73,10 @@ typedef struct ss_source_stats {
                                   truncated, corrupt, oversized or non-JPEG
                                   frames and parts, upstream failures */
   unsigned long long reconnects; /* relays: reconnection attempts */
-  unsigned long long skipped;  /* not published: the hub's queue was full */
+  unsigned long long skipped;  /* testpattern, dir: frames not published
+                                  because the hub's queue was full, or
+                                  because the producer fell more than a
+                                  frame behind and skipped ahead */
   unsigned long long garbage;  /* stdin, relay: bytes outside any frame */
   int connected;          /* relays: 1 while the upstream is connected;
                              threaded sources: 1 while running */

@@ -1,0 +1,162 @@
+/*
+ * The "-" source: an MJPEG byte stream (concatenated JPEGs, as written by
+ * `ffmpeg -f mjpeg -` or gstreamer's `jpegenc ! fdsink`) read from standard
+ * input, or from opts.fd, by a producer thread, cut into frames by
+ * ss_split_next and published as they complete.
+ *
+ * Memory: one buffer of max_frame bytes; the splitter guarantees that after
+ * each call and drop at most max_frame - 1 bytes remain, so there is always
+ * room to read more. Input is read in blocks of at most READ_BLOCK bytes:
+ * after each frame the bytes behind it are moved to the front, and small
+ * blocks keep that move small.
+ *
+ * Bad input never stops the source: garbage between frames, truncated,
+ * corrupt and oversized frames are dropped and counted (stats.garbage,
+ * stats.errors). End of file ends the source (logged, stats.ended); the hub
+ * keeps its last frame, so viewers keep seeing it.
+ *
+ * A full hub queue makes the producer retry rather than skip: the pipe then
+ * fills and the writer (ffmpeg) is paced by the viewers' loop, which loses
+ * nothing and costs nothing.
+ *
+ * Stopping: the thread waits in poll() on the input and on a self-pipe;
+ * ss_source_stop writes to the pipe, so a reader blocked on a silent stdin
+ * wakes at once. The input descriptor is borrowed: never closed, and its
+ * flags (blocking or not) are left as they are.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mjpeg_split.h"
+#include "source_impl.h"
+
+#define READ_BLOCK (64u << 10)
+
+struct in {
+  int fd;
+  int wake[2];        /* self-pipe: [0] polled by the thread, [1] written */
+  unsigned char *buf; /* max_frame bytes */
+  ss_split sp;
+};
+
+static int open_stdin(ss_source *s, const char *arg, char *err, size_t errlen) {
+  (void)arg;
+  struct in *t = calloc(1, sizeof(*t));
+  if (t == NULL) return ss__fail(err, errlen, "stdin: out of memory");
+  t->fd = s->o.fd;
+  if (fcntl(t->fd, F_GETFL) < 0) {
+    free(t);
+    return ss__fail(err, errlen, "stdin: descriptor %d is not open: %s",
+                    s->o.fd, strerror(errno));
+  }
+  t->buf = malloc(s->o.max_frame);
+  if (t->buf == NULL) {
+    free(t);
+    return ss__fail(err, errlen, "stdin: out of memory for a %zu-byte frame "
+                    "buffer", s->o.max_frame);
+  }
+  if (pipe2(t->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int e = errno;
+    free(t->buf);
+    free(t);
+    return ss__fail(err, errlen, "stdin: pipe: %s", strerror(e));
+  }
+  ss_split_init(&t->sp, s->o.max_frame);
+  s->impl = t;
+  if (t->fd == 0)
+    snprintf(s->desc, sizeof(s->desc), "stdin (MJPEG)");
+  else
+    snprintf(s->desc, sizeof(s->desc), "fd %d (MJPEG)", t->fd);
+  return 0;
+}
+
+/* Mirror the splitter's counters into the source's. */
+static void sync_counters(ss_source *s, const ss_split *sp,
+                          unsigned long long *lost_before) {
+  unsigned long long lost = sp->truncated + sp->oversized + sp->corrupt;
+  if (lost != *lost_before) {
+    atomic_fetch_add(&s->errors, lost - *lost_before);
+    *lost_before = lost;
+  }
+  atomic_store(&s->garbage, sp->garbage_bytes);
+}
+
+/* Wait for input. 1: readable (or EOF/error pending), 0: stopping. */
+static int wait_input(ss_source *s, struct in *t) {
+  for (;;) {
+    struct pollfd p[2] = {{t->fd, POLLIN, 0}, {t->wake[0], POLLIN, 0}};
+    if (ss__stopping(s)) return 0;
+    int n = poll(p, 2, -1);
+    if (n < 0 && errno != EINTR) return 1; /* let read() report it */
+    if (p[1].revents || ss__stopping(s)) return 0;
+    if (p[0].revents) return 1;
+  }
+}
+
+static void *run_stdin(void *arg) {
+  ss_source *s = arg;
+  struct in *t = s->impl;
+  size_t cap = s->o.max_frame, have = 0;
+  unsigned long long lost = 0;
+  const char *what = s->desc;
+  if (ss__wait_ready(s)) return NULL;
+  for (;;) {
+    ss_split_out o;
+    int got = ss_split_next(&t->sp, t->buf, have, &o);
+    if (got &&
+        ss__publish(s, t->buf + o.off, o.len, SS_PUB_WAIT | SS_PUB_RETRY) ==
+            SL_ECANCELED)
+      break;
+    memmove(t->buf, t->buf + o.consumed, have - o.consumed);
+    have -= o.consumed;
+    sync_counters(s, &t->sp, &lost);
+    if (got) continue;
+    if (!wait_input(s, t)) break;
+    size_t want = cap - have < READ_BLOCK ? cap - have : READ_BLOCK;
+    ssize_t n = read(t->fd, t->buf + have, want);
+    if (n > 0) {
+      have += (size_t)n;
+      continue;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+      continue;
+    if (n < 0) {
+      atomic_fetch_add(&s->errors, 1);
+      sl_log(SL_LOG_ERROR, "source %s: read failed: %s; the stream ends here",
+             what, strerror(errno));
+    }
+    ss_split_finish(&t->sp);
+    sync_counters(s, &t->sp, &lost);
+    if (n == 0)
+      sl_log(SL_LOG_WARN, "source %s: end of stream after %llu frames; "
+             "viewers keep the last one", what, atomic_load(&s->frames));
+    atomic_store(&s->ended, 1);
+    break;
+  }
+  return NULL;
+}
+
+static void wake_stdin(ss_source *s) {
+  struct in *t = s->impl;
+  /* Non-blocking: if the pipe were full, the thread is awake anyway. */
+  ssize_t w = write(t->wake[1], "x", 1);
+  (void)w;
+}
+
+static void close_stdin(ss_source *s) {
+  struct in *t = s->impl;
+  if (t == NULL) return;
+  close(t->wake[0]);
+  close(t->wake[1]);
+  free(t->buf);
+  free(t);
+  s->impl = NULL;
+}
+
+const struct ss_kind ss__kind_stdin = {"stdin", open_stdin, run_stdin,
+                                       wake_stdin, close_stdin};
