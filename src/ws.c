@@ -40,6 +40,8 @@ struct sl_ws {
   char *msg;               /* data message being assembled (SL_MEM_IN) */
   size_t msg_len, msg_cap;
   int ping_out;            /* a keepalive ping awaits its pong */
+  int ping_late;           /* its deadline passed while it was queued */
+  uint64_t ping_end;       /* c->bytes_out once that ping has been written */
   char protocol[64];
   char key[32];            /* client: our Sec-WebSocket-Key */
   char *req;               /* client: the request to send on connect */
@@ -329,7 +331,7 @@ static void deliver(sl_conn *c, struct sl_ws *w, int op) {
     struct frame_part fp = {1, SL_WS_PONG, w->ctl, NULL, 0, w->ctl_len};
     send_frames(c, w, &fp, 1); /* a full queue drops the pong: harmless */
   }
-  if (op == SL_WS_PONG) w->ping_out = 0;
+  if (op == SL_WS_PONG) w->ping_out = w->ping_late = 0;
   if (c->fn) c->fn(c, SL_EV_WS_CTL, &msg);
 }
 
@@ -446,13 +448,32 @@ static int ws_ev(sl_conn *c, int ev, void *ev_data) {
       /* Our close frame is out: FIN tells the peer we are done. */
       if (w->state == WS_LINGER && c->outq.queued == 0 && c->fd >= 0)
         shutdown(c->fd, SHUT_WR);
+      if (w->ping_late && c->bytes_out >= w->ping_end) {
+        w->ping_late = 0;
+        if (w->state == WS_OPEN && w->ping_out)
+          sl__conn_set_deadline(c, c->mgr->now + w->opts.ping_ms);
+      }
       return 0;
     case SL_EV_TIMEOUT:
       if (*(int *)ev_data != SL_CLOSE_TIMEOUT) return 0;
       if (w->state == WS_OPEN && !w->ping_out && w->opts.ping_ms != UINT32_MAX) {
         struct frame_part fp = {1, SL_WS_PING, "", NULL, 0, 0};
-        send_frames(c, w, &fp, 1);
-        w->ping_out = 1;
+        /* A ping the full queue refused cannot be answered: try again next
+         * interval. A peer that reads nothing at all is the stall
+         * timeout's to close. */
+        if (send_frames(c, w, &fp, 1) == 0) {
+          w->ping_out = 1;
+          w->ping_end = c->bytes_out + c->outq.queued;
+        }
+        sl__conn_set_deadline(c, c->mgr->now + w->opts.ping_ms);
+        return 1;
+      }
+      if (w->state == WS_OPEN && w->ping_out && c->bytes_out < w->ping_end) {
+        /* The ping still waits in our queue behind frames for a slow
+         * reader: the peer cannot have answered it. Its interval restarts
+         * once it is written (SL_EV_WRITE); a peer that takes nothing at
+         * all is the stall timeout's to close. */
+        w->ping_late = 1;
         sl__conn_set_deadline(c, c->mgr->now + w->opts.ping_ms);
         return 1;
       }
