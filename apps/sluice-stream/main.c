@@ -385,8 +385,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < a->nstreams; i++) {
     ss_stream *st = &a->streams[i];
     st->app = a;
-    if (i == 0) snprintf(st->base, sizeof(st->base), "/");
-    else snprintf(st->base, sizeof(st->base), "/streams/%s/", st->name);
+    char base[sizeof(st->base)];
+    if (i == 0) snprintf(base, sizeof(base), "/");
+    else snprintf(base, sizeof(base), "/streams/%.63s/", st->name);
+    memcpy(st->base, base, sizeof(base));
     sl_hub_opts ho = {.max_subs = a->max_viewers, .sub = a->sub,
                       .on_event = ss_on_hub_event, .arg = a};
     st->hub = sl_hub_new(a->mgr, st->name, &ho, &rc);
