@@ -115,11 +115,17 @@ static void publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
 }
 
 static void hub_release(sl_hub *h) {
-  if (--h->refs > 0) return;
+  /* Under the lock: a publisher on another thread takes the scheduled
+   * call's reference (refs++) under it, possibly while the loop drops one
+   * here. */
   pthread_mutex_lock(&h->lock);
-  for (unsigned i = 0; i < h->inq_n; i++) sl_buf_unref(h->inq[i].buf);
-  h->inq_n = 0;
+  int last = --h->refs == 0;
+  if (last) {
+    for (unsigned i = 0; i < h->inq_n; i++) sl_buf_unref(h->inq[i].buf);
+    h->inq_n = 0;
+  }
   pthread_mutex_unlock(&h->lock);
+  if (!last) return;
   pthread_mutex_destroy(&h->lock);
   sl__free(h->name, strlen(h->name) + 1, SL_MEM_META);
   sl__free(h, sizeof(*h), SL_MEM_META);
@@ -208,7 +214,7 @@ static void budget_pressure(sl_hub *h) {
   qsort(v, n, sizeof(*v), by_lag_desc);
   for (i = 0; i < n && h->held > h->o.budget; i++) {
     if (v[i]->pn) {
-      sl__sub_drop_pending(v[i], SL_DROP_BUDGET);
+      sl__sub_drop_for_budget(v[i]);
       prune(h);
     }
   }
@@ -219,9 +225,10 @@ static void budget_pressure(sl_hub *h) {
           (worst == NULL || s->c->last_progress_ms < worst->c->last_progress_ms))
         worst = s;
     if (worst == NULL) break;
+    /* Eviction releases its queue at once: prune sees what that freed, and
+     * the loop stops as soon as the hub is back under budget. */
     sl__sub_evict(worst, SL_EVICT_BUDGET);
-    /* Its buffers are released when the connection is freed. */
-    break;
+    prune(h);
   }
   sl__free(v, n * sizeof(*v), SL_MEM_META);
 }

@@ -96,6 +96,8 @@ void sl__sub_offer(struct sub *s, struct frame *f);
 void sl__sub_pump(struct sub *s);
 void sl__sub_check(struct sub *s);
 void sl__sub_drop_pending(struct sub *s, int reason);
+/* Budget pressure: drop the pending frames but the shared latest. */
+void sl__sub_drop_for_budget(struct sub *s);
 void sl__sub_evict(struct sub *s, int reason);
 void sl__sub_update_send_max(struct sub *s);
 int sl__sub_stalled(const struct sub *s, uint64_t for_ms);

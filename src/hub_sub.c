@@ -1,13 +1,15 @@
 /*
  * Hub subscribers: the policy queue of each viewer, the pull rule (take the
  * next frame only when the connection's queued bytes are at or below its
- * low watermark), the framings (multipart MJPEG, WebSocket, chunked, raw),
- * the limits that close a subscriber, and its counters.
+ * low watermark; for latest and keyframe, only when its queue is empty),
+ * the framings (multipart MJPEG, WebSocket, chunked, raw), the limits that
+ * close a subscriber, and its counters.
  *
  * What a stalled subscriber holds, by construction: its kernel socket
- * buffer (the unsent part capped by TCP_NOTSENT_LOWAT), at most
- * send_low + one frame in its output queue, and one pending reference to a
- * frame that every other subscriber shares.
+ * buffer (the unsent part capped by TCP_NOTSENT_LOWAT), the rest of one
+ * frame in its output queue (latest, keyframe; send_low + one frame for
+ * queue:N and lossless), and one pending reference to a frame that every
+ * other subscriber shares.
  */
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +133,26 @@ void sl__sub_drop_pending(struct sub *s, int reason) {
   while (s->ph) pop_front(s, reason);
 }
 
+/* keyframe: a subscriber is behind on any drop. The pending frames up to
+ * the next keyframe depend on what was dropped: they go too, and with none
+ * left it waits for the next keyframe published. */
+static void skip_to_key(struct sub *s) {
+  if (s->o.policy != SL_POLICY_KEYFRAME) return;
+  while (s->ph && !(s->ph->f->flags & SL_FRAME_KEY)) pop_front(s, SL_DROP_RESYNC);
+  if (s->ph == NULL) s->resync = 1;
+}
+
+void sl__sub_drop_for_budget(struct sub *s) {
+  int dropped = 0;
+  /* The latest frame (always the newest pending one) is shared by every
+   * viewer that is not behind: dropping it would free nothing. */
+  while (s->ph && s->ph->f != s->hub->latest) {
+    pop_front(s, SL_DROP_BUDGET);
+    dropped = 1;
+  }
+  if (dropped) skip_to_key(s);
+}
+
 static int push(struct sub *s, struct frame *f) {
   struct pend *p = sl__alloc(sizeof(*p), SL_MEM_META);
   if (p == NULL) return SL_ENOMEM;
@@ -146,10 +168,18 @@ static int push(struct sub *s, struct frame *f) {
 }
 
 void sl__sub_evict(struct sub *s, int reason) {
+  sl_conn *c = s->c;
   if (s->evict) return;
   s->evict = reason;
   /* RST: the kernel frees the socket buffers at once. */
-  sl_conn_close_with(s->c, SL_CLOSE_RESET, SL_CLOSE_EVICTED);
+  sl_conn_close_with(c, SL_CLOSE_RESET, SL_CLOSE_EVICTED);
+  /* A reset discards the unsent output anyway: release it and the pending
+   * references now, not when the connection is reaped at the end of the
+   * iteration, so the frames they pinned can go at the next prune. The
+   * budget (and a tick running later in the same iteration) then sees the
+   * memory given back and evicts no second viewer for it. */
+  sl__outq_clear(&c->outq, &c->mgr->acct);
+  sl__sub_drop_pending(s, -1);
 }
 
 /* Written bytes tell which frames handed to the connection are complete. */
@@ -242,17 +272,25 @@ static int send_frame(struct sub *s, struct frame *f) {
 
 void sl__sub_pump(struct sub *s) {
   sl_conn *c = s->c;
+  /* Pull: the next frame goes only whole, and only once the connection is
+   * down to its low watermark. For the live policies, only once its queue
+   * is empty: a frame queued behind the rest of the in-flight one can no
+   * longer be replaced, so a viewer that stalls there would, on resuming,
+   * first get that stale frame (and hold it all along). The kernel's
+   * unsent queue (TCP_NOTSENT_LOWAT) keeps the link busy meanwhile, and the
+   * next frame is handed in the same flush that empties the queue. */
+  int live = s->o.policy == SL_POLICY_LATEST || s->o.policy == SL_POLICY_KEYFRAME;
+  size_t low = live ? 0 : c->lim.send_low;
   complete(s);
   while (s->ph && !sl_conn_is_closing(c)) {
     struct frame *f = s->ph->f;
     size_t need = sl_buf_len(f->buf) + FRAME_OVERHEAD;
     if (need > c->lim.send_max) {
       pop_front(s, SL_DROP_TOO_BIG);
+      skip_to_key(s);
       continue;
     }
-    /* Pull: the next frame goes only once the connection is down to its
-     * low watermark, and only whole. */
-    if (c->outq.queued > c->lim.send_low || sl_conn_room(c) < need) break;
+    if (c->outq.queued > low || sl_conn_room(c) < need) break;
     if (s->nfl == SUB_INFLIGHT) {
       /* Tiny frames on a fast queue: forget the oldest record (it only
        * feeds the lag figure). */
