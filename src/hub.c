@@ -47,6 +47,7 @@ static void prune(sl_hub *h) {
       *pp = f->next;
       h->held -= frame_bytes(f);
       h->frames_held--;
+      sl__acct_buf_release(&h->mgr->acct, f->buf, f->counted);
       sl_buf_unref(f->buf);
       sl__free(f, sizeof(*f), SL_MEM_META);
     } else {
@@ -95,6 +96,8 @@ static void publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   h->live = f;
   h->held += frame_bytes(f);
   h->frames_held++;
+  /* The manager's held bytes include the hub's frames, once. */
+  sl__acct_buf_hold(&m->acct, f->buf, &f->counted);
   h->frames_in++;
   h->bytes_in += sl_buf_len(buf);
   h->rate[h->rate_n++ % HUB_RATE] = m->now;
@@ -310,6 +313,7 @@ void sl_hub_free(sl_hub *h) {
   while (h->live) {
     struct frame *f = h->live;
     h->live = f->next;
+    sl__acct_buf_release(&m->acct, f->buf, f->counted);
     sl_buf_unref(f->buf);
     sl__free(f, sizeof(*f), SL_MEM_META);
   }

@@ -19,6 +19,7 @@ struct frame {
   uint64_t seq, ts;
   unsigned flags;
   unsigned pins;        /* latest + policy-queue entries */
+  size_t counted;       /* for sl__acct_buf_release */
 };
 
 struct pend {           /* one entry of a subscriber's policy queue */

@@ -66,9 +66,11 @@ static void link_seg(struct sl_outq *q, struct sl_seg *s) {
   q->nseg++;
 }
 
-/* Count a new reference segment to `b` in `acct`. */
-static void ref_count(struct sl_acct *acct, struct sl_seg *s) {
-  sl_buf *b = s->buf;
+/* Count one more holder of `b` in `acct`: the buffer's bytes are added the
+ * first time, so a buffer is counted once per manager however many queues
+ * (and hubs) hold it. A buffer already counted by another manager is
+ * counted here per holder; *counted records how much, to undo it. */
+static void hold(struct sl_acct *acct, sl_buf *b, size_t *counted) {
   struct sl_acct *expect = NULL;
   size_t size = sl__buf_size(b);
   atomic_compare_exchange_strong(&b->qacct, &expect, acct);
@@ -77,20 +79,18 @@ static void ref_count(struct sl_acct *acct, struct sl_seg *s) {
       acct->out_ref += size;
       sl__acct_held(acct, (long long)size);
     }
-    s->counted = 0;
+    *counted = 0;
   } else {
-    /* Queued by another manager too: count it here per segment. */
-    s->counted = size;
+    *counted = size;
     acct->out_ref += size;
     sl__acct_held(acct, (long long)size);
   }
 }
 
-static void ref_uncount(struct sl_acct *acct, struct sl_seg *s) {
-  sl_buf *b = s->buf;
-  if (s->counted) {
-    acct->out_ref -= s->counted;
-    sl__acct_held(acct, -(long long)s->counted);
+static void unhold(struct sl_acct *acct, sl_buf *b, size_t counted) {
+  if (counted) {
+    acct->out_ref -= counted;
+    sl__acct_held(acct, -(long long)counted);
     return;
   }
   if (atomic_fetch_sub(&b->qrefs, 1) == 1) {
@@ -100,6 +100,22 @@ static void ref_uncount(struct sl_acct *acct, struct sl_seg *s) {
     sl__acct_held(acct, -(long long)size);
     atomic_compare_exchange_strong(&b->qacct, &expect, NULL);
   }
+}
+
+void sl__acct_buf_hold(struct sl_acct *acct, sl_buf *b, size_t *counted) {
+  hold(acct, b, counted);
+}
+
+void sl__acct_buf_release(struct sl_acct *acct, sl_buf *b, size_t counted) {
+  unhold(acct, b, counted);
+}
+
+static void ref_count(struct sl_acct *acct, struct sl_seg *s) {
+  hold(acct, s->buf, &s->counted);
+}
+
+static void ref_uncount(struct sl_acct *acct, struct sl_seg *s) {
+  unhold(acct, s->buf, s->counted);
 }
 
 static void free_seg(struct sl_acct *acct, struct sl_seg *s) {

@@ -67,6 +67,12 @@ void sl__outq_consume(struct sl_outq *q, struct sl_acct *acct, size_t n);
 /* Drop everything. */
 void sl__outq_clear(struct sl_outq *q, struct sl_acct *acct);
 
+/* Count a holder of shared buffer `b` that is not a queue segment (a
+ * hub's live frame): held bytes include it once per manager, like queued
+ * references. Pass the same `counted` back to release. */
+void sl__acct_buf_hold(struct sl_acct *acct, sl_buf *b, size_t *counted);
+void sl__acct_buf_release(struct sl_acct *acct, sl_buf *b, size_t counted);
+
 /* Add (or remove, with a negative delta) held bytes, tracking the peak. */
 void sl__acct_held(struct sl_acct *acct, long long delta);
 
