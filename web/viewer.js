@@ -217,7 +217,8 @@
   });
   /* A frozen page runs no timers, so it lets go at once. */
   document.addEventListener('freeze', release);
-  document.addEventListener('resume', () => { resumeNow(); if (document.hidden) armHide(); });
+  /* Unfrozen but still in the background: stay released until shown. */
+  document.addEventListener('resume', () => { if (!document.hidden) resumeNow(); });
   window.addEventListener('pagehide', (e) => { if (e.persisted) release(); });
   window.addEventListener('pageshow', (e) => { if (e.persisted) resumeNow(); });
 

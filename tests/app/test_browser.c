@@ -1,0 +1,171 @@
+/* sluice-stream in a real browser: Debian's Chromium, headless, driven by
+ * playwright-core over the DevTools protocol (the scripts in tests/browser/, npm
+ * packages pinned in tests/node). Each test starts the real binary with its
+ * default settings on a free loopback port and runs one script against it:
+ *
+ *   browser_viewer_page_plays       the viewer page (/) plays over MJPEG and
+ *                                   WebSocket: the block code it shows advances
+ *   browser_frozen_tab_stays_flat   acceptance scenario 2: a bare <img> page of
+ *                                   another origin frozen for 60 s; memory, RSS
+ *                                   and the kernel send queue stay flat, the
+ *                                   dashboard shows it stalled (screenshot in
+ *                                   the artifacts directory), and on resume the
+ *                                   frame shown is within 5 frames of live
+ *   browser_viewer_page_releases_in_background
+ *                                   the viewer page lets its stream go when
+ *                                   frozen (at once) or hidden (after 3 s), and
+ *                                   plays again when shown
+ *
+ * Missing Chromium, node or playwright-core: skipped, or a failure under
+ * CI=true. The tests are slow (about 80 s together, 62 s of it the frozen tab), so they are
+ * compiled out of sanitizer builds (make test's ASan build), which would add
+ * nothing to what they check. Artifacts go to $SLUICE_ARTIFACTS, by default
+ * build/artifacts/ in the source tree. */
+#include "test.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SL_BROWSER_TESTS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SL_BROWSER_TESTS 0
+#endif
+#endif
+#ifndef SL_BROWSER_TESTS
+#define SL_BROWSER_TESTS 1
+#endif
+
+#if SL_BROWSER_TESTS
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BROWSER_DIR SL_SOURCE_DIR "/tests/browser"
+#define PLAYWRIGHT SL_SOURCE_DIR "/tests/node/node_modules/playwright-core/package.json"
+
+struct srv {
+  pid_t pid;
+  int port;
+  char log[128];
+};
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  socklen_t l = sizeof(a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&a, sizeof(a));
+  getsockname(fd, (struct sockaddr *)&a, &l);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static int can_dial(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+  close(fd);
+  return ok;
+}
+
+/* sluice-stream with its defaults (640x480, 30 fps test pattern). */
+static void srv_start(struct srv *s) {
+  s->port = free_port();
+  snprintf(s->log, sizeof(s->log), "/tmp/sluice-stream-browser-%d.log", s->port);
+  char listen[64];
+  snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
+  s->pid = fork();
+  if (s->pid == 0) {
+    int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execl(SS_BINARY, SS_BINARY, "--listen", listen, "--log-level", "info", (char *)NULL);
+    _exit(127);
+  }
+  for (int i = 0; i < 200; i++) {
+    if (can_dial(s->port)) return;
+    usleep(50000);
+  }
+  CHECK_MSG(0, "sluice-stream did not start (log %s)", s->log);
+}
+
+/* SIGTERM and wait: exit status (or -1). */
+static int srv_stop(struct srv *s) {
+  int st = 0;
+  kill(s->pid, SIGTERM);
+  for (int i = 0; i < 100; i++) {
+    if (waitpid(s->pid, &st, WNOHANG) == s->pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    usleep(50000);
+  }
+  kill(s->pid, SIGKILL);
+  waitpid(s->pid, &st, 0);
+  return -1;
+}
+
+static const char *chromium(void) {
+  const char *c = getenv("SLUICE_CHROMIUM");
+  return c && *c ? c : "/usr/bin/chromium";
+}
+
+/* Chromium, node and playwright-core, or skip (a failure under CI=true). */
+static void need_browser(void) {
+  char why[256] = "";
+  if (access(chromium(), X_OK) != 0)
+    snprintf(why, sizeof(why), "%s is missing (apt-get install chromium)", chromium());
+  else if (test_sh("command -v node >/dev/null 2>&1") != 0)
+    snprintf(why, sizeof(why), "node is missing (apt-get install nodejs npm)");
+  else if (access(PLAYWRIGHT, R_OK) != 0)
+    snprintf(why, sizeof(why), "playwright-core is missing: (cd tests/node && npm install)");
+  if (why[0]) {
+    if (test_in_ci()) CHECK_MSG(0, "%s; CI may not skip", why);
+    TEST_SKIP(why);
+  }
+}
+
+static const char *artifacts(void) {
+  const char *d = getenv("SLUICE_ARTIFACTS");
+  return d && *d ? d : SL_SOURCE_DIR "/build/artifacts";
+}
+
+/* Run tests/browser/SCRIPT.js against a fresh server; it must exit 0, and
+ * the server must then shut down cleanly with no library memory left. */
+static void run_script(const char *script) {
+  need_browser();
+  struct srv s;
+  srv_start(&s);
+  fflush(stdout);
+  /* The script's lines as they come (a timeout keeps what it printed),
+   * and its exit status through a file (sh has no pipefail). */
+  char rcf[160];
+  snprintf(rcf, sizeof(rcf), "/tmp/sluice-browser-%s-%d.rc", script, s.port);
+  int rc = test_sh("{ node %s/%s.js --server http://127.0.0.1:%d --artifacts '%s' 2>&1; echo $? >%s; }"
+                   " | sed -u 's/^/  /'; exit $(cat %s 2>/dev/null || echo 99)",
+                   BROWSER_DIR, script, s.port, artifacts(), rcf, rcf);
+  unlink(rcf);
+  int stopped = srv_stop(&s);
+  CHECK_MSG(rc == 0, "tests/browser/%s.js exited %d (server log %s)", script, rc, s.log);
+  CHECK_MSG(stopped == 0, "sluice-stream exited %d after %s (log %s)", stopped, script, s.log);
+  CHECK_MSG(test_sh("grep -q 'library memory now 0 bytes' %s", s.log) == 0,
+            "sluice-stream did not release all its memory (log %s)", s.log);
+  unlink(s.log);
+}
+
+TEST_T(browser_viewer_page_plays, 90) { run_script("viewer"); }
+
+TEST_T(browser_frozen_tab_stays_flat, 180) { run_script("frozen_tab"); }
+
+TEST_T(browser_viewer_page_releases_in_background, 90) { run_script("hidden_viewer"); }
+
+#else
+/* Compiled out of sanitizer builds (see above). */
+typedef int sl_browser_tests_compiled_out;
+#endif
