@@ -192,6 +192,8 @@ SL_API unsigned sl_buf_refs(const sl_buf *b);
 typedef struct sl_mgr sl_mgr;
 typedef struct sl_conn sl_conn;
 typedef struct sl_timer sl_timer;
+/* A TLS context: see the "TLS" section. */
+typedef struct sl_tls_ctx sl_tls_ctx;
 
 /* A string slice: NOT NUL-terminated, borrowed from whoever gave it. */
 #ifndef SL_STR_DEFINED
@@ -337,6 +339,9 @@ typedef struct sl_mgr_stats {
   size_t out_ref;       /* shared buffer bytes referenced by queues (once) */
   size_t in;            /* input buffer bytes */
   size_t queued;        /* sum of every connection's queued bytes */
+  size_t tls;           /* TLS record buffers: ciphertext waiting for the
+                           socket, at most one record per connection
+                           (included in `held`) */
   size_t conns;         /* open connections, listeners included */
   uint64_t accepted;    /* connections accepted since start */
   uint64_t rejected;    /* refused by max_conns / max_per_ip / fd limit */
@@ -351,7 +356,8 @@ SL_API void sl_mgr_stats_get(const sl_mgr *m, sl_mgr_stats *out);
 SL_API void sl_mgr_set_budget(sl_mgr *m, size_t budget);
 
 /* Listen on `url`: "host:port", "[v6]:port", ":port" (all IPv4 interfaces),
- * or "tcp://", "http://", "ws://" forms of those. Accepted connections get
+ * or "tcp://", "http://", "ws://" forms of those (TLS: sl_listen_tls, or
+ * sl_http_listen with opts->tls). Accepted connections get
  * SL_EV_OPEN then SL_EV_ACCEPT on `fn`, with `data` as user data. Returns
  * the listening connection, or NULL with *err set (SL_EURL, SL_EADDRINUSE,
  * SL_EACCES, SL_ELIMIT, ...).
@@ -360,7 +366,8 @@ SL_API sl_conn *sl_listen(sl_mgr *m, const char *url, sl_handler fn,
                           void *data, int *err);
 
 /* Connect to `url` ("host:port", "tcp://host:port", "http://host[:port]/..."
- * (port 80 when absent), "ws://..."). Host names are resolved off the loop
+ * (port 80 when absent), "ws://..."; for TLS add sl_conn_tls() before
+ * SL_EV_CONNECT). Host names are resolved off the loop
  * thread. Returns the connection at once; SL_EV_CONNECT follows on success,
  * SL_EV_ERROR then SL_EV_CLOSE on failure. NULL with *err for a malformed
  * URL or when no connection can be created. */
@@ -551,10 +558,16 @@ typedef struct sl_http_opts {
   size_t max_headers;        /* 64 header lines: 431 */
   size_t max_body;           /* 1 MiB of request body: 413 */
   uint32_t header_timeout_ms;/* 10 s from accept or the previous response
-                                to the end of the headers: 408 and close */
+                                to the end of the headers: 408 and close
+                                (over TLS the handshake counts in it) */
+  sl_tls_ctx *tls;           /* a server context: serve HTTPS (and WSS);
+                                the listener takes a reference. NULL:
+                                plain HTTP */
 } sl_http_opts;
 
-/* Listen for HTTP/1.1 on `url` (see sl_listen). Each request reaches `fn`
+/* Listen for HTTP/1.1 on `url` (see sl_listen), over TLS when opts->tls
+ * is set (SL_EINVAL when it is not a server context, or when `url` says
+ * https:// or wss:// and opts->tls is NULL). Each request reaches `fn`
  * as SL_EV_HTTP_MSG with a `sl_http_msg *` whose body is complete. Requests
  * on one connection are delivered one at a time, in order: the next is
  * parsed only once the current response is complete (sl_http_reply, or
@@ -688,6 +701,173 @@ SL_API int sl_http_serve_table(sl_conn *c, const sl_http_msg *m,
 SL_API const char *sl_http_mime(const char *name);
 
 /* ------------------------------------------------------------------ */
+/* TLS                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* TLS 1.2 and 1.3 over the library's connections, with OpenSSL, as an
+ * optional part of the library (CMake option SL_TLS, on when OpenSSL is
+ * found). In a library built without it every function here fails with
+ * SL_ENOTSUP (constructors return NULL and set *err to it), and so do
+ * https:// and wss:// URLs.
+ *
+ * A context (sl_tls_ctx) holds one role's certificate, key and trust
+ * settings, server or client, and serves any number of connections. It is
+ * reference-counted: listeners, connections and requests that use it keep
+ * their own reference, so sl_tls_ctx_free() may come at any time after
+ * the last call that takes it.
+ *
+ * Where TLS goes:
+ *   server   sl_listen_tls(), sl_http_listen() with opts->tls (HTTPS and
+ *            WSS), or sl_conn_tls() on a listener or, from SL_EV_OPEN, on
+ *            a connection it accepted.
+ *   client   sl_conn_tls() on a connection from sl_connect() before its
+ *            SL_EV_CONNECT; https:// in sl_http_request() and wss:// in
+ *            sl_ws_connect() do it themselves.
+ *
+ * Events: the handshake runs on the loop like any other I/O and completes
+ * before the protocol (HTTP, WebSocket) or the handler sees a byte:
+ *   - accepted: SL_EV_OPEN at once, SL_EV_ACCEPT when the handshake is
+ *     done;
+ *   - client: SL_EV_OPEN at once, SL_EV_CONNECT when the handshake is
+ *     done (the TCP connect alone is not announced).
+ * A handshake that fails gives SL_EV_ERROR with a message naming the peer
+ * and OpenSSL's reason ("TLS handshake with 127.0.0.1:443 failed:
+ * certificate verify failed: hostname mismatch"), sl_conn_error() ==
+ * SL_ETLS, then SL_EV_CLOSE with reason SL_CLOSE_PROTOCOL (accepted: the
+ * peer broke the protocol) or SL_CLOSE_ERROR (client). A client that just
+ * closes during an accepted connection's handshake is SL_CLOSE_PEER
+ * without an error (a server that does so fails the client's). A
+ * handshake not done within handshake_timeout_ms (10 s; for accepted
+ * connections from the accept, for clients from the TCP connect) gives
+ * SL_EV_TIMEOUT and closes with SL_CLOSE_TIMEOUT: a peer that opens TCP
+ * and never finishes (or never starts) its handshake costs one connection
+ * for that long, no input buffer. The same errors after the handshake
+ * (a bad record, an alert) close the connection the same way.
+ *
+ * After the handshake a TLS connection is an ordinary connection: sends
+ * queue plaintext, and send_max, watermarks, recv_max, idle_ms, stall_ms
+ * and min_rate apply exactly as on a plain one. Precisely:
+ *   - Output. The output queue holds the plaintext and stays the one place
+ *     where bytes wait. Bytes are encrypted only when they are written:
+ *     one record at a time (at most 16 KiB of plaintext), straight from
+ *     the queue's segments, so a shared frame is encrypted from the shared
+ *     buffer and never copied per viewer (small segments, such as headers,
+ *     are gathered into one record). The record's ciphertext goes to the
+ *     socket at once; what the socket does not take waits in the
+ *     connection's record buffer (at most one record: 16 KiB of plaintext
+ *     plus its overhead, allocated only while bytes wait in it, counted in
+ *     the manager's held bytes and in sl_mgr_stats.tls) and nothing more
+ *     is encrypted until it has gone. The record's plaintext leaves the
+ *     queue (and counts as written, and as progress against stall_ms)
+ *     when the kernel has taken all of its ciphertext. So a stalled TLS
+ *     peer holds at most send_max of queued bytes plus one record.
+ *   - Input. Records are decrypted into the input buffer, bounded by
+ *     recv_max; while it is full no record is read from the socket, and
+ *     TCP pushes back on the peer. At most the rest of one record waits
+ *     decrypted inside OpenSSL.
+ *   - Not in the counters: OpenSSL's own per-connection state (the SSL
+ *     object; its record buffers exist only while a record is being read
+ *     or written, SSL_MODE_RELEASE_BUFFERS). It is a fixed amount per
+ *     connection, whatever the peer does; bench_tls prints it.
+ * Refused: TLS below 1.2, renegotiation, compression. Session resumption
+ * uses stateless tickets only: no server-side session cache grows with
+ * the number of clients. A connection that closes gracefully sends
+ * close_notify if its socket takes it at once; a peer that closes without
+ * one is an ordinary end of stream (HTTP framing detects truncation). */
+
+/* Options of a context; zero-initialise and set what you need. Every
+ * string is read during the call only. */
+typedef struct sl_tls_opts {
+  /* The certificate (PEM: the certificate, then its chain) and its
+   * private key (PEM), from files... */
+  const char *cert_file, *key_file;
+  /* ...or from memory (NUL-terminated PEM text), when the file is NULL.
+   * Required for a server; optional for a client (a client certificate,
+   * sent when a server asks for one). */
+  const char *cert_pem, *key_pem;
+  /* CA certificates (PEM) the peer's certificate must chain to, from a
+   * file or from memory. Client: NULL for both means the system's store
+   * (OpenSSL's default paths; the SSL_CERT_FILE and SSL_CERT_DIR
+   * environment variables override them). Server: the CAs of client
+   * certificates; required by verify_client. */
+  const char *ca_file, *ca_pem;
+  int verify_client;     /* server: SL_TLS_VERIFY_* (NONE) */
+  int insecure;          /* client: 1 accepts any server certificate and
+                            name. For tests only: it defeats TLS. */
+  uint32_t handshake_timeout_ms; /* 10 s */
+} sl_tls_opts;
+
+/* Client certificates, on a server context. */
+enum {
+  SL_TLS_VERIFY_NONE = 0,     /* not asked for */
+  SL_TLS_VERIFY_OPTIONAL = 1, /* asked for; one that is sent must verify */
+  SL_TLS_VERIFY_REQUIRE = 2   /* a verified certificate is required */
+};
+
+/* A server context: certificate and key (required), client-certificate
+ * verification as asked. NULL with *err: SL_EINVAL (no certificate or no
+ * key, verify_client without CAs, a bad value), SL_ENOENT (a file that
+ * does not exist), SL_ETLS (OpenSSL refused a file or text: not PEM, the
+ * key does not match the certificate, ...; sl_tls_last_error() says why),
+ * SL_ENOMEM, SL_ENOTSUP (no TLS in the library). Any thread.
+ * Example:
+ *   sl_tls_opts o = {.cert_file = "cert.pem", .key_file = "key.pem"};
+ *   sl_tls_ctx *tls = sl_tls_server_new(&o, &err); */
+SL_API sl_tls_ctx *sl_tls_server_new(const sl_tls_opts *o, int *err);
+/* A client context: the server's certificate is verified (against
+ * ca_file/ca_pem, or the system's store) together with the host name the
+ * connection expects, unless `insecure`. `o` may be NULL (the system's
+ * store, no client certificate). Same errors as sl_tls_server_new. Any
+ * thread. */
+SL_API sl_tls_ctx *sl_tls_client_new(const sl_tls_opts *o, int *err);
+/* Drop the caller's reference. The context goes when the last listener,
+ * connection or request using it has gone. NULL is ignored. Any thread. */
+SL_API void sl_tls_ctx_free(sl_tls_ctx *ctx);
+/* Load new settings (a renewed certificate) into a context of the same
+ * role: handshakes that start afterwards use them, connections already
+ * open keep theirs. All or nothing: on error the context is unchanged.
+ * Returns 0 or an error as sl_tls_server_new. Any thread.
+ * Example (SIGHUP): if (sl_tls_reload(tls, &o)) log(sl_tls_last_error()); */
+SL_API int sl_tls_reload(sl_tls_ctx *ctx, const sl_tls_opts *o);
+/* Why the last sl_tls_server_new, sl_tls_client_new or sl_tls_reload of
+ * this thread failed, in words (OpenSSL's reason and the file), or "".
+ * Valid until the next such call on this thread. */
+SL_API const char *sl_tls_last_error(void);
+
+/* Run TLS on connection `c` with context `ctx` (a reference is taken):
+ *   - a listener (server context): every connection it accepts from now
+ *     on does the server handshake;
+ *   - an accepted connection (server context), from its SL_EV_OPEN:
+ *     SL_EV_ACCEPT waits for the handshake;
+ *   - a connection from sl_connect() (client context), before its
+ *     SL_EV_CONNECT (right after sl_connect() or from SL_EV_OPEN): the
+ *     handshake starts when TCP connects, SL_EV_CONNECT follows it.
+ *     `host` is sent as SNI and must match the server's certificate;
+ *     NULL takes the host of the URL given to sl_connect (an IP address
+ *     is matched against the certificate's IP addresses, without SNI).
+ * Returns 0, or SL_EINVAL (the wrong role for the context, too late: the
+ * connection already announced SL_EV_ACCEPT or SL_EV_CONNECT), SL_EALREADY
+ * (TLS already), SL_ECLOSING, SL_ENOMEM, SL_ENOTSUP.
+ * Example: c = sl_connect(m, "tcp://cam.local:443", fn, NULL, &err);
+ *          sl_conn_tls(c, client_ctx, NULL); */
+SL_API int sl_conn_tls(sl_conn *c, sl_tls_ctx *ctx, const char *host);
+/* sl_listen() whose connections speak TLS with server context `ctx`.
+ * Same errors as sl_listen, plus SL_EINVAL (not a server context) and
+ * SL_ENOTSUP. */
+SL_API sl_conn *sl_listen_tls(sl_mgr *m, const char *url, sl_tls_ctx *ctx,
+                              sl_handler fn, void *data, int *err);
+/* 1 when the connection speaks TLS (or will, once connected), else 0. */
+SL_API int sl_conn_is_tls(const sl_conn *c);
+/* The negotiated protocol and cipher ("TLSv1.3 TLS_AES_256_GCM_SHA384")
+ * into `out` (NUL-terminated, truncated to `cap`). Returns 0, SL_EINVAL
+ * (no TLS, or the handshake is not done). */
+SL_API int sl_conn_tls_info(const sl_conn *c, char *out, size_t cap);
+/* The subject of the peer's certificate ("/CN=viewer-7") into `out`. It
+ * was verified, unless the context is insecure. Returns 0, SL_ENOENT (the
+ * peer sent none), SL_EINVAL (no TLS, or the handshake is not done). */
+SL_API int sl_conn_tls_peer(const sl_conn *c, char *out, size_t cap);
+
+/* ------------------------------------------------------------------ */
 /* HTTP client                                                         */
 /* ------------------------------------------------------------------ */
 
@@ -714,14 +894,17 @@ SL_API const char *sl_http_mime(const char *name);
  *                     and 304, is just that event). After it the
  *                     connection closes by itself.
  *   SL_EV_ERROR       const char *: why the request failed, naming the
- *                     peer (connect refused or timed out, no response head
+ *                     peer (connect refused or timed out, TLS handshake
+ *                     failed with OpenSSL's reason, such as "certificate
+ *                     verify failed: hostname mismatch", no response head
  *                     in time, malformed response, body stalled or cut
  *                     short, too many redirects, authentication failed).
  *                     It may come at any point, also after
  *                     SL_EV_HTTP_MSG: then the body is incomplete.
  *                     sl_conn_error() gives the code: SL_ECONNREFUSED,
  *                     SL_ERESOLVE, SL_ETIMEDOUT, SL_EHTTP, SL_EAUTH,
- *                     SL_ENOTSUP (redirect to https://), a socket error...
+ *                     SL_ETLS, SL_ENOTSUP (redirect to https:// without
+ *                     TLS in the library), a socket error...
  *   SL_EV_CLOSE       exactly once, last, on success or failure; the
  *                     handle is freed after it returns.
  *   SL_EV_POLL, SL_EV_WAKEUP and codes from SL_EV_USER up are passed on;
@@ -785,17 +968,25 @@ typedef struct sl_http_client_opts {
                                  is raised above it if needed */
   sl_limits limits;           /* limits of every connection the request
                                  opens (0 fields inherit the manager's) */
+  sl_tls_ctx *tls;            /* client context for https:// (a reference
+                                 is taken for the request's life); NULL:
+                                 the manager's default (the system's CAs,
+                                 verification on) */
 } sl_http_client_opts;
 
-/* Start `method` `url` ("http://[user:pass@]host[:port][/path][?query]";
- * a host name is resolved off the loop thread). Events go to `fn` with
+/* Start `method` `url` ("http://[user:pass@]host[:port][/path][?query]",
+ * or https:// with the same form, port 443 by default, verified against
+ * opts->tls or the system's CAs with the URL's host as SNI and expected
+ * name; a host name is resolved off the loop thread). Events go to `fn` with
  * `data` as described above. `opts` may be NULL for the defaults; it and
  * everything it points to are copied. Returns the request handle at once
  * (owned by the library, valid until SL_EV_CLOSE returns); connection
  * failures arrive later as SL_EV_ERROR and SL_EV_CLOSE. Returns NULL and
- * sets *err, with no event delivered, for: SL_EURL (not an http:// URL,
+ * sets *err, with no event delivered, for: SL_EURL (not an http:// or
+ * https:// URL,
  * bad host or port, a control character or space in the target),
- * SL_ENOTSUP (https://), SL_EINVAL (a method that is not a token, header
+ * SL_ENOTSUP (https:// in a library built without TLS), SL_EINVAL (a
+ * method that is not a token, a server context in opts->tls, header
  * lines not each ending in CRLF, an empty header line, a credential with
  * a control character, bad limits), SL_ENOBUFS (the request does not fit
  * in send_max), SL_ELIMIT (max_conns), SL_ENOMEM.
@@ -867,6 +1058,8 @@ typedef struct sl_ws_opts {
   uint32_t close_timeout_ms;    /* wait for the peer's close frame (5 s) */
   uint32_t handshake_timeout_ms;/* client: until 101 arrives (10 s) */
   const char *headers;          /* client: extra request header lines */
+  sl_tls_ctx *tls;              /* client: context for wss:// (NULL: the
+                                   manager's default, the system's CAs) */
 } sl_ws_opts;
 
 /* Upgrade the connection of an HTTP request (from SL_EV_HTTP_MSG) to
@@ -883,8 +1076,12 @@ SL_API int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m,
  * the same host as its Host header (http:// or https://), else 0: the
  * default same-origin rule for applications without an allow-list. */
 SL_API int sl_ws_same_origin(const sl_http_msg *m);
-/* Connect to a ws:// URL. SL_EV_WS_OPEN (ev_data: the 101 response)
- * follows the handshake; failures give SL_EV_ERROR and SL_EV_CLOSE. */
+/* Connect to a ws:// or wss:// URL (wss: TLS with opts->tls or the
+ * system's CAs, the URL's host as SNI and expected name). SL_EV_WS_OPEN
+ * (ev_data: the 101 response) follows the handshake; failures give
+ * SL_EV_ERROR (for TLS, OpenSSL's reason; sl_conn_error() SL_ETLS) and
+ * SL_EV_CLOSE. NULL with *err: SL_EURL, SL_ENOTSUP (wss:// without TLS in
+ * the library), SL_EINVAL (a server context), SL_ENOMEM, SL_ELIMIT. */
 SL_API sl_conn *sl_ws_connect(sl_mgr *m, const char *url,
                               const sl_ws_opts *opts, sl_handler fn,
                               void *data, int *err);

@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "internal.h"
+#include "tls.h"
 
 void sl__call(sl_conn *c, int ev, void *ev_data) {
   if (c->tap) c->tap(c, ev, ev_data, c->tap_arg);
@@ -60,6 +61,15 @@ sl_conn *sl__conn_new(sl_mgr *m, int fd, sl_handler fn, void *data) {
   return c;
 }
 
+/* Bits of SL_POLL_* the transport holds (see struct sl_io). */
+static int io_held(const sl_conn *c) {
+  return c->io && c->io->held ? c->io->held(c) : 0;
+}
+
+int sl__conn_has_output(const sl_conn *c) {
+  return c->outq.queued || (io_held(c) & SL_POLL_OUT);
+}
+
 int sl__conn_register(sl_conn *c) {
   return c->mgr->pops->add(c->mgr->poller, c->fd, c->interest, c);
 }
@@ -73,10 +83,21 @@ void sl__conn_update_interest(sl_conn *c) {
     want = SL_POLL_OUT;
   } else {
     size_t unread = c->in_len - c->in_off;
+    int held = io_held(c);
     if (!(c->flags & (SL_F_PAUSED | SL_F_EOF | SL_F_FLUSHING)) &&
-        unread < c->lim.recv_max)
+        unread < c->lim.recv_max) {
       want |= SL_POLL_IN;
-    if (c->outq.queued) want |= SL_POLL_OUT;
+      /* Input the transport already took from the socket: no readiness
+       * event will announce it, so the flush phase reads it. */
+      if ((held & SL_POLL_IN) && !(c->flags & SL_F_IO_INPUT)) {
+        c->flags |= SL_F_IO_INPUT;
+        sl__conn_mark_dirty(c);
+      }
+    }
+    /* During a handshake the queue waits: only the transport writes. */
+    if ((held & SL_POLL_OUT) ||
+        (c->outq.queued && !(c->flags & SL_F_HANDSHAKE)))
+      want |= SL_POLL_OUT;
   }
   if (want != c->interest) {
     c->interest = want;
@@ -94,12 +115,14 @@ void sl__conn_mark_dirty(sl_conn *c) {
 /* ---- deadlines ----------------------------------------------------- */
 
 /* When does this connection next need attention? Idle applies when nothing
- * is pending or in progress; stall when output is pending. */
+ * is pending or in progress; stall when output is pending. Connecting and a
+ * transport handshake have one deadline of their own and nothing else. */
 static uint64_t next_deadline(const sl_conn *c) {
   uint64_t d = UINT64_MAX;
   if (c->flags & SL_F_LISTENER) return d;
-  if (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING)) return c->connect_deadline;
-  if (c->outq.queued && c->lim.stall_ms)
+  if (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING | SL_F_HANDSHAKE))
+    return c->connect_deadline;
+  if (sl__conn_has_output(c) && c->lim.stall_ms)
     d = c->last_progress_ms + c->lim.stall_ms;
   else if (!(c->flags & SL_F_BUSY) && c->lim.idle_ms)
     d = c->last_io_ms + c->lim.idle_ms;
@@ -116,9 +139,10 @@ static void on_deadline(sl_mgr *m, void *arg) {
     return;
   }
   int reason;
-  if (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING)) reason = SL_CLOSE_TIMEOUT;
+  int opening = (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING | SL_F_HANDSHAKE)) != 0;
+  if (opening) reason = SL_CLOSE_TIMEOUT;
   else if (c->proto_deadline && c->proto_deadline <= m->now) reason = SL_CLOSE_TIMEOUT;
-  else if (c->outq.queued) reason = SL_CLOSE_STALL;
+  else if (sl__conn_has_output(c)) reason = SL_CLOSE_STALL;
   else reason = SL_CLOSE_IDLE;
   if (reason == SL_CLOSE_TIMEOUT) c->proto_deadline = 0;
   if (c->flags & SL_F_FLUSHING) {
@@ -129,9 +153,9 @@ static void on_deadline(sl_mgr *m, void *arg) {
   }
   sl__call(c, SL_EV_TIMEOUT, &reason);
   /* Handled: the protocol closed the connection, or (keepalive pings)
-   * set a new deadline of its own. */
+   * set a new deadline of its own, which cannot extend an opening. */
   if ((c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) ||
-      (reason == SL_CLOSE_TIMEOUT && c->proto_deadline > m->now)) {
+      (reason == SL_CLOSE_TIMEOUT && !opening && c->proto_deadline > m->now)) {
     sl__conn_rearm(c);
     return;
   }
@@ -237,7 +261,9 @@ size_t sl_conn_room(const sl_conn *c) {
 size_t sl_conn_queued(const sl_conn *c) { return c->outq.queued; }
 
 /* Write as much as the kernel takes now, with one sendmsg per batch of
- * segments. MSG_NOSIGNAL: a peer that closed never raises SIGPIPE. */
+ * segments. MSG_NOSIGNAL: a peer that closed never raises SIGPIPE. A
+ * transport that holds bytes of its own (a TLS handshake flight) is called
+ * with an empty batch to write them. */
 void sl__conn_flush(sl_conn *c) {
   sl_mgr *m = c->mgr;
   size_t total = 0;
@@ -245,8 +271,8 @@ void sl__conn_flush(sl_conn *c) {
     c->flags &= ~SL_F_FULL_PENDING;
     sl__call(c, SL_EV_FULL, NULL);
   }
-  while (c->outq.queued && !(c->flags & (SL_F_CLOSING | SL_F_CONNECTING |
-                                          SL_F_RESOLVING))) {
+  while (sl__conn_has_output(c) &&
+         !(c->flags & (SL_F_CLOSING | SL_F_CONNECTING | SL_F_RESOLVING))) {
     struct iovec iov[SL_IOV_BATCH];
     size_t want;
     int n = sl__outq_iov(&c->outq, iov, SL_IOV_BATCH, (size_t)1 << 30, &want);
@@ -263,7 +289,7 @@ void sl__conn_flush(sl_conn *c) {
     }
     sl__outq_consume(&c->outq, &m->acct, (size_t)w);
     total += (size_t)w;
-    if ((size_t)w < want) break; /* the socket is full */
+    if ((size_t)w < want || want == 0) break; /* the socket is full */
   }
   if (total) {
     c->bytes_out += total;
@@ -282,7 +308,7 @@ void sl__conn_flush(sl_conn *c) {
       sl__call(c, SL_EV_DRAIN, NULL);
     }
   }
-  if ((c->flags & SL_F_FLUSHING) && c->outq.queued == 0 &&
+  if ((c->flags & SL_F_FLUSHING) && !sl__conn_has_output(c) &&
       !(c->flags & SL_F_CLOSING))
     sl__conn_mark_closing(c);
   sl__conn_update_interest(c);
@@ -326,6 +352,11 @@ static void release_input(sl_conn *c) {
 
 void sl__conn_on_readable(sl_conn *c) {
   sl_mgr *m = c->mgr;
+  if (c->flags & SL_F_HANDSHAKE) {
+    /* No application bytes yet: no input buffer either. */
+    c->io->handshake(c);
+    return;
+  }
   if (c->in_len - c->in_off >= c->lim.recv_max) {
     sl__conn_update_interest(c); /* full: TCP pushes back on the peer */
     return;
@@ -351,8 +382,10 @@ void sl__conn_on_readable(sl_conn *c) {
   }
   if (n == 0) {
     c->flags |= SL_F_EOF;
-    /* The peer finished sending. Output still queued is sent first (a
-     * client may half-close after its request), bounded by stall_ms. */
+    /* The peer finished sending (FIN). Output already queued is sent
+     * first, then the connection closes: a FIN looks the same whether the
+     * peer half-closed or went away, and a viewer that went away must
+     * release its slot at once, not after its next failed write. */
     if (c->outq.queued) {
       c->flags |= SL_F_FLUSHING;
       if (!c->close_reason) c->close_reason = SL_CLOSE_PEER;
@@ -413,8 +446,10 @@ void sl__conn_fail(sl_conn *c, int reason, int err, const char *msg) {
 void sl_conn_close_with(sl_conn *c, int how, int reason) {
   if (c->flags & SL_F_CLOSING) return;
   if (!c->close_reason) c->close_reason = reason;
-  if (how == SL_CLOSE_FLUSH && c->outq.queued &&
-      !(c->flags & (SL_F_CONNECTING | SL_F_RESOLVING))) {
+  /* Nothing can be flushed before the connection (and its handshake,
+   * which needs reading, which flushing stops) is up: close now. */
+  if (how == SL_CLOSE_FLUSH && sl__conn_has_output(c) &&
+      !(c->flags & (SL_F_CONNECTING | SL_F_RESOLVING | SL_F_HANDSHAKE))) {
     c->flags |= SL_F_FLUSHING;
     sl__conn_update_interest(c);
     sl__conn_mark_dirty(c);
@@ -449,6 +484,8 @@ void sl__conn_free(sl_conn *c) {
     while (*pp && *pp != c) pp = &(*pp)->dirty_next;
     if (*pp) *pp = c->dirty_next;
   }
+  if (c->io && c->io->free) c->io->free(c);
+  if (c->tls_ctx) sl__tls_ctx_unref(c->tls_ctx);
   if (c->fd >= 0) {
     m->pops->del(m->poller, c->fd);
     if (c->flags & SL_F_RESET) {

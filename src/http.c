@@ -8,10 +8,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "alloc.h"
 #include "http.h"
+#include "tls.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_HEADER_TIMEOUT_MS 10000u
@@ -82,9 +84,17 @@ static void http_free(sl_conn *c) {
   struct sl_http *h = c->pdata;
   if (h == NULL) return;
   if (h->source_free) h->source_free(c, h->source);
+  h->source_free = NULL;
+  c->pdata = NULL;
+  /* Replaced by another protocol (a WebSocket upgrade) from inside the
+   * handler: the request it was handed (h->msg, and the body behind it)
+   * stays valid until the handler returns; dispatch frees it then. */
+  if (h->in_dispatch) {
+    h->upgraded = 1;
+    return;
+  }
   release_body(c, h);
   sl__free(h, sizeof(*h), SL_MEM_META);
-  c->pdata = NULL;
 }
 
 static void arm_header_timeout(sl_conn *c, struct sl_http *h) {
@@ -121,7 +131,18 @@ static int http_accept(sl_conn *l, sl_conn *c) {
 
 sl_conn *sl_http_listen(sl_mgr *m, const char *url, const sl_http_opts *opts,
                         sl_handler fn, void *data, int *err) {
-  sl_conn *l = sl_listen(m, url, fn, data, err);
+  sl_tls_ctx *tls = opts ? opts->tls : NULL;
+  int rc = tls ? sl__tls_server_ok(tls) : 0;
+  /* An https:// address without a context would serve plain HTTP there. */
+  if (rc == 0 && !tls && url &&
+      (strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "wss://", 6) == 0))
+    rc = SL_EINVAL;
+  if (rc) {
+    if (err) *err = rc;
+    return NULL;
+  }
+  sl_conn *l = tls ? sl_listen_tls(m, url, tls, fn, data, err)
+                   : sl_listen(m, url, fn, data, err);
   if (l == NULL) return NULL;
   struct sl_http *h = sl__calloc(sizeof(*h), SL_MEM_META);
   if (h == NULL) {
@@ -185,7 +206,8 @@ static void response_done(sl_conn *c, struct sl_http *h) {
   h->mode = 0;
   sl_conn_set_busy(c, 0);
   release_body(c, h);
-  if (!h->keep_alive) {
+  /* After the peer's FIN no further request can come. */
+  if (!h->keep_alive || (c->flags & SL_F_EOF)) {
     sl_conn_close(c, SL_CLOSE_FLUSH);
     return;
   }
@@ -404,8 +426,12 @@ static int dispatch(sl_conn *c, struct sl_http *h) {
   sl__conn_set_deadline(c, 0);
   if (c->fn) c->fn(c, SL_EV_HTTP_MSG, &h->msg);
   /* The handler may have upgraded the connection to another protocol
-   * (WebSocket), which freed `h`. */
-  if (c->proto != &sl__http_proto) return 1;
+   * (WebSocket), which left `h` for us to free (http_free). */
+  if (c->proto != &sl__http_proto || c->pdata != h) {
+    release_body(c, h);
+    sl__free(h, sizeof(*h), SL_MEM_META);
+    return 1;
+  }
   h->in_dispatch = 0;
   return 0;
 }

@@ -31,6 +31,7 @@
 #include "alloc.h"
 #include "base64.h"
 #include "http.h"
+#include "tls.h"
 
 #define DEFAULT_MAX_REDIRECTS 5
 #define DEFAULT_CONNECT_MS 10000u
@@ -67,7 +68,9 @@ struct sl_http_req {
   uint32_t connect_ms, header_ms, body_ms;
   size_t max_head;
   sl_limits limits;
+  sl_tls_ctx *tls_ctx;      /* opts->tls (a reference), or NULL */
   /* Where the request goes now. */
+  int tls;                  /* https:// */
   char host[HOST_MAX];
   uint16_t port;
   char *target;             /* request-target: "/path?query" */
@@ -119,6 +122,7 @@ static void req_free(struct sl_http_req *r) {
   free_str(&r->target);
   free_str(&r->url);
   if (r->body) sl__free(r->body, r->body_len, SL_MEM_META);
+  sl__tls_ctx_unref(r->tls_ctx);
   sl__free(r, sizeof(*r), SL_MEM_META);
 }
 
@@ -194,6 +198,7 @@ static void fill_random_hex(char *out, size_t nbytes) {
 /* ---- URLs ----------------------------------------------------------- */
 
 struct url_parts {
+  int tls;                  /* https:// */
   char host[HOST_MAX];
   uint16_t port;
   const char *target;       /* into the URL; "/" when it has no path */
@@ -203,12 +208,12 @@ struct url_parts {
   char user[CRED_MAX], pass[CRED_MAX];
 };
 
-/* Split an http:// URL. Returns 0, SL_ENOTSUP (https), SL_EURL. */
+/* Split an http:// or https:// URL. Returns 0 or SL_EURL. */
 static int split_url(const char *url, struct url_parts *u) {
   memset(u, 0, sizeof(*u));
-  if (strncasecmp(url, "https://", 8) == 0) return SL_ENOTSUP;
-  if (strncasecmp(url, "http://", 7) != 0) return SL_EURL;
-  const char *auth = url + 7, *aend = auth + strcspn(auth, "/?#");
+  if (strncasecmp(url, "https://", 8) == 0) u->tls = 1;
+  else if (strncasecmp(url, "http://", 7) != 0) return SL_EURL;
+  const char *auth = url + 7 + u->tls, *aend = auth + strcspn(auth, "/?#");
   /* The last '@' ends the userinfo: cameras' passwords often hold a raw
    * '@' that should have been written %40. */
   const char *at = NULL;
@@ -228,11 +233,13 @@ static int split_url(const char *url, struct url_parts *u) {
     u->has_userinfo = 1;
     auth = at + 1;
   }
-  char hostport[HOST_MAX + 16] = "http://";
-  size_t hl = (size_t)(aend - auth);
-  if (hl == 0 || hl + 8 > sizeof(hostport)) return SL_EURL;
-  memcpy(hostport + 7, auth, hl);
-  hostport[7 + hl] = '\0';
+  /* The scheme gives sl__parse_url the default port. */
+  char hostport[HOST_MAX + 16];
+  size_t sl = u->tls ? 8 : 7, hl = (size_t)(aend - auth);
+  if (hl == 0 || hl + sl + 1 > sizeof(hostport)) return SL_EURL;
+  memcpy(hostport, u->tls ? "https://" : "http://", sl);
+  memcpy(hostport + sl, auth, hl);
+  hostport[sl + hl] = '\0';
   if (sl__parse_url(hostport, u->host, sizeof(u->host), &u->port, NULL, NULL) != 0 ||
       u->host[0] == '\0' || u->port == 0)
     return SL_EURL;
@@ -260,14 +267,15 @@ static int apply_url(struct sl_http_req *r, const struct url_parts *u) {
   target[tl] = '\0';
   /* Exactly the string's size: free_str frees strlen + 1 bytes. */
   int v6 = is_v6(u->host);
-  int ul = snprintf(NULL, 0, "http://%s%s%s:%u%s", v6 ? "[" : "", u->host,
+  const char *scheme = u->tls ? "https" : "http";
+  int ul = snprintf(NULL, 0, "%s://%s%s%s:%u%s", scheme, v6 ? "[" : "", u->host,
                     v6 ? "]" : "", u->port, target);
   url = ul > 0 ? sl__alloc((size_t)ul + 1, SL_MEM_META) : NULL;
   if (url == NULL) {
     sl__free(target, tl + 1, SL_MEM_META);
     return SL_ENOMEM;
   }
-  snprintf(url, (size_t)ul + 1, "http://%s%s%s:%u%s", v6 ? "[" : "", u->host,
+  snprintf(url, (size_t)ul + 1, "%s://%s%s%s:%u%s", scheme, v6 ? "[" : "", u->host,
            v6 ? "]" : "", u->port, target);
   free_str(&r->target);
   free_str(&r->url);
@@ -275,6 +283,7 @@ static int apply_url(struct sl_http_req *r, const struct url_parts *u) {
   r->url = url;
   snprintf(r->host, sizeof(r->host), "%s", u->host);
   r->port = u->port;
+  r->tls = u->tls;
   return 0;
 }
 
@@ -306,13 +315,17 @@ static void fail(struct sl_http_req *r, sl_conn *c, int reason, int err,
   sl__conn_mark_closing(c);
 }
 
-/* A message for an error the core reported (socket, resolve, connect). */
-static void describe_core_error(struct sl_http_req *r, sl_conn *c) {
+/* A message for an error the core reported (socket, resolve, connect,
+ * TLS: `tls_msg` is the TLS layer's own, with OpenSSL's reason). */
+static void describe_core_error(struct sl_http_req *r, sl_conn *c,
+                                const char *tls_msg) {
   int e = c->err ? c->err : SL_EIO;
   const char *what = r->state == ST_CONNECT ? "cannot connect to"
                      : r->state == ST_HEAD  ? "no response from"
                                             : "body cut short by";
-  if (e == SL_ERESOLVE)
+  if (e == SL_ETLS && tls_msg)
+    snprintf(r->msg, sizeof(r->msg), "%s %s: %s", what, r->url, tls_msg);
+  else if (e == SL_ERESOLVE)
     snprintf(r->msg, sizeof(r->msg), "cannot resolve host name \"%s\"", r->host);
   else
     snprintf(r->msg, sizeof(r->msg), "%s %s: %s", what, r->url, sl_strerror(e));
@@ -370,7 +383,7 @@ static int queue_request(struct sl_http_req *r, sl_conn *c) {
   if (rc) return rc;
   int v6 = is_v6(r->host);
   char port[8] = "";
-  if (r->port != 80) snprintf(port, sizeof(port), ":%u", r->port);
+  if (r->port != (r->tls ? 443 : 80)) snprintf(port, sizeof(port), ":%u", r->port);
   size_t cap = strlen(r->method) + strlen(r->target) + strlen(r->host) +
                (r->headers ? strlen(r->headers) : 0) + (auth ? strlen(auth) : 0) + 256;
   char *head = sl__alloc(cap, SL_MEM_META);
@@ -413,7 +426,14 @@ static sl_conn *open_conn(struct sl_http_req *r, sl_handler fn, void *data,
   c->fn = fn;
   c->data = data;
   sl_limits lim = r->limits;
-  int rc = sl_conn_set_limits(c, &lim);
+  int rc = 0;
+  if (r->tls && !(c->flags & SL_F_CLOSING)) {
+    /* The request waits in the queue until the handshake is done. A
+     * connection that already failed reports it at its close. */
+    sl_tls_ctx *ctx = r->tls_ctx ? r->tls_ctx : sl__tls_default_client(r->mgr, &rc);
+    if (ctx) rc = sl_conn_tls(c, ctx, r->host);
+  }
+  if (rc == 0) rc = sl_conn_set_limits(c, &lim);
   if (rc == 0 && c->lim.recv_max <= r->max_head) {
     /* The head is parsed in the input buffer: it must fit, with room for
      * the byte that shows it is too long. */
@@ -421,8 +441,9 @@ static sl_conn *open_conn(struct sl_http_req *r, sl_handler fn, void *data,
     rc = sl_conn_set_limits(c, &lim);
   }
   if (rc) {
-    /* Only the first connection can get here (the limits do not change
-     * between hops): it goes away unseen. */
+    /* Bad limits (only on the first connection: they do not change
+     * between hops), or no TLS: it goes away unseen, and the caller
+     * reports the error. */
     sl__conn_set_proto(c, NULL, NULL);
     c->fn = NULL;
     c->data = NULL;
@@ -444,8 +465,12 @@ static void next_hop(struct sl_http_req *r, sl_conn *old) {
   int err = 0;
   sl_conn *c = open_conn(r, old->fn, old->data, &err);
   if (c == NULL) {
-    fail(r, old, SL_CLOSE_ERROR, err, "cannot open a connection to %s: %s", r->url,
-         sl_strerror(err));
+    if (err == SL_ENOTSUP)
+      fail(r, old, SL_CLOSE_ERROR, err, "cannot open %s: https is not supported "
+           "(the library was built without TLS)", r->url);
+    else
+      fail(r, old, SL_CLOSE_ERROR, err, "cannot open a connection to %s: %s", r->url,
+           sl_strerror(err));
     return;
   }
   r->conn = c;
@@ -493,7 +518,7 @@ static void follow(struct sl_http_req *r, sl_conn *c, int status, sl_str loc) {
   if (scheme < loc.len && loc.ptr[scheme] == ':' && scheme > 0) {
     snprintf(abs, cap, "%.*s", (int)loc.len, loc.ptr); /* absolute */
   } else if (loc.len >= 2 && loc.ptr[0] == '/' && loc.ptr[1] == '/') {
-    snprintf(abs, cap, "http:%.*s", (int)loc.len, loc.ptr);
+    snprintf(abs, cap, "%s:%.*s", r->tls ? "https" : "http", (int)loc.len, loc.ptr);
   } else if (loc.ptr[0] == '/') {
     snprintf(abs, cap, "%.*s%.*s", (int)auth_len, r->url, (int)loc.len, loc.ptr);
   } else {
@@ -507,15 +532,12 @@ static void follow(struct sl_http_req *r, sl_conn *c, int status, sl_str loc) {
   struct url_parts u;
   int rc = split_url(abs, &u);
   if (rc) {
-    if (rc == SL_ENOTSUP)
-      fail(r, c, SL_CLOSE_ERROR, rc, "redirect from %s to %s: https is not supported",
-           r->url, abs);
-    else
-      fail(r, c, SL_CLOSE_PROTOCOL, SL_EHTTP, "bad redirect from %s to %.200s", r->url, abs);
+    fail(r, c, SL_CLOSE_PROTOCOL, SL_EHTTP, "bad redirect from %s to %.200s", r->url, abs);
     sl__free(abs, cap, SL_MEM_META);
     return;
   }
-  int same_origin = strcasecmp(u.host, r->host) == 0 && u.port == r->port;
+  /* An origin is scheme, host and port (RFC 6454). */
+  int same_origin = u.tls == r->tls && strcasecmp(u.host, r->host) == 0 && u.port == r->port;
   rc = apply_url(r, &u); /* u.target points into abs */
   sl__free(abs, cap, SL_MEM_META);
   if (rc != 0) {
@@ -784,8 +806,12 @@ static void read_body(struct sl_http_req *r, sl_conn *c) {
 static void on_timeout(struct sl_http_req *r, sl_conn *c, int reason) {
   switch (r->state) {
     case ST_CONNECT:
-      fail(r, c, SL_CLOSE_TIMEOUT, SL_ETIMEDOUT, "connect to %s timed out after %u ms",
-           r->url, r->connect_ms);
+      if (c->flags & SL_F_HANDSHAKE)
+        fail(r, c, SL_CLOSE_TIMEOUT, SL_ETIMEDOUT, "TLS handshake with %s timed out",
+             r->url);
+      else
+        fail(r, c, SL_CLOSE_TIMEOUT, SL_ETIMEDOUT, "connect to %s timed out after %u ms",
+             r->url, r->connect_ms);
       return;
     case ST_HEAD:
       if (reason == SL_CLOSE_STALL)
@@ -824,7 +850,7 @@ static void on_close(struct sl_http_req *r, sl_conn *c) {
     return;
   }
   if (c->err) {
-    describe_core_error(r, c);
+    describe_core_error(r, c, NULL);
   } else if (r->state == ST_CONNECT || r->state == ST_HEAD) {
     c->err = SL_EHTTP;
     snprintf(r->msg, sizeof(r->msg), "%s closed the connection without a response",
@@ -860,7 +886,7 @@ static int client_ev(sl_conn *c, int ev, void *ev_data) {
       return 1;
     case SL_EV_ERROR:
       /* From the core (socket, resolve, connect): name the peer. */
-      if (!r->error_sent) describe_core_error(r, c);
+      if (!r->error_sent) describe_core_error(r, c, ev_data);
       deliver_error(r, c);
       return 1;
     case SL_EV_CLOSE:
@@ -921,6 +947,10 @@ static int take_opts(struct sl_http_req *r, const sl_http_client_opts *o,
   r->body_ms = o->body_timeout_ms ? o->body_timeout_ms : DEFAULT_BODY_MS;
   r->max_head = o->max_head ? o->max_head : DEFAULT_MAX_HEAD;
   r->limits = o->limits;
+  if (o->tls) {
+    if (sl__tls_server_ok(o->tls) == 0) return SL_EINVAL; /* a server's */
+    r->tls_ctx = sl__tls_ctx_ref(o->tls);
+  }
   return 0;
 }
 

@@ -43,11 +43,25 @@ struct sl_proto {
 };
 
 /* Byte transport of a connection: NULL means the plain socket. TLS and the
- * fake connections of unit tests provide their own. Both return bytes
- * moved, or -1 with errno set (EAGAIN when nothing can move now). */
+ * fake connections of unit tests provide their own. writev and read return
+ * bytes moved, or -1 with errno set (EAGAIN when nothing can move now); a
+ * transport that fails the connection itself (sl__conn_fail) returns -1
+ * with any errno. writev returns the bytes of the queue's front it is done
+ * with: the queue keeps the rest, so the output queue stays the one place
+ * where a connection's bytes wait. The last three are optional. */
 struct sl_io {
   ssize_t (*writev)(sl_conn *c, const struct iovec *iov, int n);
   ssize_t (*read)(sl_conn *c, void *buf, size_t len);
+  /* What the transport holds beyond the queue and the input buffer:
+   * SL_POLL_OUT for bytes still to write to the socket (a handshake
+   * flight, an alert), SL_POLL_IN for input already taken from the socket
+   * that the poller can no longer signal (decrypted, not yet read). */
+  int (*held)(const sl_conn *c);
+  /* Drive the handshake while SL_F_HANDSHAKE is set: called instead of
+   * read when the socket is readable, and when a client connects. */
+  void (*handshake)(sl_conn *c);
+  /* Release the transport's state; the fd is still open. */
+  void (*free)(sl_conn *c);
 };
 
 enum {
@@ -67,6 +81,13 @@ enum {
   SL_F_ACCEPT_WAIT = 1u << 13, /* listener paused after EMFILE */
   SL_F_FULL_PENDING = 1u << 14, /* FULL to deliver at the flush phase */
   SL_F_CLOSE_EV = 1u << 15,     /* SL_EV_CLOSE delivered */
+  SL_F_HANDSHAKE = 1u << 16,    /* transport handshake in progress (TLS):
+                                   no application bytes either way, the
+                                   connect_deadline bounds it, and
+                                   SL_EV_ACCEPT/CONNECT wait for its end */
+  SL_F_IO_INPUT = 1u << 17,     /* the transport holds input: read it at
+                                   the flush phase (see sl_io.held) */
+  SL_F_ANNOUNCED = 1u << 18,    /* SL_EV_ACCEPT or SL_EV_CONNECT delivered */
 };
 
 struct sl_conn {
@@ -90,6 +111,9 @@ struct sl_conn {
   void *tap_arg;
   const struct sl_io *io;
   void *io_data;
+  /* A listener's TLS context (a reference): its accepted connections do
+   * the server handshake with it. */
+  struct sl_tls_ctx *tls_ctx;
   struct sl_conn *listener;      /* accepted by (may be gone: use id) */
 
   sl_limits lim;                 /* resolved limits (no zeros) */
@@ -143,6 +167,8 @@ struct sl_mgr {
   uint64_t (*clock)(void);       /* tests: a fake clock */
   struct sl_hub *hubs;           /* registry of named hubs (hub.c) */
   uint32_t *per_ip;              /* connection counts by hashed IP */
+  struct sl_tls_ctx *tls_client; /* default TLS client context, lazy */
+  size_t tls_held;               /* TLS record buffers (in acct.held) */
 };
 
 /* Deliver an event: protocol first, then the user handler. */
@@ -168,6 +194,8 @@ void sl__conn_flush(sl_conn *c);
 void sl__conn_free(sl_conn *c);
 /* Put the connection on the closing list (idempotent). */
 void sl__conn_mark_closing(sl_conn *c);
+/* 1 when output waits: queued bytes, or bytes the transport holds. */
+int sl__conn_has_output(const sl_conn *c);
 /* Mark the connection closing with a reason and error (first one wins). */
 void sl__conn_fail(sl_conn *c, int reason, int err, const char *msg);
 /* Start a non-blocking connect to a resolved address. */

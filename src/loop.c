@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "internal.h"
+#include "tls.h"
 
 #define PER_IP_BUCKETS 4096
 #define MAX_EVENTS 256
@@ -136,6 +137,7 @@ void sl_mgr_free(sl_mgr *m) {
     /* Anything left that is not closing was opened by a close handler. */
     for (sl_conn *c = m->conns; c; c = c->next) sl__conn_mark_closing(c);
   }
+  sl__tls_mgr_fini(m);
   sl__timers_fini(&m->timers);
   m->pops->del(m->poller, m->wfd[0]);
   sl__wakeup_close(m);
@@ -294,6 +296,8 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
         if (sl__conn_register(c) != 0) reject = 1;
         else if (l->proto && l->proto->accept && l->proto->accept(l, c) != 0)
           reject = 1;
+        else if (l->tls_ctx && sl__tls_accept(l->tls_ctx, c) != 0)
+          reject = 1;
       }
     }
     if (c == NULL || reject) {
@@ -312,7 +316,11 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
     }
     m->st.accepted++;
     sl__call(c, SL_EV_OPEN, NULL);
-    if (!(c->flags & SL_F_CLOSING)) sl__call(c, SL_EV_ACCEPT, NULL);
+    /* Over TLS, SL_EV_ACCEPT comes when the handshake completes. */
+    if (!(c->flags & (SL_F_CLOSING | SL_F_HANDSHAKE))) {
+      c->flags |= SL_F_ANNOUNCED;
+      sl__call(c, SL_EV_ACCEPT, NULL);
+    }
     sl__conn_rearm(c);
   }
 }
@@ -355,7 +363,13 @@ static void on_connected(sl_conn *c) {
   }
   c->flags &= ~SL_F_CONNECTING;
   c->last_io_ms = c->last_progress_ms = c->mgr->now;
+  if (c->flags & SL_F_HANDSHAKE) {
+    /* TLS: SL_EV_CONNECT comes when the handshake completes. */
+    c->io->handshake(c);
+    return;
+  }
   sl__conn_update_interest(c);
+  c->flags |= SL_F_ANNOUNCED;
   sl__call(c, SL_EV_CONNECT, NULL);
   if (c->outq.queued && !(c->flags & SL_F_CLOSING)) sl__conn_mark_dirty(c);
   sl__conn_rearm(c);
@@ -472,6 +486,10 @@ static void flush_dirty(sl_mgr *m) {
     sl_conn *c = m->dirty;
     m->dirty = c->dirty_next;
     c->flags &= ~SL_F_DIRTY;
+    if (c->flags & SL_F_IO_INPUT) {
+      c->flags &= ~SL_F_IO_INPUT;
+      if (!(c->flags & SL_F_CLOSING)) sl__conn_on_readable(c);
+    }
     if (!(c->flags & SL_F_CLOSING)) sl__conn_flush(c);
   }
 }
@@ -539,6 +557,7 @@ void sl_mgr_stats_get(const sl_mgr *m, sl_mgr_stats *out) {
   out->out_ref = m->acct.out_ref;
   out->in = m->acct.in;
   out->queued = m->acct.queued;
+  out->tls = m->tls_held;
   out->conns = m->nconns;
 }
 

@@ -8,7 +8,10 @@
 #include "poller.h"
 #include "sluice.h"
 
-struct sl_poller {
+/* The state behind the opaque struct sl_poller. It has a name of its own,
+ * not the epoll backend's, so that both backends can share one translation
+ * unit (scripts/amalgamate.py); the hooks convert at their entry. */
+struct pl_poller {
   struct pollfd *fds;
   void **ptrs;
   int *slot;       /* fd -> index in fds, -1 when absent */
@@ -16,14 +19,17 @@ struct sl_poller {
   size_t nslot;    /* entries in slot */
 };
 
+static struct pl_poller *pl_of(struct sl_poller *p) { return (struct pl_poller *)(void *)p; }
+
 static int pl_open(struct sl_poller **out) {
-  struct sl_poller *p = sl__calloc(sizeof(*p), SL_MEM_META);
+  struct pl_poller *p = sl__calloc(sizeof(*p), SL_MEM_META);
   if (p == NULL) return SL_ENOMEM;
-  *out = p;
+  *out = (struct sl_poller *)(void *)p;
   return 0;
 }
 
-static void pl_close(struct sl_poller *p) {
+static void pl_close(struct sl_poller *pp) {
+  struct pl_poller *p = pl_of(pp);
   sl__free(p->fds, p->cap * sizeof(*p->fds), SL_MEM_META);
   sl__free(p->ptrs, p->cap * sizeof(*p->ptrs), SL_MEM_META);
   sl__free(p->slot, p->nslot * sizeof(*p->slot), SL_MEM_META);
@@ -35,7 +41,7 @@ static short to_poll(int events) {
                  ((events & SL_POLL_OUT) ? POLLOUT : 0));
 }
 
-static int grow(struct sl_poller *p, int fd) {
+static int grow(struct pl_poller *p, int fd) {
   if ((size_t)fd >= p->nslot) {
     size_t ns = p->nslot ? p->nslot : 64;
     while (ns <= (size_t)fd) ns *= 2;
@@ -66,7 +72,8 @@ static int grow(struct sl_poller *p, int fd) {
   return 0;
 }
 
-static int pl_add(struct sl_poller *p, int fd, int events, void *ptr) {
+static int pl_add(struct sl_poller *pp, int fd, int events, void *ptr) {
+  struct pl_poller *p = pl_of(pp);
   if (fd < 0) return SL_EBADF;
   int rc = grow(p, fd);
   if (rc) return rc;
@@ -79,7 +86,8 @@ static int pl_add(struct sl_poller *p, int fd, int events, void *ptr) {
   return 0;
 }
 
-static int pl_mod(struct sl_poller *p, int fd, int events, void *ptr) {
+static int pl_mod(struct sl_poller *pp, int fd, int events, void *ptr) {
+  struct pl_poller *p = pl_of(pp);
   if (fd < 0 || (size_t)fd >= p->nslot || p->slot[fd] < 0) return SL_ENOENT;
   int i = p->slot[fd];
   p->fds[i].events = to_poll(events);
@@ -87,7 +95,8 @@ static int pl_mod(struct sl_poller *p, int fd, int events, void *ptr) {
   return 0;
 }
 
-static void pl_del(struct sl_poller *p, int fd) {
+static void pl_del(struct sl_poller *pp, int fd) {
+  struct pl_poller *p = pl_of(pp);
   if (fd < 0 || (size_t)fd >= p->nslot || p->slot[fd] < 0) return;
   size_t i = (size_t)p->slot[fd], last = p->n - 1;
   p->slot[fd] = -1;
@@ -99,8 +108,9 @@ static void pl_del(struct sl_poller *p, int fd) {
   p->n--;
 }
 
-static int pl_wait(struct sl_poller *p, struct sl_pevent *ev, int max,
+static int pl_wait(struct sl_poller *pp, struct sl_pevent *ev, int max,
                    int timeout_ms) {
+  struct pl_poller *p = pl_of(pp);
   int n = poll(p->fds, (nfds_t)p->n, timeout_ms);
   if (n < 0) return errno == EINTR ? 0 : -errno;
   int out = 0;

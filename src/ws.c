@@ -15,6 +15,7 @@
 #include "http.h"
 #include "utf8.h"
 #include "ws_frame.h"
+#include "tls.h"
 
 #define DEFAULT_MAX_MESSAGE (1u << 20)
 #define DEFAULT_PING_MS 30000u
@@ -587,9 +588,15 @@ sl_conn *sl_ws_connect(sl_mgr *m, const char *url, const sl_ws_opts *opts,
     if (err) *err = SL_EURL;
     return NULL;
   }
+  sl_tls_ctx *ctx = NULL;
   if (tls) {
-    if (err) *err = SL_ENOTSUP;
-    return NULL;
+    int rc = 0;
+    ctx = opts && opts->tls ? opts->tls : sl__tls_default_client(m, &rc);
+    if (ctx == NULL || sl__tls_server_ok(ctx) != SL_EINVAL) {
+      /* No TLS in the library, or a server context. */
+      if (err) *err = ctx ? SL_EINVAL : rc;
+      return NULL;
+    }
   }
   struct sl_ws *w = ws_new(opts, 1);
   if (w == NULL) {
@@ -628,6 +635,16 @@ sl_conn *sl_ws_connect(sl_mgr *m, const char *url, const sl_ws_opts *opts,
     return NULL;
   }
   sl__conn_set_proto(c, &ws_proto, w);
+  /* wss://: the handshake request waits in the queue until TLS is up. A
+   * connection that already failed reports it at its close. */
+  int rc = ctx && !(c->flags & SL_F_CLOSING) ? sl_conn_tls(c, ctx, host) : 0;
+  if (rc) {
+    c->fn = NULL;
+    c->data = NULL;
+    sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_LOCAL);
+    if (err) *err = rc;
+    return NULL;
+  }
   sl__conn_set_deadline(c, m->now + w->opts.handshake_timeout_ms);
   return c;
 }

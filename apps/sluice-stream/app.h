@@ -43,9 +43,11 @@ typedef struct ss_app {
   int any_origin;
   int allow_lossless;
   int log_level;
+  char tls_cert[512], tls_key[512]; /* HTTPS when both are set */
   /* runtime */
   sl_mgr *mgr;
   sl_conn *listener;
+  sl_tls_ctx *tls;         /* server context (reloaded on SIGHUP), or NULL */
   ss_stream streams[SS_MAX_STREAMS];
   int nstreams;
   sl_conn *sse[256];       /* /api/events subscribers */

@@ -15,8 +15,9 @@
 
 #define DEFAULT_BUDGET (64u << 20)
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, reload_signal;
 static void on_signal(int sig) { stop_signal = sig; }
+static void on_hup(int sig) { reload_signal = sig; }
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -27,7 +28,10 @@ static void usage(FILE *f) {
 "  -s, --source SPEC        source of the default stream (default: testpattern)\n"
 "      --stream NAME=SPEC   add a named stream, served under /streams/NAME/\n"
 "                           SPEC: testpattern | dir:PATH | - (MJPEG on stdin)\n"
-"                                 | http://HOST/PATH (MJPEG relay) | ws://HOST/PATH\n"
+"                                 | http[s]://HOST/PATH (MJPEG relay)\n"
+"                                 | ws[s]://HOST/PATH (sluice WebSocket relay);\n"
+"                                 https/wss relays trust the system's CAs, or\n"
+"                                 the bundle named by $SSL_CERT_FILE\n"
 "      --size WxH           generated frame size (640x480)\n"
 "      --fps N              frames per second of generated/dir sources (30)\n"
 "      --quality Q          JPEG quality of the test pattern, 1..100 (80)\n"
@@ -45,6 +49,11 @@ static void usage(FILE *f) {
 "      --allow-origin URL   allow WebSocket viewers from this page origin\n"
 "                           (repeatable; default: same origin only; * = any)\n"
 "      --allow-lossless     let viewers ask for policy=lossless\n"
+"      --tls-cert FILE      serve every endpoint over HTTPS/WSS with this PEM\n"
+"                           certificate (chain) ...\n"
+"      --tls-key FILE       ... and its PEM private key; SIGHUP reloads both\n"
+"                           (new connections get the new certificate, viewers\n"
+"                           already watching are not dropped)\n"
 "\n"
 "Viewer defaults (each viewer may ask ?fps=N&policy=...):\n"
 "      --policy P           latest | queue:N | keyframe | lossless (latest)\n"
@@ -66,7 +75,7 @@ static void usage(FILE *f) {
 enum {
   OPT_STREAM = 256, OPT_SIZE, OPT_FPS, OPT_QUALITY, OPT_MAX_FRAME, OPT_SOURCE_USER,
   OPT_MAX_VIEWERS, OPT_BUDGET, OPT_TOKEN, OPT_BASIC, OPT_ORIGIN, OPT_LOSSLESS,
-  OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG
+  OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY
 };
 
 static const struct option long_opts[] = {
@@ -81,6 +90,8 @@ static const struct option long_opts[] = {
     {"basic", required_argument, 0, OPT_BASIC},
     {"allow-origin", required_argument, 0, OPT_ORIGIN},
     {"allow-lossless", no_argument, 0, OPT_LOSSLESS},
+    {"tls-cert", required_argument, 0, OPT_TLS_CERT},
+    {"tls-key", required_argument, 0, OPT_TLS_KEY},
     {"policy", required_argument, 0, OPT_POLICY}, {"fps-cap", required_argument, 0, OPT_FPS_CAP},
     {"send-max", required_argument, 0, OPT_SEND_MAX},
     {"stall-ms", required_argument, 0, OPT_STALL},
@@ -228,6 +239,15 @@ static int apply(ss_app *a, int opt, const char *v) {
     case OPT_LOSSLESS:
       a->allow_lossless = 1;
       return 0;
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY: {
+      char *dst = opt == OPT_TLS_CERT ? a->tls_cert : a->tls_key;
+      if (!v[0] || strlen(v) >= sizeof(a->tls_cert))
+        return fail("--%s: a file name of 1 to 511 characters%s",
+                    opt == OPT_TLS_CERT ? "tls-cert" : "tls-key", "");
+      snprintf(dst, sizeof(a->tls_cert), "%s", v);
+      return 0;
+    }
     case OPT_POLICY:
       if (strcmp(v, "latest") == 0) a->sub.policy = SL_POLICY_LATEST;
       else if (strcmp(v, "keyframe") == 0) a->sub.policy = SL_POLICY_KEYFRAME;
@@ -363,6 +383,11 @@ int main(int argc, char **argv) {
     a->nstreams++;
   }
   if (a->sub.policy == SL_POLICY_LOSSLESS) a->allow_lossless = 1;
+  if (!a->tls_cert[0] != !a->tls_key[0]) {
+    fail("%s without %s: give both the certificate and its key",
+         a->tls_cert[0] ? "--tls-cert" : "--tls-key", a->tls_cert[0] ? "--tls-key" : "--tls-cert");
+    return 2;
+  }
   sl_log_set(a->log_level, NULL, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -382,6 +407,15 @@ int main(int argc, char **argv) {
   }
   a->started_ms = sl_mgr_now(a->mgr);
   int status = 1;
+  sl_tls_opts to = {.cert_file = a->tls_cert, .key_file = a->tls_key};
+  if (a->tls_cert[0]) {
+    a->tls = sl_tls_server_new(&to, &rc);
+    if (a->tls == NULL) {
+      fprintf(stderr, "sluice-stream: TLS: %s\n",
+              sl_tls_last_error()[0] ? sl_tls_last_error() : sl_strerror(rc));
+      goto out;
+    }
+  }
   for (int i = 0; i < a->nstreams; i++) {
     ss_stream *st = &a->streams[i];
     st->app = a;
@@ -408,14 +442,28 @@ int main(int argc, char **argv) {
   }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  const char *host = a->listen;
-  printf("sluice-stream %s: serving http://%s/  (dashboard: http://%s/dashboard, "
-         "metrics: /metrics)\n", sl_version(), host, host);
+  if (a->tls) signal(SIGHUP, on_hup);
+  const char *host = a->listen, *scheme = a->tls ? "https" : "http";
+  printf("sluice-stream %s: serving %s://%s/  (dashboard: %s://%s/dashboard, "
+         "metrics: /metrics)\n", sl_version(), scheme, host, scheme, host);
   for (int i = 0; i < a->nstreams; i++)
     printf("  stream %-10s %sstream.mjpg  <- %s\n", a->streams[i].name, a->streams[i].base,
            ss_source_describe(a->streams[i].src));
   fflush(stdout);
-  while (!stop_signal) sl_mgr_poll(a->mgr, 500);
+  while (!stop_signal) {
+    sl_mgr_poll(a->mgr, 500);
+    if (reload_signal) {
+      /* A renewed certificate: new handshakes use it, open connections
+       * keep theirs. A bad file changes nothing. */
+      reload_signal = 0;
+      if (sl_tls_reload(a->tls, &to) == 0)
+        sl_log(SL_LOG_INFO, "SIGHUP: reloaded TLS certificate %s and key %s", a->tls_cert,
+               a->tls_key);
+      else
+        sl_log(SL_LOG_ERROR, "SIGHUP: TLS reload failed, keeping the previous certificate: %s",
+               sl_tls_last_error());
+    }
+  }
   sl_log(SL_LOG_INFO, "signal %d: shutting down", (int)stop_signal);
   status = 0;
 
@@ -428,6 +476,7 @@ out:
     if (a->streams[i].hub) sl_hub_free(a->streams[i].hub);
   if (a->sse_timer) sl_timer_free(a->mgr, a->sse_timer);
   sl_mgr_free(a->mgr);
+  sl_tls_ctx_free(a->tls);
   sl_mem_stats ms;
   sl_mem_stats_get(&ms);
   if (status == 0) {

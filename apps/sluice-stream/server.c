@@ -234,7 +234,8 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
 
 int ss_server_start(ss_app *a, char *err, size_t errlen) {
   int rc = 0;
-  a->listener = sl_http_listen(a->mgr, a->listen, NULL, on_http, a, &rc);
+  sl_http_opts ho = {.tls = a->tls}; /* every endpoint over HTTPS/WSS */
+  a->listener = sl_http_listen(a->mgr, a->listen, &ho, on_http, a, &rc);
   if (a->listener == NULL) {
     if (rc == SL_EADDRINUSE)
       snprintf(err, errlen,

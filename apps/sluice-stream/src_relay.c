@@ -1,9 +1,10 @@
 /*
  * Relays: "http://..." (an MJPEG-over-HTTP stream: multipart/x-mixed-replace
  * or plain concatenated JPEGs, read with multipart.h) and "ws://..." (a
- * sluice WebSocket stream: one binary message per JPEG). Everything runs on
- * the loop thread, with the library's HTTP and WebSocket clients; there is
- * no thread.
+ * sluice WebSocket stream: one binary message per JPEG), and both over TLS,
+ * "https://" and "wss://" (the server verified against the system's CAs;
+ * SSL_CERT_FILE names another bundle). Everything runs on the loop thread,
+ * with the library's HTTP and WebSocket clients; there is no thread.
  *
  * Reconnecting: whenever the upstream connection ends (refused, timed out,
  * an error status, the body ended, the peer closed), the next attempt is
@@ -379,12 +380,12 @@ static int open_relay(ss_source *s, const char *url, char *err, size_t errlen) {
     s->impl = NULL;
     free_relay(r);
     if (rc == SL_ENOTSUP)
-      return ss__fail(err, errlen, "%s: %s is not supported yet (the client has "
-                      "no TLS): relay %s, or through a local TLS proxy", url,
+      return ss__fail(err, errlen, "%s: %s is not supported: this sluice was built "
+                      "without TLS; relay %s, or through a local TLS proxy", url,
                       ws ? "wss://" : "https://", ws ? "ws://" : "http://");
     if (rc == SL_EURL)
-      return ss__fail(err, errlen, "%s: malformed URL (want http://HOST[:PORT]/PATH "
-                      "or ws://HOST[:PORT]/PATH)", url);
+      return ss__fail(err, errlen, "%s: malformed URL (want http[s]://HOST[:PORT]/PATH "
+                      "or ws[s]://HOST[:PORT]/PATH)", url);
     return ss__fail(err, errlen, "%s: cannot connect: %s", url, sl_strerror(rc));
   }
   return 0;
