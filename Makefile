@@ -4,7 +4,7 @@ BUILD ?= build/release
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: all deps deps-run build run test bench soak fuzz ci clean install
+.PHONY: all deps deps-run build run test bench soak fuzz ci clean install amalgamation
 
 all: build
 
@@ -29,6 +29,10 @@ bench: deps build
 
 soak: deps build
 	@tests/soak.sh
+
+# build/amalgamation/sluice.c + sluice.h: the core library as two files.
+amalgamation:
+	@python3 scripts/amalgamate.py
 
 fuzz: deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS)

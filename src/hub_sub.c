@@ -91,7 +91,11 @@ int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o) {
   sl_conn_sockopt(c, SL_OPT_NODELAY, 1);
   sl_conn_sockopt(c, SL_OPT_NOTSENT_LOWAT, NOTSENT_LOWAT);
   sl_conn_sockopt(c, SL_OPT_KEEPALIVE, 60);
-  sl_conn_sockopt(c, SL_OPT_USER_TIMEOUT, 60000);
+  /* Since Linux 5.11, TCP_USER_TIMEOUT also ends zero-window probing: a
+   * frozen tab whose kernel ACKs every probe would be dropped after it.
+   * Keep it past stall_ms, so that the stall policy decides (and counts). */
+  sl_conn_sockopt(c, SL_OPT_USER_TIMEOUT,
+                  s->o.stall_ms < INT32_MAX - 60000 ? (int)s->o.stall_ms + 60000 : INT32_MAX);
   s->base_out = c->bytes_out + c->outq.queued;
   s->joined_ms = c->mgr->now;
   s->join_seq = s->done_seq = h->seq;

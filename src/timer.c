@@ -53,15 +53,30 @@ void sl__timers_fini(struct sl_timers *ts) {
   memset(ts, 0, sizeof(*ts));
 }
 
+/* Give back what a burst of connections made the heap grow to, once it is
+ * a quarter full (halving, so that a load around one size does not make it
+ * grow and shrink in turn). A failed shrink keeps the larger heap. */
+static void maybe_shrink(struct sl_timers *ts) {
+  if (ts->cap <= 64 || ts->n >= ts->cap / 4) return;
+  size_t ncap = ts->cap / 2;
+  struct sl_timer **h = sl__realloc(ts->heap, ts->cap * sizeof(*h), ncap * sizeof(*h),
+                                    SL_MEM_META);
+  if (h == NULL) return;
+  ts->heap = h;
+  ts->cap = ncap;
+}
+
 void sl__timer_disarm(struct sl_timers *ts, struct sl_timer *t) {
   size_t i = t->idx;
   if (i == SIZE_MAX || i >= ts->n || ts->heap[i] != t) return;
   t->idx = SIZE_MAX;
   ts->n--;
-  if (i == ts->n) return;
-  place(ts, i, ts->heap[ts->n]);
-  sift_down(ts, i);
-  sift_up(ts, ts->heap[i] == NULL ? i : ts->heap[i]->idx);
+  if (i != ts->n) {
+    place(ts, i, ts->heap[ts->n]);
+    sift_down(ts, i);
+    sift_up(ts, ts->heap[i] == NULL ? i : ts->heap[i]->idx);
+  }
+  maybe_shrink(ts);
 }
 
 int sl__timer_arm(struct sl_timers *ts, struct sl_timer *t, uint64_t due) {
