@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and prints their tables (Markdown), each with the exact
+# command that produced it. `make bench` builds the project first; this
+# script (re)builds just the bench targets it needs in $BUILD.
+#   bench/run.sh [NAME...]        e.g. bench/run.sh core
+# Environment: BUILD (build/release), BENCH_ARGS_<name> (extra arguments for
+# one benchmark, e.g. BENCH_ARGS_core="-r 3 -t 0.5").
+# To add a benchmark: bench/bench_<name>.c (built by cmake/extra.cmake) and
+# a line in the list below, with the arguments it runs with by default.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build/release}
+
+# name            default arguments (each run must stay well under 60 s)
+benches=(
+  "core           -r 5 -t 1 -n 1000"
+  "tls            -r 3 -t 1 -n 100"
+)
+
+want=("$@")
+selected() { [ ${#want[@]} = 0 ] && return 0; local w; for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+fi
+
+status=0
+echo "# sluice benchmarks"
+echo
+btype=$(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)
+echo "$(uname -srm), load average $(cut -d" " -f1-3 /proc/loadavg); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs; build: $build (${btype:-RelWithDebInfo, the default}), $(${CC:-cc} --version | head -1)"
+for entry in "${benches[@]}"; do
+  read -r name args <<<"$entry"
+  selected "$name" || continue
+  extra_var="BENCH_ARGS_$name"
+  [ -n "${!extra_var:-}" ] && args=${!extra_var}
+  if ! cmake --build "$build" --target "bench_$name" >"$build/bench_$name.build.log" 2>&1; then
+    tail -20 "$build/bench_$name.build.log"; echo "bench $name: build failed"; status=1; continue
+  fi
+  echo
+  echo "## $name"
+  echo
+  echo "Command: \`$build/bench_$name $args\`"
+  echo
+  t0=$SECONDS
+  # shellcheck disable=SC2086
+  if ! "$build/bench_$name" $args 2>"$build/bench_$name.log"; then
+    cat "$build/bench_$name.log"; echo "bench $name: failed"; status=1
+  fi
+  echo
+  echo "($name: $((SECONDS - t0)) s; per-round numbers in $build/bench_$name.log)"
+done
+# ---- Fan-out, load and HTTP comparisons: bench/fanout.py ---------------------
+# Script-driven, so not in the list above: bench_fanout_server and
+# bench_http_server (servers built from the library), loadgen (bench/loadgen.c:
+# the readers, stalled/slow/frozen viewers, slowloris, churn, floods) and, for
+# comparison, GStreamer's tcpserversink and nginx when installed. Selected by
+# "fanout" or by any of its sections (throughput fanout30 memory stalled http
+# mixed), e.g. bench/run.sh stalled http. About 6 minutes on 2 cores.
+# FANOUT_ARGS adds arguments, e.g. FANOUT_ARGS="--rounds 5 --long".
+fan_sections=(throughput fanout30 memory stalled http mixed)
+fan_run=0
+fan_pick=()
+if [ ${#want[@]} = 0 ]; then
+  fan_run=1
+else
+  for w in "${want[@]}"; do
+    [ "$w" = fanout ] && fan_run=1
+    for s in "${fan_sections[@]}"; do [ "$w" = "$s" ] && fan_run=1 && fan_pick+=("$s"); done
+  done
+  [[ " ${want[*]} " == *" fanout "* ]] && fan_pick=()
+fi
+if [ $fan_run = 1 ]; then
+  echo
+  echo "## fanout"
+  echo
+  fan_targets=(bench_fanout_server bench_http_server loadgen)
+  grep -q '^SL_BUILD_APPS:BOOL=OFF' "$build/CMakeCache.txt" || fan_targets+=(sluice-stream)
+  if ! cmake --build "$build" --target "${fan_targets[@]}" >"$build/bench_fanout.build.log" 2>&1; then
+    tail -20 "$build/bench_fanout.build.log"; echo "bench fanout: build failed"; status=1
+  elif ! command -v python3 >/dev/null; then
+    echo "bench fanout: needs python3"; status=1
+  else
+    echo "Command: \`bench/fanout.py --build $build ${FANOUT_ARGS:-}${fan_pick[*]:+ ${fan_pick[*]}}\`"
+    echo
+    t0=$SECONDS
+    # shellcheck disable=SC2086
+    if ! python3 bench/fanout.py --build "$build" --json "$build/bench_fanout.json" ${FANOUT_ARGS:-} \
+        "${fan_pick[@]}" 2>"$build/bench_fanout.log"; then
+      tail -20 "$build/bench_fanout.log"; echo "bench fanout: failed"; status=1
+    fi
+    echo
+    echo "(fanout: $((SECONDS - t0)) s; progress in $build/bench_fanout.log, every number in $build/bench_fanout.json)"
+  fi
+fi
+exit $status
