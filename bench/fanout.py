@@ -38,7 +38,8 @@ The GStreamer server is this script itself in a child process (--gst-serve):
 libgstreamer through ctypes runs "fakesrc ! valve ! tcpserversink", with the
 valve closed until every reader is connected (tcpserversink listens with a
 backlog of 5 and accepts slowly while it streams; readers are paced at
-500 connects/s), then opened for the measurement.
+500 connects/s), then opened for the measurement. GST_SINK_PROPS adds
+tcpserversink properties (e.g. "recover-policy=latest units-soft-max=2").
 """
 import argparse
 import ctypes
@@ -187,7 +188,7 @@ def gst_serve(port, size):
     gst.gst_bin_get_by_name.restype = ctypes.c_void_p
     gst.gst_bin_get_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     desc = ("fakesrc sizetype=fixed sizemax=%d ! valve name=v drop=true ! "
-            "tcpserversink host=127.0.0.1 port=%d sync=false" % (size, port))
+            "tcpserversink host=127.0.0.1 port=%d sync=false %s" % (size, port, os.environ.get("GST_SINK_PROPS", "")))
     p = gst.gst_parse_launch(desc.encode(), None)
     if not p:
         print("error", flush=True)
@@ -553,13 +554,39 @@ http {
             except OSError:
                 time.sleep(0.05)
 
-    def wrk(port):
+    def ticks(pids):
+        t = 0
+        for pid in pids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    v = f.read().rsplit(")", 1)[1].split()
+                t += int(v[11]) + int(v[12])
+            except (OSError, IndexError, ValueError):
+                pass
+        return t
+
+    def server_pids(k):
+        if k == "sluice":
+            return [sp.pid]
+        kids = []
+        try:
+            with open("/proc/%d/task/%d/children" % (ng.pid, ng.pid)) as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        return [ng.pid] + kids
+
+    def wrk(port, k):
         cmd = ["wrk", "-t1", "-c50", "-d%ds" % D, "http://127.0.0.1:%d/hello" % port]
+        pids = server_pids(k)
+        t0 = ticks(pids)
         o = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=D + 30).stdout
+        cpu_s = (ticks(pids) - t0) / os.sysconf("SC_CLK_TCK")
         m = re.search(r"Requests/sec:\s+([\d.]+)", o)
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", o)
-        errs = re.search(r"Socket errors: (.*)", o)
-        return float(m.group(1)) if m else None, (int(bad.group(1)) if bad else 0), (errs.group(1) if errs else "")
+        rps = float(m.group(1)) if m else None
+        us = cpu_s / (rps * D) * 1e6 if rps else None
+        return rps, (int(bad.group(1)) if bad else 0), us
 
     def head(port):
         s = socket.create_connection(("127.0.0.1", port))
@@ -573,16 +600,16 @@ http {
         sizes["nginx"] = head(nport)
     res = []
     try:
-        wrk(sport)  # warm-up
+        wrk(sport, "sluice")  # warm-up
         if ng:
-            wrk(nport)
+            wrk(nport, "nginx")
         for r in range(rounds):
             row = {}
             order = ["sluice", "nginx"] if r % 2 == 0 else ["nginx", "sluice"]
             for k in order:
                 if k == "nginx" and not ng:
                     continue
-                row[k] = wrk(sport if k == "sluice" else nport)
+                row[k] = wrk(sport if k == "sluice" else nport, k)
             res.append(row)
             log("http round %d: %s" % (r + 1, row))
     finally:
@@ -596,18 +623,26 @@ http {
           "keepalive_requests raised so that neither server closes connections. Whole response: sluice %d bytes, "
           "nginx %s bytes.\n" % (subprocess.run([nginx, "-v"], stderr=subprocess.PIPE, text=True).stderr.strip().split("/")[-1]
                                  if ng else "(not installed)", sizes["sluice"], sizes.get("nginx", "-")))
-    print("| round | sluice req/s | nginx req/s | sluice / nginx |")
-    print("|---:|---:|---:|---:|")
-    ratios = []
+    print("Server CPU per request = the server's CPU time (/proc/PID/stat; nginx: master + worker) during the "
+          "wrk run / requests answered: wrk and the server share the 2 cores, so requests/s is bounded by both, "
+          "while CPU per request is the server's own cost.\n")
+    print("| round | sluice req/s | nginx req/s | sluice / nginx | sluice CPU us/req | nginx CPU us/req |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    ratios, cpu_ratios = [], []
     for i, row in enumerate(res):
-        s = row["sluice"][0]
-        n = row.get("nginx", (None,))[0]
+        s, _, su = row["sluice"]
+        n, _, nu = row.get("nginx", (None, 0, None))
         if s and n:
             ratios.append(s / n)
-        print("| %d | %s | %s | %s |" % (i + 1, fmt(s, 0), fmt(n, 0), fmt(s / n if s and n else None, 2)))
+        if su and nu:
+            cpu_ratios.append(nu / su)
+        print("| %d | %s | %s | %s | %s | %s |" % (i + 1, fmt(s, 0), fmt(n, 0), fmt(s / n if s and n else None, 2),
+                                                  fmt(su, 2), fmt(nu, 2)))
     bad = sum(r["sluice"][1] + (r["nginx"][1] if "nginx" in r else 0) for r in res)
-    print("\nMedian sluice / nginx: **%s** (min %s, max %s). Non-2xx responses: %d.\n" % (
-        fmt(med(ratios), 2), fmt(min(ratios) if ratios else None, 2), fmt(max(ratios) if ratios else None, 2), bad))
+    print("\nMedian sluice / nginx: **%s** requests/s (min %s, max %s); nginx CPU per request / sluice CPU per "
+          "request: median %s. Non-2xx responses: %d.\n" % (
+              fmt(med(ratios), 2), fmt(min(ratios) if ratios else None, 2), fmt(max(ratios) if ratios else None, 2),
+              fmt(med(cpu_ratios), 2), bad))
     print("Commands: `%s` (prints its port P), `nginx -p TMP -c TMP/nginx.conf` (config above), then "
           "`wrk -t1 -c50 -d%ds http://127.0.0.1:P/hello` against each." % (b.rel(b.http_srv), D))
 
@@ -667,7 +702,6 @@ def mixed(b):
             k, h["fps_per_conn_min"], h["fps_per_conn_mean"], fmt(h["gap_p50_ms"]), fmt(h["gap_p99_ms"]),
             fmt(h["gap_p99_per_reader_max_ms"]), fmt(h["lag_frames_p99"], 0), d["server"]["cpu_pct"],
             s["rss_kb"] / 1024, s["stats"]["memory"]["peak"] / 1e6))
-    k = l["classes"]
     print("\nThe other classes in the loaded run:\n")
     print("```")
     print(l["_table"].rstrip())

@@ -81,7 +81,8 @@ if [ $fan_run = 1 ]; then
   elif ! command -v python3 >/dev/null; then
     echo "bench fanout: needs python3"; status=1
   else
-    echo "Command: \`bench/fanout.py --build $build ${FANOUT_ARGS:-}${fan_pick[*]:+ ${fan_pick[*]}}\`"
+    fan_cmd="bench/fanout.py --build $build${FANOUT_ARGS:+ $FANOUT_ARGS}${fan_pick[*]:+ ${fan_pick[*]}}"
+    echo "Command: \`$fan_cmd\`"
     echo
     t0=$SECONDS
     # shellcheck disable=SC2086
