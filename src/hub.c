@@ -37,13 +37,24 @@ const char *sl_evict_reason_name(int reason) {
 
 static size_t frame_bytes(const struct frame *f) { return sl__buf_size(f->buf); }
 
+/* No output queue of this manager holds the frame's buffer any more. The
+ * hub's own hold is one of the buffer's queue holds when it is counted here
+ * (f->counted == 0), so one hold left means none of the queues'. The
+ * reference count alone cannot tell: the application may keep references
+ * of its own (a pool of capture buffers, the last few frames), and the
+ * record would then never be freed. */
+static int frame_unused(const struct frame *f) {
+  if (sl_buf_refs(f->buf) == 1) return 1;
+  return f->counted == 0 && atomic_load(&f->buf->qrefs) == 1;
+}
+
 /* Free frames nobody needs any more: not latest, not in a policy queue, and
- * no output queue holds their buffer (only our reference is left). */
+ * no output queue holds their buffer. */
 static void prune(sl_hub *h) {
   struct frame **pp = &h->live;
   while (*pp) {
     struct frame *f = *pp;
-    if (f->pins == 0 && sl_buf_refs(f->buf) == 1) {
+    if (f->pins == 0 && frame_unused(f)) {
       *pp = f->next;
       h->held -= frame_bytes(f);
       h->frames_held--;
