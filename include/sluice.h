@@ -205,7 +205,9 @@ typedef struct sl_str {
 #endif
 
 /* The events a handler receives, with the type of ev_data for each. One
- * list gives both the enum and sl_ev_name(). */
+ * list gives both the enum and sl_ev_name(). A hub reports its own events
+ * (viewers joining and leaving, readiness) to sl_hub_opts.on_event, not to
+ * the connections' handlers. */
 #define SL_EVENTS(X)                                                        \
   X(SL_EV_ERROR, "error")     /* const char *message; SL_EV_CLOSE follows */ \
   X(SL_EV_OPEN, "open")       /* NULL: connection object created */         \
@@ -225,7 +227,6 @@ typedef struct sl_str {
   X(SL_EV_WS_OPEN, "ws-open") /* struct sl_http_msg *: upgrade request */   \
   X(SL_EV_WS_MSG, "ws-msg")   /* struct sl_ws_msg *: a whole message */     \
   X(SL_EV_WS_CTL, "ws-ctl")   /* struct sl_ws_msg *: ping/pong/close */     \
-  X(SL_EV_HUB, "hub")         /* struct sl_hub_event * */                   \
   X(SL_EV_USER, "user")       /* first number free for applications */
 
 enum sl_ev {
@@ -627,8 +628,11 @@ SL_API const char *sl_http_status_text(int status);
 
 /* Look a header up, case-insensitively. NULL when absent. */
 SL_API const sl_str *sl_http_get_header(const sl_http_msg *m, const char *name);
-/* Decode query parameter `name` into `out` (NUL-terminated). Returns its
- * length, -1 when absent, -2 when it does not fit or is malformed. */
+/* Decode query parameter `name` (form-style: %XX and '+') into `out`
+ * (`outcap` bytes, caller's; NUL-terminated). The first match wins; "k"
+ * alone has an empty value. Returns the value's length (>= 0), SL_ENOENT
+ * when absent, SL_EINVAL for a bad %-escape, SL_EMSGSIZE when the value
+ * and its NUL do not fit; `out` is untouched on an error. */
 SL_API int sl_http_query(const sl_http_msg *m, const char *name, char *out,
                          size_t outcap);
 /* 1 when the method equals `method` (e.g. "GET"), else 0. */
@@ -1094,6 +1098,16 @@ SL_API int sl_ws_send(sl_conn *c, int opcode, const void *data, size_t len);
  * a client must mask, so it copies). */
 SL_API int sl_ws_send_buf(sl_conn *c, int opcode, sl_buf *b, size_t off,
                           size_t len);
+/* Send one message whose payload is the concatenation of `n` parts (at most
+ * 8; see sl_sendv: copied bytes or shared-buffer references), queued as one
+ * unit: a small per-connection prefix (a header, a subscription id) in
+ * front of a frame that every connection shares. SL_WS_BINARY, or
+ * SL_WS_TEXT given as one copied part (checked as UTF-8). Same errors as
+ * sl_ws_send, plus SL_ERANGE for a reference past its buffer and SL_EINVAL
+ * for more than 8 parts. Example:
+ *   sl_part p[2] = {{hdr, NULL, 0, 16}, {NULL, frame, 0, sl_buf_len(frame)}};
+ *   sl_ws_sendv(c, SL_WS_BINARY, p, 2); */
+SL_API int sl_ws_sendv(sl_conn *c, int opcode, const sl_part *parts, size_t n);
 /* Send one message as fragments of at most `frag` payload bytes, queued
  * as one unit (all or nothing). */
 SL_API int sl_ws_send_frag(sl_conn *c, int opcode, const void *data,
@@ -1121,13 +1135,19 @@ typedef struct sl_hub sl_hub;
 /* Frame flags. */
 enum { SL_FRAME_KEY = 1 };
 
-/* Slow-consumer policies. */
+/* Slow-consumer policies. SL_POLICY_INHERIT (0, what a zeroed sl_sub_opts
+ * holds) takes the hub's default, and a hub whose default is INHERIT uses
+ * `latest`. Any other value is the viewer's own choice, whatever the hub's
+ * default is. */
 enum {
-  SL_POLICY_LATEST = 0,  /* hold only the newest unsent frame (default) */
-  SL_POLICY_QUEUE = 1,   /* keep up to queue_len frames, drop the oldest */
-  SL_POLICY_KEYFRAME = 2,/* when behind, skip to the next keyframe */
-  SL_POLICY_LOSSLESS = 3 /* never drop; the producer is told to slow down */
+  SL_POLICY_INHERIT = 0, /* the hub's default */
+  SL_POLICY_LATEST = 1,  /* hold only the newest unsent frame */
+  SL_POLICY_QUEUE = 2,   /* keep up to queue_len frames, drop the oldest */
+  SL_POLICY_KEYFRAME = 3,/* when behind, skip to the next keyframe */
+  SL_POLICY_LOSSLESS = 4 /* never drop; the producer is told to slow down */
 };
+/* "inherit", "latest", "queue", "keyframe", "lossless"; "?" otherwise. */
+SL_API const char *sl_policy_name(int policy);
 
 /* Framings of a subscriber. */
 enum {
@@ -1223,8 +1243,12 @@ SL_API const char *sl_hub_name(const sl_hub *h);
  * keeps and drops its own); the frame must not change afterwards. `ts_ms`
  * is the capture time on the manager clock (0: now). Any thread: from the
  * loop thread it is sent at once; from another thread it is queued (at
- * most 8 frames) and the loop is woken. Returns 0, SL_EFULL when 8 frames
- * from other threads are already waiting, SL_ENOMEM.
+ * most 8 frames) and the loop is woken. Returns 0; SL_EINVAL for a NULL
+ * argument; SL_EFULL when 8 frames from other threads are already waiting;
+ * SL_ENOMEM when the frame could not be stored (on the loop thread; from
+ * another thread the wakeup queue may also refuse it with SL_ENOMEM or
+ * SL_EFULL, and a frame that then cannot be stored when the loop takes it
+ * is counted in sl_hub_stats.lost). Nothing is kept on an error.
  * Example: sl_buf *b = sl_buf_from(jpg, n); sl_hub_publish(h, b, 0, 0);
  *          sl_buf_unref(b); */
 SL_API int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms,
@@ -1276,6 +1300,7 @@ typedef struct sl_hub_stats {
   size_t largest_frame;
   uint64_t joins, leaves, evictions[SL_EVICT_HUB + 1];
   uint64_t refused;           /* 503s */
+  uint64_t lost;              /* frames that could not be stored (memory) */
   uint64_t drops[SL_DROP_NREASONS];
   int ready;
 } sl_hub_stats;

@@ -32,6 +32,7 @@
 #include "base64.h"
 #include "http.h"
 #include "tls.h"
+#include "wbuf.h"
 
 #define DEFAULT_MAX_REDIRECTS 5
 #define DEFAULT_CONNECT_MS 10000u
@@ -391,17 +392,22 @@ static int queue_request(struct sl_http_req *r, sl_conn *c) {
     if (auth) sl__free(auth, auth_cap, SL_MEM_META);
     return SL_ENOMEM;
   }
-  int n = snprintf(head, cap, "%s %s HTTP/1.1\r\nHost: %s%s%s%s\r\n", r->method,
-                   r->target, v6 ? "[" : "", r->host, v6 ? "]" : "", port);
+  sl__wbuf w;
+  sl__wbuf_init(&w, head, cap);
+  sl__wbuf_printf(&w, "%s %s HTTP/1.1\r\nHost: %s%s%s%s\r\n", r->method, r->target,
+                  v6 ? "[" : "", r->host, v6 ? "]" : "", port);
   if (!r->headers || !has_header_line(r->headers, "User-Agent"))
-    n += snprintf(head + n, cap - (size_t)n, "User-Agent: sluice/%s\r\n", SL_VERSION);
-  n += snprintf(head + n, cap - (size_t)n, "Connection: close\r\n");
-  if (auth) n += snprintf(head + n, cap - (size_t)n, "Authorization: %s\r\n", auth);
+    sl__wbuf_printf(&w, "User-Agent: sluice/%s\r\n", SL_VERSION);
+  sl__wbuf_printf(&w, "Connection: close\r\n");
+  if (auth) sl__wbuf_printf(&w, "Authorization: %s\r\n", auth);
   if (r->body_len || method_has_body(r->method))
-    n += snprintf(head + n, cap - (size_t)n, "Content-Length: %zu\r\n", r->body_len);
-  n += snprintf(head + n, cap - (size_t)n, "%s\r\n", r->headers ? r->headers : "");
-  sl_part parts[2] = {{head, NULL, 0, (size_t)n}, {r->body, NULL, 0, r->body_len}};
-  rc = sl_sendv(c, parts, r->body_len ? 2 : 1);
+    sl__wbuf_printf(&w, "Content-Length: %zu\r\n", r->body_len);
+  sl__wbuf_printf(&w, "%s\r\n", r->headers ? r->headers : "");
+  rc = sl__wbuf_done(&w);
+  if (rc == 0) {
+    sl_part parts[2] = {{head, NULL, 0, w.len}, {r->body, NULL, 0, r->body_len}};
+    rc = sl_sendv(c, parts, r->body_len ? 2 : 1);
+  }
   sl__free(head, cap, SL_MEM_META);
   if (auth) sl__free(auth, auth_cap, SL_MEM_META);
   return rc;

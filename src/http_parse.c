@@ -626,10 +626,10 @@ int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
   /* Measure and validate first, so that a failed call writes nothing. */
   size_t n = 0, i = 0;
   while (i < len) {
-    if (decode_unit(in, len, &i, is_form) < 0) return -1;
+    if (decode_unit(in, len, &i, is_form) < 0) return SL_EINVAL;
     n++;
   }
-  if (n >= outcap || n > INT_MAX) return -1;
+  if (n >= outcap || n > INT_MAX) return SL_EMSGSIZE;
   /* In place is safe: byte n is written only after in[>= n] was read. */
   for (i = 0, n = 0; i < len;) out[n++] = (char)decode_unit(in, len, &i, is_form);
   out[n] = '\0';
@@ -648,7 +648,7 @@ static int key_is(const char *p, const char *e, const char *name) {
 }
 
 int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
-  if (q.len == 0) return -1;
+  if (q.len == 0) return SL_ENOENT;
   const char *p = q.ptr, *e = q.ptr + q.len;
   if (*p == '?') p++;
   while (p < e) {
@@ -657,12 +657,11 @@ int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
     const char *eqs = memchr(p, '=', (size_t)(se - p));
     if (key_is(p, eqs ? eqs : se, name)) {
       const char *v = eqs ? eqs + 1 : se;
-      int r = sl__url_decode(v, (size_t)(se - v), out, outcap, 1);
-      return r < 0 ? -2 : r;
+      return sl__url_decode(v, (size_t)(se - v), out, outcap, 1);
     }
     p = se + (amp != NULL);
   }
-  return -1;
+  return SL_ENOENT;
 }
 
 /* 1*DIGIT at *p, saturating at ULLONG_MAX (a huge position is simply past

@@ -157,7 +157,8 @@ int sl__chunked_decode(sl_chunked *c, const char *buf, size_t len,
  * of `in` (`len` bytes, borrowed) into `out` (`outcap` bytes, caller's;
  * `out` may equal `in`: decoding never expands). Writes a NUL after the
  * result. Returns the decoded length (it may contain NUL bytes from %00),
- * or -1 for a bad escape or when the result plus its NUL does not fit. */
+ * SL_EINVAL for a bad escape, SL_EMSGSIZE when the result plus its NUL
+ * does not fit; a failed call writes nothing. */
 int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
                    int is_form);
 
@@ -165,8 +166,8 @@ int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
  * `q` (borrowed; "a=1&b=2", a leading '?' is skipped) and decode its value,
  * form-style, into `out` with a NUL, as sl__url_decode does. Keys are
  * compared after decoding; the first match wins; "k" alone has an empty
- * value. Returns the value's length, -1 when absent, -2 when it does not
- * fit in `out` or has a bad escape. */
+ * value. Returns the value's length, SL_ENOENT when absent, or what
+ * sl__url_decode returns for its value (SL_EINVAL, SL_EMSGSIZE). */
 int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap);
 
 /* Interpret a Range header value `v` (borrowed) for a representation of

@@ -19,6 +19,7 @@
 
 #include "alloc.h"
 #include "http.h"
+#include "wbuf.h"
 
 #define SOURCE_PIECE (64u * 1024)  /* bytes read per pread */
 #define SOURCE_HIGH (128u * 1024)  /* refill only below this much queued */
@@ -175,14 +176,20 @@ static int serve_fd(sl_conn *c, const sl_http_msg *m, int fd,
     snprintf(hdr, sizeof(hdr), "Content-Range: bytes */%llu\r\nContent-Type: text/plain\r\n", size);
     return sl_http_reply(c, 416, hdr, "416 Range Not Satisfiable\n", 26);
   }
-  int n = snprintf(hdr, sizeof(hdr),
-                   "Content-Type: %s\r\nETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
-                   sl_http_mime(name), etag, date);
+  sl__wbuf w;
+  sl__wbuf_init(&w, hdr, sizeof(hdr));
+  sl__wbuf_printf(&w,
+                  "Content-Type: %s\r\nETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",
+                  sl_http_mime(name), etag, date);
   unsigned long long len = size;
   if (r == 1) {
     status = 206;
     len = b - a + 1;
-    snprintf(hdr + n, sizeof(hdr) - (size_t)n, "Content-Range: bytes %llu-%llu/%llu\r\n", a, b, size);
+    sl__wbuf_printf(&w, "Content-Range: bytes %llu-%llu/%llu\r\n", a, b, size);
+  }
+  if (sl__wbuf_done(&w) != 0) {
+    close(fd);
+    return SL_EMSGSIZE;
   }
   int rc = sl__http_start_fixed(c, status, hdr, len);
   if (rc) {

@@ -26,6 +26,13 @@ const char *sl_drop_reason_name(int reason) {
   return names[reason];
 }
 
+const char *sl_policy_name(int policy) {
+  static const char *const names[] = {"inherit", "latest", "queue", "keyframe",
+                                      "lossless"};
+  if (policy < SL_POLICY_INHERIT || policy > SL_POLICY_LOSSLESS) return "?";
+  return names[policy];
+}
+
 const char *sl_evict_reason_name(int reason) {
   static const char *const names[] = {"none", "hard_limit", "soft_limit",
                                       "slot", "budget", "hub_closed"};
@@ -94,10 +101,13 @@ void sl__hub_update_ready(sl_hub *h) {
 
 static void budget_pressure(sl_hub *h);
 
-static void publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
+static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   sl_mgr *m = h->mgr;
   struct frame *f = sl__alloc(sizeof(*f), SL_MEM_META);
-  if (f == NULL) return; /* the frame is lost; the next one will do */
+  if (f == NULL) {
+    h->lost++;
+    return SL_ENOMEM;
+  }
   f->buf = sl_buf_ref(buf);
   f->seq = ++h->seq;
   f->ts = ts ? ts : m->now;
@@ -126,6 +136,7 @@ static void publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   sl__hub_update_ready(h);
   prune(h);
   if (h->o.budget && h->held > h->o.budget) budget_pressure(h);
+  return 0;
 }
 
 static void hub_release(sl_hub *h) {
@@ -157,7 +168,9 @@ static void drain_inq(sl_mgr *m, void *arg) {
   h->call_pending = 0;
   pthread_mutex_unlock(&h->lock);
   for (unsigned i = 0; i < n; i++) {
-    if (!h->dead) publish_now(h, items[i].buf, items[i].ts, items[i].flags);
+    /* Out of memory here is counted in `lost`: the publisher was told 0
+     * when it handed the frame in. */
+    if (!h->dead) (void)publish_now(h, items[i].buf, items[i].ts, items[i].flags);
     sl_buf_unref(items[i].buf);
   }
   hub_release(h);
@@ -167,10 +180,7 @@ static void drop_inq(void *arg) { hub_release(arg); }
 
 int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
   if (h == NULL || frame == NULL) return SL_EINVAL;
-  if (sl__on_loop_thread(h->mgr)) {
-    publish_now(h, frame, ts_ms, flags);
-    return 0;
-  }
+  if (sl__on_loop_thread(h->mgr)) return publish_now(h, frame, ts_ms, flags);
   pthread_mutex_lock(&h->lock);
   if (h->inq_n == HUB_INQ) {
     pthread_mutex_unlock(&h->lock);
@@ -277,7 +287,7 @@ sl_hub *sl_hub_new(sl_mgr *m, const char *name, const sl_hub_opts *opts,
   if (opts) h->o = *opts;
   if (!h->o.max_subs) h->o.max_subs = DEFAULT_MAX_SUBS;
   if (!h->o.stall_evict_ms) h->o.stall_evict_ms = DEFAULT_STALL_EVICT_MS;
-  if (h->o.sub.policy < SL_POLICY_LATEST || h->o.sub.policy > SL_POLICY_LOSSLESS) {
+  if (h->o.sub.policy < SL_POLICY_INHERIT || h->o.sub.policy > SL_POLICY_LOSSLESS) {
     rc = SL_EINVAL;
     goto fail_name;
   }
@@ -442,6 +452,7 @@ void sl_hub_stats_get(sl_hub *h, sl_hub_stats *o) {
   o->leaves = h->leaves;
   memcpy(o->evictions, h->evictions, sizeof(o->evictions));
   o->refused = h->refused;
+  o->lost = h->lost;
   memcpy(o->drops, h->drops, sizeof(o->drops));
   o->ready = !h->not_ready;
   /* Rate over the recorded publishes of the last 2 s. */

@@ -78,6 +78,7 @@ struct sl_hub {
   uint64_t rate[HUB_RATE];  /* publish times, for fps_in */
   unsigned rate_n;
   uint64_t joins, leaves, evictions[SL_EVICT_HUB + 1], refused;
+  uint64_t lost;            /* frames that could not be stored (memory) */
   uint64_t drops[SL_DROP_NREASONS];
   int not_ready;            /* a lossless subscriber is full */
   sl_timer *tick;

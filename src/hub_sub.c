@@ -40,7 +40,8 @@ static size_t pick(size_t v, size_t hub, size_t builtin) {
 static void resolve(struct sub *s, const sl_sub_opts *o, const sl_sub_opts *hd) {
   sl_sub_opts z = {0};
   if (o == NULL) o = &z;
-  s->o.policy = o->policy ? o->policy : hd->policy;
+  s->o.policy = o->policy != SL_POLICY_INHERIT ? o->policy : hd->policy;
+  if (s->o.policy == SL_POLICY_INHERIT) s->o.policy = SL_POLICY_LATEST;
   int lossy_latest = s->o.policy == SL_POLICY_LATEST;
   s->o.queue_len = (unsigned)pick(o->queue_len, hd->queue_len, DEFAULT_QUEUE_LEN);
   s->o.fps = o->fps > 0 ? o->fps : hd->fps;

@@ -14,6 +14,7 @@
 #include "base64.h"
 #include "http.h"
 #include "utf8.h"
+#include "wbuf.h"
 #include "ws_frame.h"
 #include "tls.h"
 
@@ -103,14 +104,17 @@ static void fill_random(void *p, size_t n) {
 
 /* ---- sending -------------------------------------------------------- */
 
-/* Queue frames as one unit: each item is (fin, opcode, payload). Client
+/* Queue frames as one unit: each item is (fin, opcode, payload), the
+ * payload given as parts (copied bytes or shared-buffer references). Client
  * frames are masked into a copy; server payloads are queued as given. */
 struct frame_part {
   int fin, opcode;
-  const void *data;
-  sl_buf *buf;
-  size_t off, len;
+  const sl_part *pl;
+  size_t npl, len;     /* payload parts and their total length */
 };
+
+/* Payload parts of one frame; more would need a bigger sl_sendv batch. */
+#define WS_MAX_PARTS 8
 
 static int send_frames(sl_conn *c, struct sl_ws *w, const struct frame_part *fp,
                        size_t n) {
@@ -118,14 +122,17 @@ static int send_frames(sl_conn *c, struct sl_ws *w, const struct frame_part *fp,
   unsigned char hdr[MAXF][SL_WS_MAX_HEADER];
   sl_part parts[2 * MAXF] = {{0}};
   unsigned char *masked = NULL;
-  size_t total = 0, np = 0, mo = 0;
+  size_t total = 0, np = 0, mo = 0, nparts = 0;
   if (n > MAXF) return SL_EINVAL;
-  if (w->client) {
-    for (size_t i = 0; i < n; i++) total += fp[i].len;
-    if (total) {
-      masked = sl__alloc(total, SL_MEM_META);
-      if (masked == NULL) return SL_ENOMEM;
-    }
+  for (size_t i = 0; i < n; i++) {
+    if (fp[i].npl > WS_MAX_PARTS) return SL_EINVAL;
+    nparts += fp[i].npl;
+    total += fp[i].len;
+  }
+  if (n + nparts > 2 * MAXF) return SL_EINVAL;
+  if (w->client && total) {
+    masked = sl__alloc(total, SL_MEM_META);
+    if (masked == NULL) return SL_ENOMEM;
   }
   for (size_t i = 0; i < n; i++) {
     unsigned char key[4];
@@ -137,17 +144,21 @@ static int send_frames(sl_conn *c, struct sl_ws *w, const struct frame_part *fp,
       return SL_EINVAL;
     }
     parts[np++] = (sl_part){hdr[i], NULL, 0, hl};
-    if (fp[i].len == 0) continue;
-    if (w->client) {
-      const unsigned char *src = fp[i].buf
-          ? (const unsigned char *)sl_buf_cdata(fp[i].buf) + fp[i].off
-          : fp[i].data;
-      memcpy(masked + mo, src, fp[i].len);
-      sl__ws_unmask(masked + mo, fp[i].len, key, 0);
-      parts[np++] = (sl_part){masked + mo, NULL, 0, fp[i].len};
-      mo += fp[i].len;
-    } else {
-      parts[np++] = (sl_part){fp[i].data, fp[i].buf, fp[i].off, fp[i].len};
+    size_t at = 0; /* offset in this frame's payload, for the mask */
+    for (size_t j = 0; j < fp[i].npl; j++) {
+      const sl_part *q = &fp[i].pl[j];
+      if (q->len == 0) continue;
+      if (w->client) {
+        const unsigned char *src =
+            q->buf ? (const unsigned char *)sl_buf_cdata(q->buf) + q->off : q->data;
+        memcpy(masked + mo, src, q->len);
+        sl__ws_unmask(masked + mo, q->len, key, at);
+        parts[np++] = (sl_part){masked + mo, NULL, 0, q->len};
+        mo += q->len;
+      } else {
+        parts[np++] = *q;
+      }
+      at += q->len;
     }
   }
   int rc = sl_sendv(c, parts, np);
@@ -171,7 +182,8 @@ int sl_ws_send(sl_conn *c, int opcode, const void *data, size_t len) {
   struct sl_ws *w = state(c);
   int rc = check_send(c, w, opcode, data, len);
   if (rc) return rc;
-  struct frame_part fp = {1, opcode, data, NULL, 0, len};
+  sl_part pl = {data, NULL, 0, len};
+  struct frame_part fp = {1, opcode, &pl, 1, len};
   return send_frames(c, w, &fp, 1);
 }
 
@@ -181,7 +193,29 @@ int sl_ws_send_buf(sl_conn *c, int opcode, sl_buf *b, size_t off, size_t len) {
   const unsigned char *p = (const unsigned char *)sl_buf_cdata(b) + off;
   int rc = check_send(c, w, opcode, p, len);
   if (rc) return rc;
-  struct frame_part fp = {1, opcode, NULL, b, off, len};
+  sl_part pl = {NULL, b, off, len};
+  struct frame_part fp = {1, opcode, &pl, 1, len};
+  return send_frames(c, w, &fp, 1);
+}
+
+int sl_ws_sendv(sl_conn *c, int opcode, const sl_part *parts, size_t n) {
+  struct sl_ws *w = state(c);
+  if (parts == NULL && n) return SL_EINVAL;
+  if (opcode != SL_WS_BINARY) {
+    /* Text must be valid UTF-8 as a whole: check it joined. */
+    if (opcode != SL_WS_TEXT || n != 1 || parts[0].buf) return SL_EINVAL;
+  }
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) {
+    const sl_part *q = &parts[i];
+    if (q->buf && (q->off > sl_buf_len(q->buf) || q->len > sl_buf_len(q->buf) - q->off))
+      return SL_ERANGE;
+    if (q->len > SIZE_MAX - len) return SL_EINVAL;
+    len += q->len;
+  }
+  int rc = check_send(c, w, opcode, n ? parts[0].data : NULL, n ? parts[0].len : 0);
+  if (rc) return rc;
+  struct frame_part fp = {1, opcode, parts, n, len};
   return send_frames(c, w, &fp, 1);
 }
 
@@ -192,12 +226,13 @@ int sl_ws_send_frag(sl_conn *c, int opcode, const void *data, size_t len,
   if (rc) return rc;
   if (opcode >= SL_WS_PING || frag == 0) return SL_EINVAL;
   struct frame_part fp[32];
+  sl_part pl[32];
   size_t n = len ? (len + frag - 1) / frag : 1;
   if (n > 32) return SL_EINVAL;
   for (size_t i = 0; i < n; i++) {
     size_t off = i * frag, l = len - off < frag ? len - off : frag;
-    fp[i] = (struct frame_part){i == n - 1, i == 0 ? opcode : SL_WS_CONT,
-                                (const char *)data + off, NULL, 0, l};
+    pl[i] = (sl_part){(const char *)data + off, NULL, 0, l};
+    fp[i] = (struct frame_part){i == n - 1, i == 0 ? opcode : SL_WS_CONT, &pl[i], 1, l};
   }
   return send_frames(c, w, fp, n);
 }
@@ -214,7 +249,8 @@ static int send_close(sl_conn *c, struct sl_ws *w, int code, const char *reason,
     if (rlen) memcpy(p + 2, reason, rlen);
     n += rlen;
   }
-  struct frame_part fp = {1, SL_WS_CLOSE, p, NULL, 0, n};
+  sl_part pl = {p, NULL, 0, n};
+  struct frame_part fp = {1, SL_WS_CLOSE, &pl, 1, n};
   return send_frames(c, w, &fp, 1);
 }
 
@@ -329,7 +365,8 @@ static void deliver(sl_conn *c, struct sl_ws *w, int op) {
     return;
   }
   if (op == SL_WS_PING && w->state == WS_OPEN) {
-    struct frame_part fp = {1, SL_WS_PONG, w->ctl, NULL, 0, w->ctl_len};
+    sl_part pl = {w->ctl, NULL, 0, w->ctl_len};
+    struct frame_part fp = {1, SL_WS_PONG, &pl, 1, w->ctl_len};
     send_frames(c, w, &fp, 1); /* a full queue drops the pong: harmless */
   }
   if (op == SL_WS_PONG) w->ping_out = w->ping_late = 0;
@@ -458,7 +495,7 @@ static int ws_ev(sl_conn *c, int ev, void *ev_data) {
     case SL_EV_TIMEOUT:
       if (*(int *)ev_data != SL_CLOSE_TIMEOUT) return 0;
       if (w->state == WS_OPEN && !w->ping_out && w->opts.ping_ms != UINT32_MAX) {
-        struct frame_part fp = {1, SL_WS_PING, "", NULL, 0, 0};
+        struct frame_part fp = {1, SL_WS_PING, NULL, 0, 0};
         /* A ping the full queue refused cannot be answered: try again next
          * interval. A peer that reads nothing at all is the stall
          * timeout's to close. */
@@ -556,13 +593,15 @@ int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m, const sl_ws_opts *opts) {
     for (const char *const *p = opts->protocols; *p && !w->protocol[0]; p++)
       if (strlen(*p) < sizeof(w->protocol) && token_in_list(*want, *p))
         snprintf(w->protocol, sizeof(w->protocol), "%s", *p);
-  int n = snprintf(hdr, sizeof(hdr),
-                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept);
-  if (w->protocol[0])
-    n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "Sec-WebSocket-Protocol: %s\r\n", w->protocol);
-  n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "\r\n");
-  int rc = sl_send(c, hdr, (size_t)n);
+  sl__wbuf wb;
+  sl__wbuf_init(&wb, hdr, sizeof(hdr));
+  sl__wbuf_printf(&wb,
+                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept);
+  if (w->protocol[0]) sl__wbuf_printf(&wb, "Sec-WebSocket-Protocol: %s\r\n", w->protocol);
+  sl__wbuf_add(&wb, "\r\n", 2);
+  int rc = sl__wbuf_done(&wb);
+  if (rc == 0) rc = sl_send(c, hdr, wb.len);
   if (rc) {
     sl__free(w, sizeof(*w), SL_MEM_META);
     return rc;
@@ -608,26 +647,28 @@ sl_conn *sl_ws_connect(sl_mgr *m, const char *url, const sl_ws_opts *opts,
   sl__base64_encode(nonce, sizeof(nonce), w->key);
   char req[2048];
   int hostv6 = strchr(host, ':') != NULL;
-  int n = snprintf(req, sizeof(req),
-                   "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                   "Sec-WebSocket-Version: 13\r\n",
-                   path, hostv6 ? "[" : "", host, hostv6 ? "]" : "", port, w->key);
+  sl__wbuf wb;
+  sl__wbuf_init(&wb, req, sizeof(req));
+  sl__wbuf_printf(&wb,
+                  "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                  "Sec-WebSocket-Version: 13\r\n",
+                  path, hostv6 ? "[" : "", host, hostv6 ? "]" : "", port, w->key);
   if (opts && opts->protocols && opts->protocols[0]) {
-    n += snprintf(req + n, sizeof(req) - (size_t)n, "Sec-WebSocket-Protocol: ");
+    sl__wbuf_printf(&wb, "Sec-WebSocket-Protocol: ");
     for (const char *const *p = opts->protocols; *p; p++)
-      n += snprintf(req + n, sizeof(req) - (size_t)n, "%s%s", *p, p[1] ? ", " : "");
-    n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+      sl__wbuf_printf(&wb, "%s%s", *p, p[1] ? ", " : "");
+    sl__wbuf_add(&wb, "\r\n", 2);
   }
-  n += snprintf(req + n, sizeof(req) - (size_t)n, "%s\r\n",
-                opts && opts->headers ? opts->headers : "");
-  if (n <= 0 || (size_t)n >= sizeof(req) || (w->req = sl__alloc((size_t)n, SL_MEM_META)) == NULL) {
+  sl__wbuf_printf(&wb, "%s\r\n", opts && opts->headers ? opts->headers : "");
+  int wrc = sl__wbuf_done(&wb);
+  if (wrc || (w->req = sl__alloc(wb.len, SL_MEM_META)) == NULL) {
     sl__free(w, sizeof(*w), SL_MEM_META);
-    if (err) *err = n > 0 && (size_t)n >= sizeof(req) ? SL_EMSGSIZE : SL_ENOMEM;
+    if (err) *err = wrc ? wrc : SL_ENOMEM;
     return NULL;
   }
-  memcpy(w->req, req, (size_t)n);
-  w->req_len = (size_t)n;
+  memcpy(w->req, req, wb.len);
+  w->req_len = wb.len;
   sl_conn *c = sl_connect(m, url, fn, data, err);
   if (c == NULL) {
     sl__free(w->req, w->req_len, SL_MEM_META);

@@ -11,10 +11,7 @@ const char *ss_transport_name(int t) {
   return t >= 0 && t <= 3 ? n[t] : "?";
 }
 
-const char *ss_policy_name(int p) {
-  static const char *const n[] = {"latest", "queue", "keyframe", "lossless"};
-  return p >= 0 && p <= 3 ? n[p] : "?";
-}
+const char *ss_policy_name(int p) { return sl_policy_name(p); }
 
 size_t ss_rss_bytes(void) {
   FILE *f = fopen("/proc/self/statm", "r");

@@ -1029,16 +1029,16 @@ TEST(url_decode) {
   const char *bad[] = {"%", "%4", "a%zz", "%%41", "%g1", "%1g", "abc%"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     memcpy(out, "untouched", 10);
-    CHECK_MSG(dec(bad[i], out, sizeof(out), 0) == -1, "%s accepted", bad[i]);
+    CHECK_MSG(dec(bad[i], out, sizeof(out), 0) == SL_EINVAL, "%s accepted", bad[i]);
     CHECK_STR(out, "untouched"); /* a failed call writes nothing */
   }
   /* Capacity: the result and its NUL. */
   CHECK_EQ(dec("abcd", out, 5, 0), 4);
   memcpy(out, "untouched", 10);
-  CHECK_EQ(dec("abcd", out, 4, 0), -1);
+  CHECK_EQ(dec("abcd", out, 4, 0), SL_EMSGSIZE);
   CHECK_STR(out, "untouched");
   CHECK_EQ(dec("%41%42", out, 3, 0), 2);
-  CHECK_EQ(sl__url_decode("", 0, NULL, 0, 0), -1);
+  CHECK_EQ(sl__url_decode("", 0, NULL, 0, 0), SL_EMSGSIZE);
   /* In place. */
   char buf[] = "%48ello+w%6Frld";
   CHECK_EQ(sl__url_decode(buf, strlen(buf), buf, sizeof(buf), 1), 11);
@@ -1066,21 +1066,21 @@ TEST(http_query_get) {
   CHECK_STR(out, "7");
   CHECK_EQ(qget(q, "x[y]", out, sizeof(out)), 1);
   CHECK_EQ(qget(q, "sp ace", out, sizeof(out)), 1);
-  CHECK_EQ(qget(q, "z", out, sizeof(out)), -1);
-  CHECK_EQ(qget(q, "", out, sizeof(out)), -1);
-  CHECK_EQ(qget(q, "hello", out, sizeof(out)), -1);
-  CHECK_EQ(qget(q, "b", out, 11), -2);
+  CHECK_EQ(qget(q, "z", out, sizeof(out)), SL_ENOENT);
+  CHECK_EQ(qget(q, "", out, sizeof(out)), SL_ENOENT);
+  CHECK_EQ(qget(q, "hello", out, sizeof(out)), SL_ENOENT);
+  CHECK_EQ(qget(q, "b", out, 11), SL_EMSGSIZE);
   CHECK_EQ(qget(q, "b", out, 12), 11);
   CHECK_EQ(qget("?cam=2", "cam", out, sizeof(out)), 1);
   CHECK_STR(out, "2");
-  CHECK_EQ(qget("v=%zz", "v", out, sizeof(out)), -2);
+  CHECK_EQ(qget("v=%zz", "v", out, sizeof(out)), SL_EINVAL);
   CHECK_EQ(qget("k%zz=1&k=2", "k", out, sizeof(out)), 1);
   CHECK_STR(out, "2");
   CHECK_EQ(qget("&&a=1&", "a", out, sizeof(out)), 1);
   CHECK_EQ(qget("a=b=c", "a", out, sizeof(out)), 3);
   CHECK_STR(out, "b=c");
   sl_str empty = {NULL, 0};
-  CHECK_EQ(sl__http_query_get(empty, "a", out, sizeof(out)), -1);
+  CHECK_EQ(sl__http_query_get(empty, "a", out, sizeof(out)), SL_ENOENT);
   /* A query straight from a parsed request. */
   static sl_http_msg m;
   CHECK(req("GET /s?fps=30&name=front%20door HTTP/1.1\r\nHost: h\r\n\r\n", &m) > 0);

@@ -1012,3 +1012,27 @@ TEST(hub_policy_held_counts_each_frame_once) {
   for (int i = 0; i < N; i++) fs[i] = &f[i];
   finish(m, h, fs, N);
 }
+
+/* ---- choosing a policy ------------------------------------------------ */
+
+/* A viewer may choose `latest` on a hub whose default is another policy,
+ * and a zeroed sl_sub_opts inherits the hub's default. */
+TEST(hub_policy_viewer_choice_beats_hub_default) {
+  sl_mgr *m = mgr_fake();
+  sl_hub_opts ho = {.sub = {.policy = SL_POLICY_QUEUE, .queue_len = 8}};
+  sl_hub *h = hub_new(m, &ho);
+  sl_sub_opts latest = {.policy = SL_POLICY_LATEST};
+  sl_sub_opts inherit = {0};
+  struct fake a, b;
+  CHECK_EQ(attach(h, &a, OPEN, SL_TRANSPORT_MJPEG, &latest), 0);
+  CHECK_EQ(attach(h, &b, OPEN, SL_TRANSPORT_MJPEG, &inherit), 0);
+  sl_sub_stats s;
+  sub_stats(h, &a, &s);
+  CHECK_EQ(s.policy, SL_POLICY_LATEST);
+  sub_stats(h, &b, &s);
+  CHECK_EQ(s.policy, SL_POLICY_QUEUE);
+  CHECK_STR(sl_policy_name(SL_POLICY_LATEST), "latest");
+  CHECK_STR(sl_policy_name(SL_POLICY_INHERIT), "inherit");
+  CHECK_STR(sl_policy_name(42), "?");
+  finish(m, h, (struct fake *[]){&a, &b}, 2);
+}
