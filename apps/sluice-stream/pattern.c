@@ -275,9 +275,10 @@ static void draw_overlay(ss_pattern *p, unsigned long long seq,
     draw_text(p, x0 + pad, y0 + pad + i * line_h, lines[i]);
 }
 
-int ss_pattern_render(ss_pattern *p, unsigned long long seq,
-                      unsigned long long unix_ms, const unsigned char **jpeg,
-                      size_t *len) {
+/* Draw frame `seq` into p->planes; shared by both render calls so the JPEG
+ * and the raw planes always show the same picture. */
+static void draw_frame(ss_pattern *p, unsigned long long seq,
+                       unsigned long long unix_ms) {
   int band = p->h / 10, cband = (band + 1) / 2;
   make_rows(p, seq);
   const unsigned char *yr = p->row, *ur = yr + p->w, *vr = ur + p->cw;
@@ -297,6 +298,24 @@ int ss_pattern_render(ss_pattern *p, unsigned long long seq,
   fill_y(p, bar_x, band, bar_x + bar_w, p->h, LUMA_WHITE);
   clear_uv(p, bar_x, band, bar_x + bar_w, p->h);
   draw_overlay(p, seq, unix_ms);
+}
+
+int ss_pattern_render_yuv(ss_pattern *p, unsigned long long seq,
+                          unsigned long long unix_ms,
+                          const unsigned char *planes[3], int strides[3]) {
+  if (p == NULL || planes == NULL || strides == NULL) return -1;
+  draw_frame(p, seq, unix_ms);
+  for (int i = 0; i < 3; i++) {
+    planes[i] = p->planes[i];
+    strides[i] = p->strides[i];
+  }
+  return 0;
+}
+
+int ss_pattern_render(ss_pattern *p, unsigned long long seq,
+                      unsigned long long unix_ms, const unsigned char **jpeg,
+                      size_t *len) {
+  draw_frame(p, seq, unix_ms);
 
   /* NOREALLOC: the buffer is tjBufSize() bytes, the documented worst case,
    * so the encoder can fail but never reallocates behind our back. */

@@ -1,7 +1,8 @@
 /*
  * Test-pattern source for sluice-stream: renders a numbered, time-stamped
  * frame straight into a reused YUV 4:2:0 buffer and encodes it as a baseline
- * JPEG with libjpeg-turbo, and reads the frame number back from a picture.
+ * JPEG with libjpeg-turbo (or hands the raw planes to a video encoder), and
+ * reads the frame number back from a picture.
  *
  * The picture, top to bottom:
  *   - a grey band holding a MACHINE-READABLE BLOCK CODE of the frame number;
@@ -80,6 +81,23 @@ int ss_pattern_height(const ss_pattern *p);
 int ss_pattern_render(ss_pattern *p, unsigned long long seq,
                       unsigned long long unix_ms, const unsigned char **jpeg,
                       size_t *len);
+
+/* Render frame `seq` exactly as ss_pattern_render draws it, but skip the
+ * JPEG encoder: for a video encoder that takes raw I420 (e.g. h264enc.h).
+ * Sets planes[0..2] to the Y, U and V planes and strides[0..2] to their row
+ * strides in bytes; the planes are ss_pattern_width() x ss_pattern_height()
+ * luma and half that in each direction for chroma, full-range BT.601
+ * (JFIF) levels. The planes are owned by the pattern and valid until the
+ * next render or free; a later render overwrites them in place. Returns 0,
+ * or -1 on a NULL argument (nothing is written then).
+ * Example:
+ *   const unsigned char *pl[3]; int st[3];
+ *   ss_pattern_render_yuv(p, seq, now_ms, pl, st);
+ *   ss_h264enc_encode(enc, pl, st, 0, &au, &n, &key);
+ */
+int ss_pattern_render_yuv(ss_pattern *p, unsigned long long seq,
+                          unsigned long long unix_ms,
+                          const unsigned char *planes[3], int strides[3]);
 
 /* Read the block code from a decoded picture (borrowed for the call).
  * `pixel_stride` is 1 (gray), 3 (RGB) or 4 (RGBA); `row_stride` is the
