@@ -1132,8 +1132,32 @@ SL_API int sl_ws_is_open(const sl_conn *c);
  * however many subscribers send it. */
 typedef struct sl_hub sl_hub;
 
-/* Frame flags. */
+/* Frame flags. On an H.264 hub the hub sets SL_FRAME_KEY itself from the
+ * access unit (an IDR slice), whatever the publisher passed. */
 enum { SL_FRAME_KEY = 1 };
+
+/* Kinds of stream.
+ * SL_KIND_MJPEG: every frame is a picture that decodes on its own (JPEG, or
+ *   any opaque payload): a viewer may skip any frame.
+ * SL_KIND_H264: every frame is one H.264 access unit in Annex-B (start
+ *   codes). The hub reads each unit's NAL headers: an IDR slice makes it a
+ *   keyframe, SPS and PPS become the stream's codec configuration (kept,
+ *   parsed, and sent to each viewer before its first frame and again when
+ *   they change); a buffer holding only SPS/PPS sets the configuration and
+ *   is not a frame. Frames before the first configuration are refused
+ *   (SL_EPROTO, counted in no_config). Skipping is only ever to an IDR: a
+ *   viewer never receives a frame whose reference it did not get, and every
+ *   keyframe it receives carries SPS and PPS (in-band, or sent by reference
+ *   just before it). The hub keeps the GOP since the newest IDR (at most
+ *   `gop_max` bytes) and starts a joining viewer from it at once.
+ *   Policies on H.264: `latest`, `keyframe` and `queue:N` all mean "when
+ *   behind, drop whole frames up to the next IDR" (`latest`: the newest
+ *   GOP); `lossless` never drops. The fps cap does not apply (skipping a
+ *   P-frame would break the picture). Defaults for H.264 viewers: a queue
+ *   of 60 frame references and resync_ms 1000. */
+enum { SL_KIND_MJPEG = 0, SL_KIND_H264 = 1 };
+/* "mjpeg", "h264"; "?" otherwise. */
+SL_API const char *sl_kind_name(int kind);
 
 /* Slow-consumer policies. SL_POLICY_INHERIT (0, what a zeroed sl_sub_opts
  * holds) takes the hub's default, and a hub whose default is INHERIT uses
@@ -1219,6 +1243,9 @@ typedef struct sl_hub_event {
 } sl_hub_event;
 
 typedef struct sl_hub_opts {
+  int kind;              /* SL_KIND_MJPEG (0) or SL_KIND_H264 */
+  size_t gop_max;        /* H.264: bytes of the cached GOP, 4 MiB; a GOP
+                            past it is dropped from the cache (gop_cuts) */
   size_t max_subs;       /* 1000: then evict a stalled one, else refuse */
   size_t budget;         /* bytes the hub's frames may hold; 0 = off */
   uint32_t stall_evict_ms; /* "stalled" for eviction: 5 s */
@@ -1288,6 +1315,7 @@ typedef struct sl_sub_stats {
   size_t pending;         /* frames waiting in its policy queue */
   uint64_t joined_ms, last_progress_ms;
   size_t send_max;
+  uint64_t resyncs;       /* times it fell behind and skipped to a keyframe */
 } sl_sub_stats;
 
 /* Counters of a hub. */
@@ -1303,6 +1331,19 @@ typedef struct sl_hub_stats {
   uint64_t lost;              /* frames that could not be stored (memory) */
   uint64_t drops[SL_DROP_NREASONS];
   int ready;
+  int kind;                   /* SL_KIND_* */
+  double bitrate;             /* bits/s published, over the last seconds */
+  uint64_t resyncs;           /* subscribers' skips to a keyframe */
+  /* H.264 */
+  char codec[16];             /* RFC 6381 string ("avc1.42c01e"); "" until
+                                 the first SPS */
+  int width, height;          /* from the SPS */
+  double codec_fps;           /* from the SPS timing info; 0 when absent */
+  size_t gop_frames, gop_bytes; /* the cached GOP */
+  uint64_t gop_cuts;          /* GOPs dropped from the cache for gop_max */
+  uint64_t codec_changes;     /* configurations taken (1 for a steady one) */
+  uint64_t no_config;         /* frames refused before a configuration, or
+                                 unreadable SPS */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
