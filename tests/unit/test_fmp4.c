@@ -554,6 +554,37 @@ TEST_T(fmp4_random_access_units, 120) {
   CHECK_EQ(m1.nbufs, m0.nbufs);
 }
 
+/* An allocator that refuses once `oom_armed` is set. Each test runs in its
+ * own child, so installing it here touches no other test. */
+static int oom_armed;
+static void *oom_malloc(size_t n) { return oom_armed ? NULL : malloc(n); }
+
+TEST(fmp4_enomem) {
+  CHECK_EQ(sl_set_allocator(oom_malloc, NULL, NULL), 0);
+  bytes cfg = {0};
+  put_sc(&cfg, 1);
+  put(&cfg, SPS, sizeof(SPS));
+  put_sc(&cfg, 1);
+  put(&cfg, PPS, sizeof(PPS));
+  static const uint8_t au[] = {0, 0, 1, 0x65, 0x88, 0x84};
+  oom_armed = 1;
+  int err = 0;
+  CHECK(sl_fmp4_init(cfg.p, cfg.n, 320, 240, 90000, &err) == NULL);
+  CHECK_EQ(err, SL_ENOMEM);
+  err = 0;
+  CHECK(sl_fmp4_fragment(au, sizeof(au), 1, 0, 1, 1, &err) == NULL);
+  CHECK_EQ(err, SL_ENOMEM);
+  oom_armed = 0;
+  sl_buf *b = sl_fmp4_fragment(au, sizeof(au), 1, 0, 1, 1, &err);
+  CHECK(b != NULL);
+  CHECK_EQ(sl_buf_len(b), 112 + 4 + 3);
+  sl_buf_unref(b);
+  sl_mem_stats m;
+  sl_mem_stats_get(&m);
+  CHECK_EQ(m.total, 0);
+  free(cfg.p);
+}
+
 TEST(fmp4_boxw_bounded) {
   /* A writer never passes its capacity: it flags instead. */
   uint8_t buf[12];
