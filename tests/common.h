@@ -299,7 +299,8 @@ static inline int test_port_open(int port) {
 
 /* A child process that listens on port 0 and prints where: wait (up to
  * `ms`) until the file `log` holds `marker` followed by "HOST:PORT"
- * (e.g. "serving http://" then "127.0.0.1:40123"), and return the port.
+ * or a bare port (a URL's scheme is skipped: "serving " then
+ * "https://127.0.0.1:40123/"), and return the port.
  * Fails when `pid` exits first or the deadline passes. */
 static inline int test_wait_log_port(const char *log, const char *marker, pid_t pid, int ms) {
   uint64_t end = test_now_ms() + (uint64_t)ms * (uint64_t)test_slowdown();
@@ -313,11 +314,14 @@ static inline int test_wait_log_port(const char *log, const char *marker, pid_t 
       const char *p = strstr(buf, marker);
       if (p) {
         p += strlen(marker);
+        const char *sch = strstr(p, "://"); /* skip a scheme: "https://h:p/" */
+        if (sch && sch < p + strcspn(p, " \r\n")) p = sch + 3;
         const char *e = p + strcspn(p, "/ \r\n");
         const char *colon = NULL;
         for (const char *q = p; q < e; q++)
           if (*q == ':') colon = q;
         if (colon && colon + 1 < e) return atoi(colon + 1);
+        if (!colon && p < e && atoi(p) > 0) return atoi(p); /* a bare port */
       }
     }
     int st;
