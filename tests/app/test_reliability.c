@@ -170,9 +170,12 @@ TEST_T(rel_stalled_viewers_bounded_healthy_unaffected, 200) {
   CHECK(wait_viewers(s.port, NHEALTHY, 5000));
   sleep_ms(500);
   long c0[NHEALTHY], c1[NHEALTHY];
+  struct rel_stats k0, k1;
+  CHECK_EQ(rel_stats_get(s.port, &k0), 0);
   counts(&L, 0, NHEALTHY, c0);
   sleep_ms(secs * 1000);
   counts(&L, 0, NHEALTHY, c1);
+  CHECK_EQ(rel_stats_get(s.port, &k1), 0);
   double control = 0;
   long cmin = 1L << 30, cmax = 0;
   for (int i = 0; i < NHEALTHY; i++) {
@@ -183,7 +186,13 @@ TEST_T(rel_stalled_viewers_bounded_healthy_unaffected, 200) {
   }
   say("  control: %d healthy alone for %d s: %.1f frames each (min %ld, max %ld, %.1f fps)\n",
       NHEALTHY, secs, control, cmin, cmax, control / secs);
-  CHECK_MSG(control > secs * 20, "control got only %.1f frames in %d s", control, secs);
+  /* The control is measured against what the server published in the same
+   * interval, not against a frame rate: a loaded machine publishes fewer
+   * frames, and the viewers must still get (nearly) all of them. */
+  long long published = k1.seq - k0.seq;
+  CHECK_MSG(published > 0, "the server published nothing in %d s", secs);
+  CHECK_MSG(control >= 0.9 * (double)published,
+            "control got %.1f frames of %lld published in %d s", control, published, secs);
 
   struct rel_stats base;
   CHECK_EQ(rel_stats_get(s.port, &base), 0);
@@ -248,7 +257,12 @@ TEST_T(rel_stalled_viewers_bounded_healthy_unaffected, 200) {
       base.rss / 1048576.0, st.rss / 1048576.0, rss_per / 1024.0, growth,
       REL_ASAN ? " (ASan build: not asserted)" : "");
   if (!REL_ASAN) {
-    CHECK_MSG(rss_per < 64 * 1024, "RSS grew %.0f B per stalled viewer", rss_per);
+    /* Against the library's own count per stalled viewer in this run (the
+     * bytes it holds beside the frames): RSS may add the allocator's and
+     * the kernel's share on top, a bounded factor, not an unbounded one. */
+    double lib_per = per_viewer > 1024 ? per_viewer : 1024;
+    CHECK_MSG(rss_per < 32 * lib_per, "RSS grew %.0f B per stalled viewer, library %.0f B",
+              rss_per, per_viewer);
     /* Flat: a short phase tolerates one allocator step more. */
     double max_growth = secs >= 60 ? 1024 : 4096;
     CHECK_MSG(growth < max_growth, "RSS grows %.0f B per stalled viewer per minute", growth);
