@@ -118,6 +118,16 @@ static inline void test_clock_advance(sl_mgr *m, uint64_t ms, uint64_t step_ms) 
 }
 #endif
 
+/* An sl_str equals a NUL-terminated literal (parsers' zero-copy views). */
+#define CHECK_SV(s, lit)                                                     \
+  do {                                                                       \
+    sl_str s_ = (s);                                                         \
+    const char *l_ = (lit);                                                  \
+    if (s_.len != strlen(l_) || (s_.len && memcmp(s_.ptr, l_, s_.len)))      \
+      sl__test_fail(__FILE__, __LINE__, "CHECK_SV(%s): \"%.*s\" != \"%s\"", \
+                    #s, (int)s_.len, s_.ptr ? s_.ptr : "", l_);              \
+  } while (0)
+
 /* ---- leaks ------------------------------------------------------------ */
 
 /* Every byte the library allocated has been given back and no sl_buf is
