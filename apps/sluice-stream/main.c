@@ -480,7 +480,13 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   if (a->tls) signal(SIGHUP, on_hup);
-  const char *host = a->listen, *scheme = a->tls ? "https" : "http";
+  /* The address as bound: with port 0 (tests) the kernel picked the port,
+   * and this line is how the caller learns it. */
+  char host[sizeof(a->listen) + 8];
+  const char *colon = strrchr(a->listen, ':');
+  snprintf(host, sizeof(host), "%.*s:%d", colon ? (int)(colon - a->listen) : 0, a->listen,
+           sl_conn_local_port(a->listener));
+  const char *scheme = a->tls ? "https" : "http";
   printf("sluice-stream %s: serving %s://%s/  (dashboard: %s://%s/dashboard, "
          "metrics: /metrics)\n", sl_version(), scheme, host, scheme, host);
   for (int i = 0; i < a->nstreams; i++)

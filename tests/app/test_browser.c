@@ -36,6 +36,8 @@
 
 #if SL_BROWSER_TESTS
 
+#include "rel_harness.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -48,68 +50,15 @@
 #define BROWSER_DIR SL_SOURCE_DIR "/tests/browser"
 #define PLAYWRIGHT SL_SOURCE_DIR "/tests/node/node_modules/playwright-core/package.json"
 
-struct srv {
-  pid_t pid;
-  int port;
-  char log[128];
-};
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  socklen_t l = sizeof(a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof(a));
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-static int can_dial(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
-/* sluice-stream with its defaults (640x480, 30 fps test pattern). */
-static void srv_start(struct srv *s) {
-  s->port = free_port();
-  snprintf(s->log, sizeof(s->log), "/tmp/sluice-stream-browser-%d.log", s->port);
-  char listen[64];
-  snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
-  s->pid = fork();
-  if (s->pid == 0) {
-    int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execl(SS_BINARY, SS_BINARY, "--listen", listen, "--log-level", "info", (char *)NULL);
-    _exit(127);
-  }
-  for (int i = 0; i < 200; i++) {
-    if (can_dial(s->port)) return;
-    usleep(50000);
-  }
-  CHECK_MSG(0, "sluice-stream did not start (log %s)", s->log);
+/* sluice-stream with its defaults (640x480, 30 fps test pattern), on port
+ * 0 read back from its log. */
+static void srv_start(struct rel_srv *s) {
+  const char *argv[] = {"--log-level", "info", NULL};
+  rel_srv_spawn(s, NULL, argv, 0, 10000, NULL, NULL);
 }
 
 /* SIGTERM and wait: exit status (or -1). */
-static int srv_stop(struct srv *s) {
-  int st = 0;
-  kill(s->pid, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    usleep(50000);
-  }
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, &st, 0);
-  return -1;
-}
+static int srv_stop(struct rel_srv *s) { return rel_srv_stop(s, 5000); }
 
 static const char *chromium(void) {
   const char *c = getenv("SLUICE_CHROMIUM");
@@ -125,10 +74,7 @@ static void need_browser(void) {
     snprintf(why, sizeof(why), "node is missing (apt-get install nodejs npm)");
   else if (access(PLAYWRIGHT, R_OK) != 0)
     snprintf(why, sizeof(why), "playwright-core is missing: (cd tests/node && npm install)");
-  if (why[0]) {
-    if (test_in_ci()) CHECK_MSG(0, "%s; CI may not skip", why);
-    TEST_SKIP(why);
-  }
+  TEST_NEED(why[0] == '\0', why);
 }
 
 static const char *artifacts(void) {
@@ -140,7 +86,7 @@ static const char *artifacts(void) {
  * the server must then shut down cleanly with no library memory left. */
 static void run_script(const char *script) {
   need_browser();
-  struct srv s;
+  struct rel_srv s;
   srv_start(&s);
   fflush(stdout);
   /* The script's lines as they come (a timeout keeps what it printed),
