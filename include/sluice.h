@@ -1178,8 +1178,14 @@ enum {
   SL_TRANSPORT_MJPEG = 0, /* multipart/x-mixed-replace over HTTP */
   SL_TRANSPORT_WS = 1,    /* one WebSocket binary message per frame */
   SL_TRANSPORT_CHUNKED = 2,/* HTTP chunked, one chunk per frame */
-  SL_TRANSPORT_RAW = 3    /* the bytes only, HTTP response until close */
+  SL_TRANSPORT_RAW = 3,   /* the bytes only, HTTP response until close */
+  SL_TRANSPORT_FMP4 = 4,  /* H.264: a live fragmented MP4 over HTTP (an
+                             init segment, then one moof+mdat per frame) */
+  SL_TRANSPORT_WS_FMP4 = 5 /* H.264: fMP4 over a WebSocket, for Media
+                             Source Extensions (docs/h264.md) */
 };
+/* "mjpeg", "ws", "chunked", "raw", "fmp4", "ws-fmp4"; "?" otherwise. */
+SL_API const char *sl_transport_name(int transport);
 
 /* Reasons a frame was not sent to a subscriber, and why one was closed. */
 #define SL_DROP_REASONS(X)                                              \
@@ -1344,6 +1350,9 @@ typedef struct sl_hub_stats {
   uint64_t codec_changes;     /* configurations taken (1 for a steady one) */
   uint64_t no_config;         /* frames refused before a configuration, or
                                  unreadable SPS */
+  uint64_t mp4_fragments;     /* fMP4 fragments built: one per frame that
+                                 any fMP4 viewer took, whatever their number */
+  uint64_t mp4_bytes;         /* their bytes */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);

@@ -32,6 +32,11 @@ const char *sl_drop_reason_name(int reason) {
   return names[reason];
 }
 
+const char *sl_transport_name(int t) {
+  static const char *const names[] = {"mjpeg", "ws", "chunked", "raw", "fmp4", "ws-fmp4"};
+  return t >= 0 && t <= SL_TRANSPORT_WS_FMP4 ? names[t] : "?";
+}
+
 const char *sl_kind_name(int kind) {
   return kind == SL_KIND_MJPEG ? "mjpeg" : kind == SL_KIND_H264 ? "h264" : "?";
 }
@@ -52,7 +57,9 @@ const char *sl_evict_reason_name(int reason) {
 
 /* ---- live frames ---------------------------------------------------- */
 
-static size_t frame_bytes(const struct frame *f) { return sl__buf_size(f->buf); }
+static size_t frame_bytes(const struct frame *f) {
+  return sl__buf_size(f->buf) + (f->mp4 ? sl__buf_size(f->mp4) : 0);
+}
 
 /* No output queue of this manager holds the frame's buffer any more. The
  * hub's own hold is one of the buffer's queue holds when it is counted here
@@ -60,14 +67,22 @@ static size_t frame_bytes(const struct frame *f) { return sl__buf_size(f->buf); 
  * reference count alone cannot tell: the application may keep references
  * of its own (a pool of capture buffers, the last few frames), and the
  * record would then never be freed. */
+static int buf_unused(const sl_buf *b, size_t counted) {
+  if (sl_buf_refs(b) == 1) return 1;
+  return counted == 0 && atomic_load(&((sl_buf *)b)->qrefs) == 1;
+}
+
 static int frame_unused(const struct frame *f) {
-  if (sl_buf_refs(f->buf) == 1) return 1;
-  return f->counted == 0 && atomic_load(&f->buf->qrefs) == 1;
+  return buf_unused(f->buf, f->counted) && (f->mp4 == NULL || buf_unused(f->mp4, f->mp4_counted));
 }
 
 static void frame_free(sl_mgr *m, struct frame *f) {
   sl__acct_buf_release(&m->acct, f->buf, f->counted);
   sl_buf_unref(f->buf);
+  if (f->mp4) {
+    sl__acct_buf_release(&m->acct, f->mp4, f->mp4_counted);
+    sl_buf_unref(f->mp4);
+  }
   sl__codec_unref(f->codec);
   sl__free(f, sizeof(*f), SL_MEM_META);
 }
@@ -162,6 +177,7 @@ static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   f->pins = 1; /* as latest */
   f->codec = sl__codec_ref(h->codec);
   f->has_ps = (unsigned)has_ps;
+  if (f->codec) sl__h264_timing(h, f, h->latest);
   f->next = h->live;
   h->live = f;
   h->held += frame_bytes(f);
@@ -442,6 +458,12 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
                   "406 Not Acceptable: this stream is H.264, not MJPEG\n", 52);
     return SL_EINVAL;
   }
+  if (h->o.kind != SL_KIND_H264 &&
+      (transport == SL_TRANSPORT_FMP4 || transport == SL_TRANSPORT_WS_FMP4)) {
+    sl_http_reply(c, 406, "Content-Type: text/plain\r\n",
+                  "406 Not Acceptable: fMP4 needs an H.264 stream\n", 47);
+    return SL_EINVAL;
+  }
   switch (transport) {
     case SL_TRANSPORT_MJPEG:
       rc = sl_http_start(c, 200,
@@ -461,7 +483,12 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
                              : "Content-Type: application/octet-stream\r\n",
                          SL_HTTP_STREAM);
       break;
+    case SL_TRANSPORT_FMP4:
+      rc = sl_http_start(c, 200, "Content-Type: video/mp4\r\nCache-Control: no-store\r\n",
+                         SL_HTTP_STREAM);
+      break;
     case SL_TRANSPORT_WS:
+    case SL_TRANSPORT_WS_FMP4:
       rc = sl_ws_upgrade(c, m, ws);
       break;
     default:
@@ -521,6 +548,8 @@ void sl_hub_stats_get(sl_hub *h, sl_hub_stats *o) {
   o->gop_cuts = h->gop_cuts;
   o->resyncs = h->resyncs;
   o->codec_changes = h->codec_changes;
+  o->mp4_fragments = h->mp4_built;
+  o->mp4_bytes = h->mp4_bytes;
   o->no_config = h->no_config + h->bad_config;
   if (h->codec) {
     const sl_h264_info *in = &h->codec->info;

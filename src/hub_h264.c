@@ -72,6 +72,7 @@ void sl__h264_scan(const void *au, size_t len, struct h264_scan *out) {
 static void codec_free(struct codec *k) {
   sl_buf_unref(k->ps);
   sl_buf_unref(k->msg);
+  if (k->init) sl_buf_unref(k->init);
   sl__free(k, sizeof(*k), SL_MEM_META);
 }
 
@@ -188,4 +189,52 @@ void sl__gop_add(sl_hub *h, struct frame *f) {
   h->gop_tail = f;
   h->gop_frames++;
   h->gop_bytes += len;
+}
+
+/* ---- fragmented MP4 --------------------------------------------------- */
+
+/* The fMP4 timescale: 90 kHz, as RTP and MPEG-TS use for video. */
+#define MP4_TIMESCALE 90000u
+
+sl_buf *sl__h264_init(sl_hub *h, struct codec *k) {
+  if (k->init == NULL) {
+    int err = 0;
+    k->init = sl_fmp4_init(sl_buf_cdata(k->ps), sl_buf_len(k->ps), k->info.width,
+                           k->info.height, MP4_TIMESCALE, &err);
+    if (k->init == NULL) h->mp4_failed++;
+  }
+  return k->init;
+}
+
+sl_buf *sl__h264_fragment(sl_hub *h, struct frame *f) {
+  if (f->mp4 == NULL) {
+    int err = 0;
+    f->mp4 = sl_fmp4_fragment(sl_buf_cdata(f->buf), sl_buf_len(f->buf), (uint32_t)f->seq,
+                              f->dts, f->dur, (f->flags & SL_FRAME_KEY) != 0, &err);
+    if (f->mp4 == NULL) {
+      h->mp4_failed++;
+      return NULL;
+    }
+    /* Held once, like the frame itself, however many viewers send it. */
+    h->held += sl__buf_size(f->mp4);
+    h->mp4_built++;
+    h->mp4_bytes += sl_buf_len(f->mp4);
+    sl__acct_buf_hold(&h->mgr->acct, f->mp4, &f->mp4_counted);
+  }
+  return f->mp4;
+}
+
+/* Decode time and duration: the frame's timestamp from the hub's first
+ * frame, and the nominal frame interval (the SPS's rate, else the measured
+ * one) rather than the gap to the previous frame, whose jitter would make
+ * a player see discontinuities. */
+void sl__h264_timing(sl_hub *h, struct frame *f, const struct frame *prev) {
+  if (h->frames_in == 0) h->ts0 = f->ts;
+  f->dts = (f->ts - h->ts0) * (MP4_TIMESCALE / 1000u);
+  double fps = h->codec && h->codec->info.fps > 0 ? h->codec->info.fps : 0;
+  if (!(fps > 0) && prev && f->ts > prev->ts) fps = 1000.0 / (double)(f->ts - prev->ts);
+  if (!(fps >= 1 && fps <= 240)) fps = 30;
+  f->dur = (uint32_t)((double)MP4_TIMESCALE / fps + 0.5);
+  /* Never behind the previous frame's decode time. */
+  if (prev && prev->codec && f->dts <= prev->dts) f->dts = prev->dts + 1;
 }
