@@ -559,7 +559,19 @@ typedef struct sl_http_opts {
   size_t max_body;           /* 1 MiB of request body: 413 */
   uint32_t header_timeout_ms;/* 10 s from accept or the previous response
                                 to the end of the headers: 408 and close
-                                (over TLS the handshake counts in it) */
+                                (over TLS the handshake counts in it). It
+                                stops at the end of the headers: a body
+                                has the bounds below */
+  uint32_t body_timeout_ms;  /* 60 s from the end of the headers to the
+                                end of the body: 408 and close.
+                                UINT32_MAX: no total limit (then set
+                                body_min_rate). Raise it with max_body:
+                                1 MiB in 60 s is 17 KB/s */
+  uint32_t body_min_rate;    /* bytes/s a body must carry in each window
+                                of body_rate_window_ms, the first window
+                                excepted (a grace): else 408 and close.
+                                0 (default): no rate check */
+  uint32_t body_rate_window_ms; /* 5 s */
   sl_tls_ctx *tls;           /* a server context: serve HTTPS (and WSS);
                                 the listener takes a reference. NULL:
                                 plain HTTP */
@@ -986,8 +998,8 @@ typedef struct sl_http_client_opts {
  * https:// URL,
  * bad host or port, a control character or space in the target),
  * SL_ENOTSUP (https:// in a library built without TLS), SL_EINVAL (a
- * method that is not a token, a server context in opts->tls, header
- * lines not each ending in CRLF, an empty header line, a credential with
+ * method that is not a token, a server context in opts->tls, `headers`
+ * that are not valid header lines (see sl_http_reply), a credential with
  * a control character, bad limits), SL_ENOBUFS (the request does not fit
  * in send_max), SL_ELIMIT (max_conns), SL_ENOMEM.
  * Loop thread only.

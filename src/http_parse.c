@@ -602,6 +602,22 @@ fail:
   return -1;
 }
 
+int sl__http_header_lines_ok(const char *h) {
+  if (h == NULL) return 1;
+  const char *p = h;
+  while (*p) {
+    const char *name = p;
+    while (IS(*p, C_TCHAR)) p++;
+    if (p == name || *p != ':') return 0;
+    for (p++; *p != '\r'; p++)
+      if (*p == '\0' || ((unsigned char)*p < ' ' && *p != '\t') || *p == 0x7f)
+        return 0;
+    if (p[1] != '\n') return 0;
+    p += 2;
+  }
+  return 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* URLs, ranges, paths                                                 */
 /* ------------------------------------------------------------------ */
@@ -769,4 +785,86 @@ int sl__http_clean_path(sl_str raw, char *out, size_t outcap) {
   if (n) clean(raw, out);
   out[n] = '\0';
   return (int)n;
+}
+
+/* ---- route matching ------------------------------------------------- */
+
+/* The next segment of the raw path at *p (just after a '/') that names
+ * something: empty and "." segments are skipped, as sl__http_clean_path
+ * drops them, so a route sees the path the static server would open.
+ * Returns 1 with [*s, *e) the raw segment and *p past it (and past its
+ * '/', with *after set, when one follows); 0 when none is left. */
+static int next_seg(const char **p, const char *pe, int *after, const char **s,
+                    const char **e) {
+  while (*p < pe || *after) {
+    const char *a = *p, *b = a;
+    while (b < pe && *b != '/') b++;
+    int dots = 0;
+    long n = segment(a, b, NULL, &dots);
+    *after = b < pe;
+    *p = b < pe ? b + 1 : pe;
+    if (n > 0 && dots == 0) {
+      *s = a;
+      *e = b;
+      return 1;
+    }
+    if (!*after) break;
+  }
+  return 0;
+}
+
+/* One pattern segment [q, qe) against one raw path segment [s, e),
+ * compared after decoding; '*' takes the rest of the segment (at least one
+ * byte) and must end the pattern segment. */
+static int seg_match(const char *q, const char *qe, const char *s,
+                     const char *e, sl_str *cap) {
+  size_t i = 0, len = (size_t)(e - s);
+  for (; q < qe; q++) {
+    if (*q == '*') {
+      if (q + 1 != qe || i == len) return 0;
+      if (cap) cap->ptr = s + i, cap->len = len - i;
+      return 2;
+    }
+    if (i == len || decode_unit(s, len, &i, 0) != (unsigned char)*q) return 0;
+  }
+  return i == len;
+}
+
+int sl__http_match_path(sl_str path, const char *pattern, sl_str *caps,
+                        size_t ncaps) {
+  const char *p = path.ptr, *pe = path.ptr + path.len, *q = pattern;
+  size_t ncap = 0, nseg = 0;
+  int after = 1; /* a '/' ends what was matched so far */
+  if (path.len == 0 || *p != '/' || *q != '/') return 0;
+  /* Unsafe paths match nothing: ".." (also %2e%2e), an encoded '/' or
+   * '\\', NUL and other controls, bad escapes. sl_http_serve_dir refuses
+   * the same set, so no route check can be sidestepped by a spelling the
+   * file server would still resolve. */
+  if (clean(path, NULL) < 0) return 0;
+  p++;
+  q++;
+  for (;;) {
+    const char *qe = q;
+    while (*qe && *qe != '/') qe++;
+    if (qe - q == 2 && q[0] == '*' && q[1] == '*' && *qe == '\0') {
+      if (!after) return 0;
+      if (ncap < ncaps) caps[ncap].ptr = p, caps[ncap].len = (size_t)(pe - p);
+      return 1;
+    }
+    if (q == qe && *qe == '\0') {
+      /* End of the pattern: nothing may be left of the path, and a
+       * trailing '/' must be on both or neither. */
+      const char *s, *e;
+      int had = after;
+      if (next_seg(&p, pe, &after, &s, &e)) return 0;
+      return nseg == 0 || had == (q[-1] == '/');
+    }
+    const char *s, *e;
+    if (!next_seg(&p, pe, &after, &s, &e)) return 0;
+    int r = seg_match(q, qe, s, e, ncap < ncaps ? &caps[ncap] : NULL);
+    if (r == 0) return 0;
+    if (r == 2) ncap++;
+    nseg++;
+    q = *qe ? qe + 1 : qe;
+  }
 }

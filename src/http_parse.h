@@ -93,6 +93,15 @@ int sl__http_parse_response(const char *buf, size_t len,
  * `m`, or NULL when absent. */
 const sl_str *sl__http_header(const sl_http_msg *m, const char *name);
 
+/* 1 when `h` (NUL-terminated, borrowed; NULL or "" is fine) is zero or
+ * more complete header lines an application may add to a message we send:
+ * each is a field name of token characters, a ':', a value without control
+ * characters other than HTAB, and CRLF. No empty line (it would end the head
+ * early and split the message), no bare CR or LF, nothing after the last
+ * CRLF (a missing CRLF would glue the next header onto this one). 0
+ * otherwise. The server's reply functions and the HTTP client share it. */
+int sl__http_header_lines_ok(const char *h);
+
 /* ------------------------------------------------------------------ */
 /* Chunked bodies (RFC 9112 section 7.1)                               */
 /* ------------------------------------------------------------------ */
@@ -193,5 +202,12 @@ int sl__http_parse_range(sl_str v, unsigned long long size,
  * happens exactly once, so "%252e%252e" becomes the harmless literal name
  * "%2e%2e". */
 int sl__http_clean_path(sl_str raw, char *out, size_t outcap);
+
+/* Match the raw request path `path` (borrowed) against `pattern` (see
+ * sl_http_match): segments are compared after percent-decoding, empty and
+ * "." segments are skipped, and a path sl__http_clean_path would reject
+ * matches nothing. Captures point into `path` (raw, still encoded). */
+int sl__http_match_path(sl_str path, const char *pattern, sl_str *caps,
+                        size_t ncaps);
 
 #endif
