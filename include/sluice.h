@@ -1055,12 +1055,23 @@ typedef struct sl_ws_msg {
   int close_code;
 } sl_ws_msg;
 
+/* sl_ws_opts.origins allowing pages of any site to open a socket (only
+ * for streams meant to be embedded anywhere): o.origins = SL_WS_ANY_ORIGIN.
+ * A static array, so any lifetime rule is met. */
+extern SL_API const char *const sl_ws_any_origin[2];
+#define SL_WS_ANY_ORIGIN sl_ws_any_origin
+
 /* WebSocket options; zero fields take the defaults. */
 typedef struct sl_ws_opts {
-  const char *const *origins;   /* allowed Origin values, NULL-terminated
-                                   ("http://host:port"); NULL: any. A
-                                   request from another origin gets 403.
-                                   Read during sl_ws_upgrade only. */
+  const char *const *origins;   /* server: allowed Origin values,
+                                   NULL-terminated ("http://host:port");
+                                   a request from another origin, or
+                                   without Origin, gets 403. An entry "*"
+                                   (SL_WS_ANY_ORIGIN) allows any page.
+                                   NULL (default): same origin only, see
+                                   sl_ws_same_origin (no Origin header,
+                                   i.e. not a browser, is allowed). Read
+                                   during sl_ws_upgrade only. */
   const char *const *protocols; /* subprotocols we speak, in preference
                                    order, NULL-terminated; NULL: none */
   size_t max_message;           /* 1 MiB: bigger is closed with 1009 */
@@ -1086,7 +1097,7 @@ SL_API int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m,
                          const sl_ws_opts *opts);
 /* 1 when the request's Origin header is absent (not a browser) or names
  * the same host as its Host header (http:// or https://), else 0: the
- * default same-origin rule for applications without an allow-list. */
+ * rule sl_ws_upgrade applies when opts->origins is NULL. */
 SL_API int sl_ws_same_origin(const sl_http_msg *m);
 /* Connect to a ws:// or wss:// URL (wss: TLS with opts->tls or the
  * system's CAs, the URL's host as SNI and expected name). SL_EV_WS_OPEN
@@ -1192,6 +1203,20 @@ typedef struct sl_sub_opts {
                             off for latest, 4 MiB otherwise */
   uint32_t soft_secs;    /* 30 */
   uint32_t resync_ms;    /* keyframe: lag that counts as behind (300) */
+  const char *const *cors_origins; /* HTTP transports (MJPEG, chunked,
+                            raw): page origins allowed to read the stream
+                            across sites, NULL-terminated
+                            ("https://app.example:8443"). A request whose
+                            Origin is listed gets
+                            "Access-Control-Allow-Origin: <its origin>" and
+                            "Vary: Origin"; an entry "*" answers any page
+                            with "*". NULL (default): no CORS header, so
+                            only same-origin pages (and non-browser
+                            clients, and <img> tags, which cannot read the
+                            pixels) see the stream. Read during
+                            sl_hub_attach only; a hub default
+                            (sl_hub_opts.sub) must stay valid for the
+                            hub's life */
 } sl_sub_opts;
 
 /* Events a hub reports to its owner. */
