@@ -713,6 +713,128 @@ SL_API int sl_http_serve_table(sl_conn *c, const sl_http_msg *m,
 SL_API const char *sl_http_mime(const char *name);
 
 /* ------------------------------------------------------------------ */
+/* HTTP helpers                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Small pure functions a web UI needs around requests and replies: URL
+ * decoding, form variables, cookies, JSON. Common rules: no allocation
+ * (the caller's buffers only), no state, any thread; every input pointer
+ * is borrowed for the call; input of any content and length is safe (the
+ * functions are fuzzed); output buffers are always NUL-terminated when
+ * they have room for at least one byte. Results are a length (>= 0) or a
+ * negative SL_E* code: SL_ENOENT (absent), SL_EINVAL (malformed input),
+ * SL_EMSGSIZE (does not fit in the output buffer). On an error the output
+ * buffer holds "" and nothing else was written. */
+
+/* 1 when the `alen` bytes at `a` equal the NUL-terminated `b`, ignoring
+ * ASCII case (header names, tokens, "Content-Type" values), else 0. */
+SL_API int sl_strcaseeq(const char *a, size_t alen, const char *b);
+
+/* Percent-decode `len` bytes of `src` into `dst` (`dstlen` bytes, with a
+ * NUL after the result); `form` 1 also turns '+' into a space (query
+ * strings and form bodies). `dst` may equal `src`. Returns the decoded
+ * length, SL_EINVAL for a bad escape ("%g1", a '%' near the end) or a NUL
+ * in the result (%00, or a NUL byte in `src`), SL_EMSGSIZE when the
+ * result and its NUL do not fit. */
+SL_API int sl_url_decode(const char *src, size_t len, char *dst, size_t dstlen,
+                         int form);
+
+/* Variable `name` of a query string or an application/x-www-form-
+ * urlencoded body (`buf`, `len` bytes: m->query or m->body), decoded into
+ * `dst` like sl_url_decode(form = 1). Names are compared decoded; the
+ * first match wins; "k" alone has an empty value. The same lookup as
+ * sl_http_query, on any buffer. Returns the value's length, SL_ENOENT,
+ * SL_EINVAL (bad escape or %00 in the value), SL_EMSGSIZE.
+ * Example: sl_http_var(m->body.ptr, m->body.len, "ssid", ssid, sizeof ssid); */
+SL_API int sl_http_var(const char *buf, size_t len, const char *name,
+                       char *dst, size_t dstlen);
+
+/* The value of cookie `name` from the request's Cookie header(s) (RFC 6265
+ * section 5.4: "a=1; b=2"), copied into `dst` as sent (not decoded;
+ * surrounding double quotes removed). Names are case-sensitive; the first
+ * match wins. Returns its length, SL_ENOENT, SL_EMSGSIZE. */
+SL_API int sl_http_cookie(const sl_http_msg *m, const char *name, char *dst,
+                          size_t dstlen);
+
+/* Attributes of a cookie to set; zero fields are left out. */
+typedef struct sl_cookie_opts {
+  const char *path;      /* Path=/app; NULL: none (the request's directory) */
+  const char *domain;    /* Domain=example.com; NULL: this host only */
+  long long max_age;     /* > 0: Max-Age=N seconds; 0: a session cookie;
+                            < 0: Max-Age=0, which deletes the cookie */
+  int http_only;         /* HttpOnly: no access from scripts */
+  int secure;            /* Secure: HTTPS only */
+  const char *same_site; /* "Strict", "Lax" or "None" (requires secure);
+                            NULL: none */
+} sl_cookie_opts;
+
+/* Write one complete header line "Set-Cookie: name=value; attrs\r\n" into
+ * `buf` (`len` bytes, NUL-terminated), ready for the `headers` of
+ * sl_http_reply (concatenate several). `name` must be a token, `value`
+ * cookie-octets (no space, '"', ',', ';', '\\' or controls: encode
+ * anything else, e.g. base64url or percent-encoding), `o` may be NULL.
+ * Returns the line's length, SL_EINVAL (bad name, value, path, domain or
+ * same_site, or SameSite=None without secure), SL_EMSGSIZE.
+ * Example: sl_http_set_cookie(h, sizeof h, "sid", tok,
+ *            &(sl_cookie_opts){.path = "/", .http_only = 1, .same_site = "Lax"}); */
+SL_API int sl_http_set_cookie(char *buf, size_t len, const char *name,
+                              const char *value, const sl_cookie_opts *o);
+
+/* JSON (RFC 8259). The getters validate the whole text first (bounded
+ * nesting: SL_JSON_MAX_DEPTH arrays/objects; deeper is SL_EINVAL), then
+ * follow `path`: "$" is the whole text, ".key" an object member (compared
+ * with the key as written between its quotes; keys holding '.', '[' or
+ * escapes cannot be named), "[N]" an array element. Example paths:
+ * "$.camera.fps", "$.streams[2].name". */
+#define SL_JSON_MAX_DEPTH 32
+enum {
+  SL_JSON_NULL = 1,
+  SL_JSON_TRUE,
+  SL_JSON_FALSE,
+  SL_JSON_NUMBER,
+  SL_JSON_STRING,
+  SL_JSON_ARRAY,
+  SL_JSON_OBJECT
+};
+
+/* Find the value at `path` in `json` (`len` bytes). Returns its type
+ * (SL_JSON_*) with *val and *vlen (either may be NULL) giving its text
+ * inside `json` (a string with its quotes, an object with its braces); or
+ * SL_ENOENT (no such member or index), SL_EINVAL (malformed JSON, too
+ * deep, or a malformed path). */
+SL_API int sl_json_get(const char *json, size_t len, const char *path,
+                       const char **val, size_t *vlen);
+/* The number at `path` into *out. Returns 0, SL_ENOENT, SL_EINVAL (also
+ * when the value is not a number), SL_ERANGE (it overflows a double). */
+SL_API int sl_json_get_num(const char *json, size_t len, const char *path,
+                           double *out);
+/* The boolean at `path` into *out (1 or 0). Returns 0, SL_ENOENT, SL_EINVAL
+ * (also when the value is not true or false). */
+SL_API int sl_json_get_bool(const char *json, size_t len, const char *path,
+                            int *out);
+/* The string at `path`, unescaped (\uXXXX and surrogate pairs to UTF-8)
+ * into `dst` with a NUL. Returns its length, SL_ENOENT, SL_EINVAL (not a
+ * string, \u0000, a lone surrogate, invalid UTF-8), SL_EMSGSIZE. */
+SL_API int sl_json_get_str(const char *json, size_t len, const char *path,
+                           char *dst, size_t dstlen);
+
+/* Escape `len` bytes of `src` for the inside of a JSON string (no quotes
+ * added) into `dst` with a NUL: '"', '\\' and control characters are
+ * escaped, other bytes copied (give UTF-8). Returns the length written or
+ * SL_EMSGSIZE. */
+SL_API int sl_json_escape(const char *src, size_t len, char *dst, size_t dstlen);
+
+/* printf into `buf` (`len` bytes, NUL-terminated) with the usual
+ * conversions plus, for JSON: %Q a const char * written as a quoted,
+ * escaped string (NULL: null), %.*Q with an int length first; %B an int
+ * written as true or false. Floating-point conversions of NaN or infinity
+ * write null (JSON has no such numbers). %n is not supported. Returns the
+ * length written or SL_EMSGSIZE when it does not fit, SL_EINVAL for an
+ * unknown conversion (then buf holds "").
+ * Example: sl_json_printf(b, sizeof b, "{%Q:%d,%Q:%Q}", "fps", 25, "name", n); */
+SL_API int sl_json_printf(char *buf, size_t len, const char *fmt, ...);
+
+/* ------------------------------------------------------------------ */
 /* TLS                                                                 */
 /* ------------------------------------------------------------------ */
 

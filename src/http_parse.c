@@ -75,6 +75,12 @@ static int ieq(sl_str s, const char *lit) {
   return lit[i] == '\0';
 }
 
+/* The public face of ieq (include/sluice.h). */
+int sl_strcaseeq(const char *a, size_t alen, const char *b) {
+  sl_str s = {a, alen};
+  return a != NULL && b != NULL && ieq(s, b);
+}
+
 /* 1 when [p, e) begins with `lit`, compared case-insensitively. */
 static int prefix_ieq(const char *p, const char *e, const char *lit) {
   for (; *lit; p++, lit++)
@@ -637,6 +643,18 @@ static int decode_unit(const char *in, size_t len, size_t *i, int is_form) {
   return is_form && c == '+' ? ' ' : c;
 }
 
+long sl__url_decoded_len(const char *in, size_t len, int is_form, int *has_nul) {
+  size_t n = 0, i = 0;
+  *has_nul = 0;
+  while (i < len) {
+    int c = decode_unit(in, len, &i, is_form);
+    if (c < 0) return -1;
+    if (c == 0) *has_nul = 1;
+    n++;
+  }
+  return n > INT_MAX ? -1 : (long)n;
+}
+
 int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
                    int is_form) {
   /* Measure and validate first, so that a failed call writes nothing. */
@@ -663,8 +681,8 @@ static int key_is(const char *p, const char *e, const char *name) {
   return name[k] == '\0';
 }
 
-int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
-  if (q.len == 0) return -1;
+int sl__http_query_find(sl_str q, const char *name, sl_str *val) {
+  if (q.len == 0) return 0;
   const char *p = q.ptr, *e = q.ptr + q.len;
   if (*p == '?') p++;
   while (p < e) {
@@ -672,13 +690,20 @@ int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
     const char *se = amp ? amp : e;
     const char *eqs = memchr(p, '=', (size_t)(se - p));
     if (key_is(p, eqs ? eqs : se, name)) {
-      const char *v = eqs ? eqs + 1 : se;
-      int r = sl__url_decode(v, (size_t)(se - v), out, outcap, 1);
-      return r < 0 ? -2 : r;
+      val->ptr = eqs ? eqs + 1 : se;
+      val->len = (size_t)(se - val->ptr);
+      return 1;
     }
     p = se + (amp != NULL);
   }
-  return -1;
+  return 0;
+}
+
+int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
+  sl_str v;
+  if (!sl__http_query_find(q, name, &v)) return -1;
+  int r = sl__url_decode(v.ptr, v.len, out, outcap, 1);
+  return r < 0 ? -2 : r;
 }
 
 /* 1*DIGIT at *p, saturating at ULLONG_MAX (a huge position is simply past

@@ -170,6 +170,16 @@ int sl__chunked_decode(sl_chunked *c, const char *buf, size_t len,
 int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
                    int is_form);
 
+/* Measure and check the decoding of `in` (`len` bytes, borrowed) as
+ * sl__url_decode would do it, writing nothing: the decoded length, or -1
+ * for a bad escape. *has_nul is set to 1 when the result holds a NUL. */
+long sl__url_decoded_len(const char *in, size_t len, int is_form, int *has_nul);
+
+/* Find the parameter `name` (NUL-terminated, borrowed) in the query string
+ * `q` as sl__http_query_get does, without decoding its value: 1 with *val
+ * the raw value (pointing into `q`), or 0 when absent. */
+int sl__http_query_find(sl_str q, const char *name, sl_str *val);
+
 /* Find the parameter `name` (NUL-terminated, borrowed) in the query string
  * `q` (borrowed; "a=1&b=2", a leading '?' is skipped) and decode its value,
  * form-style, into `out` with a NUL, as sl__url_decode does. Keys are
