@@ -594,9 +594,15 @@ SL_API sl_conn *sl_http_listen(sl_mgr *m, const char *url,
 /* Reply with a complete response: status line, `headers` (zero or more
  * "Name: value\r\n" lines, borrowed, may be NULL), Content-Length and
  * `len` bytes of `body` (copied). To a HEAD request the body is omitted.
- * Returns 0, SL_EINVAL when no request is waiting for a response, or a
- * send error (SL_ENOBUFS, SL_EBUDGET: nothing was queued; the caller may
- * reply with something smaller, or close).
+ * `headers` is checked first: every line a field name of token characters,
+ * ':', a value without control characters (HTAB allowed) and CRLF; no
+ * empty line, no bare CR or LF, nothing after the last CRLF. A missing
+ * final "\r\n" would glue Content-Length onto the last value, an empty
+ * line would split the response: either is SL_EINVAL, with nothing sent
+ * (this holds for every function here that takes `headers`).
+ * Returns 0, SL_EINVAL when no request is waiting for a response or the
+ * headers are malformed, or a send error (SL_ENOBUFS, SL_EBUDGET: nothing
+ * was queued; the caller may reply with something smaller, or close).
  * Example: sl_http_reply(c, 200, "Content-Type: text/plain\r\n", "hi", 2); */
 SL_API int sl_http_reply(sl_conn *c, int status, const char *headers,
                          const void *body, size_t len);
@@ -648,8 +654,14 @@ SL_API int sl_http_is_method(const sl_http_msg *m, const char *method);
 
 /* Match the request path against `pattern`: literal segments, "*" for
  * exactly one segment and a trailing "**" for the rest (possibly empty).
+ * The path is compared decoded ("/%61pi" matches "/api") and normalised as
+ * sl_http_serve_dir resolves it (empty and "." segments skipped), so a
+ * route guarding a directory cannot be sidestepped by spelling; a path
+ * the file server refuses (a ".." segment, also %2e%2e, an encoded '/' or
+ * '\\', NUL or another control, a bad escape) matches no pattern at all.
  * Up to `ncaps` captures (one per wildcard) are stored in `caps`, pointing
- * into the request. Returns 1 on a match, else 0.
+ * into the request's raw path: still percent-encoded (decode them with
+ * sl_url_decode). Returns 1 on a match, else 0.
  * Example: sl_http_match(m, "/streams/ * /stream.mjpg", caps, 1) (no spaces) */
 SL_API int sl_http_match(const sl_http_msg *m, const char *pattern,
                          sl_str *caps, size_t ncaps);
@@ -669,8 +681,10 @@ SL_API void sl_router_free(sl_router *r);
  * for a pattern that does not start with '/'. */
 SL_API int sl_router_add(sl_router *r, const char *method,
                          const char *pattern, sl_route_fn fn, void *data);
-/* Run the first route matching the request. When the path matches a route
- * but not its method, replies 405 with an Allow header. Returns 1 when the
+/* Run the first route matching the request (sl_http_match: decoded path,
+ * unsafe paths match none). A GET route also answers HEAD. When the path
+ * matches a route but not its method, replies 405 with an Allow header
+ * listing the routes' methods (HEAD beside GET). Returns 1 when the
  * request was handled (or answered 405), 0 when no route matched (the
  * caller replies, typically 404). */
 SL_API int sl_router_dispatch(sl_router *r, sl_conn *c, const sl_http_msg *m);
