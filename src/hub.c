@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <strings.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -444,9 +445,40 @@ static int admit(sl_hub *h) {
   return 0;
 }
 
+/* The CORS lines for an HTTP viewer (RFC 6454 origins, Fetch standard
+ * CORS): off without a list; "*" in the list answers any page with "*";
+ * otherwise the request's Origin is echoed only when listed, with Vary so
+ * a cache does not hand one site's answer to another. Writes "" when
+ * nothing is allowed. */
+static void cors_lines(const char *const *list, const sl_http_msg *m,
+                       char *out, size_t cap) {
+  out[0] = '\0';
+  if (list == NULL) return;
+  const sl_str *origin = sl_http_get_header(m, "Origin");
+  for (const char *const *o = list; *o; o++) {
+    if (strcmp(*o, "*") == 0) {
+      snprintf(out, cap, "Access-Control-Allow-Origin: *\r\n");
+      return;
+    }
+    if (origin && strlen(*o) == origin->len &&
+        strncasecmp(*o, origin->ptr, origin->len) == 0) {
+      int n = snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n",
+                       (int)origin->len, origin->ptr);
+      if (n < 0 || (size_t)n >= cap) out[0] = '\0';
+      return;
+    }
+  }
+  /* Listed origins only: a cache must still know the answer depends on
+   * Origin, or it could serve this refusal to a listed page. */
+  snprintf(out, cap, "Vary: Origin\r\n");
+}
+
 int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
                   const sl_sub_opts *opts, const sl_ws_opts *ws) {
   int rc;
+  char cors[320], hdr[512];
+  cors_lines(opts && opts->cors_origins ? opts->cors_origins : h->o.sub.cors_origins, m,
+             cors, sizeof(cors));
   if (admit(h) != 0) {
     h->refused++;
     sl_http_reply(c, 503, "Retry-After: 5\r\nContent-Type: text/plain\r\n",
@@ -466,26 +498,23 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
   }
   switch (transport) {
     case SL_TRANSPORT_MJPEG:
-      rc = sl_http_start(c, 200,
-                         "Content-Type: multipart/x-mixed-replace; boundary=sluiceframe\r\n"
-                         "Pragma: no-cache\r\nAccess-Control-Allow-Origin: *\r\n"
-                         "X-Accel-Buffering: no\r\n",
-                         SL_HTTP_STREAM);
+      snprintf(hdr, sizeof(hdr),
+               "Content-Type: multipart/x-mixed-replace; boundary=sluiceframe\r\n"
+               "Pragma: no-cache\r\n%sX-Accel-Buffering: no\r\n", cors);
+      rc = sl_http_start(c, 200, hdr, SL_HTTP_STREAM);
       break;
     case SL_TRANSPORT_CHUNKED:
-      rc = sl_http_start(c, 200, "Content-Type: application/octet-stream\r\n",
-                         SL_HTTP_CHUNKED);
-      break;
     case SL_TRANSPORT_RAW:
-      rc = sl_http_start(c, 200,
-                         h->o.kind == SL_KIND_H264
-                             ? "Content-Type: video/h264\r\nCache-Control: no-store\r\n"
-                             : "Content-Type: application/octet-stream\r\n",
-                         SL_HTTP_STREAM);
+      snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\n%s",
+               h->o.kind == SL_KIND_H264 ? "video/h264\r\nCache-Control: no-store"
+                                         : "application/octet-stream", cors);
+      rc = sl_http_start(c, 200, hdr,
+                         transport == SL_TRANSPORT_RAW ? SL_HTTP_STREAM : SL_HTTP_CHUNKED);
       break;
     case SL_TRANSPORT_FMP4:
-      rc = sl_http_start(c, 200, "Content-Type: video/mp4\r\nCache-Control: no-store\r\n",
-                         SL_HTTP_STREAM);
+      snprintf(hdr, sizeof(hdr), "Content-Type: video/mp4\r\nCache-Control: no-store\r\n%s",
+               cors);
+      rc = sl_http_start(c, 200, hdr, SL_HTTP_STREAM);
       break;
     case SL_TRANSPORT_WS:
     case SL_TRANSPORT_WS_FMP4:

@@ -122,16 +122,10 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
     return;
   }
   sl_ws_opts ws = {0};
-  if (transport == SL_TRANSPORT_WS && !a->any_origin) {
-    if (a->origins[0]) {
-      ws.origins = a->origins;
-    } else if (!sl_ws_same_origin(m)) {
-      /* Without an allow-list, only pages of this server may open a
-       * viewer's socket: another site's page must not. */
-      sl_http_reply_status(c, 403);
-      return;
-    }
-  }
+  /* Without an allow-list the library's default holds: only pages of this
+   * server (or non-browser clients) may open a viewer's socket. */
+  if (a->any_origin) ws.origins = SL_WS_ANY_ORIGIN;
+  else if (a->origins[0]) ws.origins = a->origins;
   ws.ping_ms = 20000;
   sl_hub_attach(st->hub, c, m, transport, &o, &ws);
 }

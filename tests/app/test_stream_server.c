@@ -233,6 +233,47 @@ TEST_T(stream_foreign_websocket_origin_refused, 60) {
   CHECK_EQ(srv_stop(&s), 0);
 }
 
+/* The head of `path` fetched with `extra_hdr`, into resp. */
+static void head_of(int port, const char *path, const char *extra_hdr, char *resp, size_t cap) {
+  char req[1024];
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sConnection: close\r\n\r\n",
+           path, port, extra_hdr ? extra_hdr : "");
+  CHECK(cap >= 4096);
+  fetch(port, req, resp, 2000, 2000);
+  char *end = strstr(resp, "\r\n\r\n");
+  CHECK_MSG(end != NULL, "no head: %s", resp);
+  end[2] = '\0';
+}
+
+TEST_T(stream_cors_only_for_listed_origins, 60) {
+  struct srv s;
+  char resp[4096];
+  srv_start(&s, NULL);
+  /* Default: no CORS, whatever the page. */
+  head_of(s.port, "/stream.mjpg", "Origin: http://dash.example:8000\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "Access-Control-Allow-Origin") == NULL, "%s", resp);
+  CHECK_EQ(srv_stop(&s), 0);
+  const char *args[] = {"--cors", "http://dash.example:8000,https://ops.example", NULL};
+  srv_start(&s, args);
+  head_of(s.port, "/stream.mjpg", "Origin: https://ops.example\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "\r\nAccess-Control-Allow-Origin: https://ops.example\r\n") != NULL,
+            "%s", resp);
+  CHECK(strstr(resp, "\r\nVary: Origin\r\n") != NULL);
+  head_of(s.port, "/stream.mjpg", "Origin: http://evil.example\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "Access-Control-Allow-Origin") == NULL, "%s", resp);
+  /* The WebSocket rule is its own: --cors does not open /ws. */
+  const char *ws = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://ops.example\r\n";
+  CHECK_EQ(status_of(s.port, "/ws", ws), 403);
+  CHECK_EQ(srv_stop(&s), 0);
+  const char *any[] = {"--cors", "*", "--allow-origin", "*", NULL};
+  srv_start(&s, any);
+  head_of(s.port, "/stream.mjpg", "Origin: http://evil.example\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "\r\nAccess-Control-Allow-Origin: *\r\n") != NULL, "%s", resp);
+  CHECK_EQ(status_of(s.port, "/ws", ws), 101);
+  CHECK_EQ(srv_stop(&s), 0);
+}
+
 /* Count multipart parts (frames) read from fd for `ms`. */
 static int count_frames(int fd, int ms) {
   static char buf[1 << 16];
