@@ -246,7 +246,7 @@ static void head_of(int port, const char *path, const char *extra_hdr, char *res
 }
 
 TEST_T(stream_cors_only_for_listed_origins, 60) {
-  struct srv s;
+  struct rel_srv s;
   char resp[4096];
   srv_start(&s, NULL);
   /* Default: no CORS, whatever the page. */

@@ -57,7 +57,7 @@ TEST_T(http_reply_headers_validated, 20) {
   cli_close(k);
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
 }
 
 /* ---- body timeouts -------------------------------------------------- */
@@ -118,7 +118,7 @@ TEST_T(http_slow_body_outlives_header_timeout, 30) {
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
   CHECK_EQ(s.st.closed_by[SL_CLOSE_PROTOCOL], 0);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
 }
 
 /* A body that stops gets 408 from the body timeout, and one that trickles
@@ -158,7 +158,7 @@ TEST_T(http_stalled_or_slow_body_gets_408, 30) {
   cli_close(k);
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
 }
 
 /* ---- CORS on hub streams -------------------------------------------- */
@@ -255,7 +255,7 @@ TEST_T(hub_cors_off_by_default_listed_origins_only, 30) {
   CHECK_STR(resp_header(&r, "Access-Control-Allow-Origin"), "*");
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
 }
 
 /* ---- WebSocket origin default --------------------------------------- */
@@ -300,5 +300,5 @@ TEST_T(ws_origin_defaults_to_same_origin, 20) {
   CHECK_EQ(ws_status(s.port, "/any", "http://evil.example"), 101);
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
 }

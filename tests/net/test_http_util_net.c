@@ -107,5 +107,5 @@ TEST_T(http_util_curl_form_cookie_json, 60) {
   test_sh("rm -rf %s", dir);
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
 }
