@@ -441,11 +441,9 @@ sl_timer *sl_timer_add(sl_mgr *m, uint64_t ms, int flags, sl_timer_fn fn,
   return t;
 }
 
-static struct sl_timer *running_timer;
-
 void sl_timer_free(sl_mgr *m, sl_timer *t) {
   if (t == NULL) return;
-  if (t == running_timer) {
+  if (t == m->timers.running) {
     t->dead = 1; /* freed after its callback returns */
     return;
   }
@@ -465,9 +463,9 @@ static int run_timers(sl_mgr *m) {
       t->fn(m, t->arg);
       continue;
     }
-    running_timer = t;
+    m->timers.running = t;
     t->fn(m, t->arg);
-    running_timer = NULL;
+    m->timers.running = NULL;
     if (t->dead || t->period == 0) {
       sl__free(t, sizeof(*t), SL_MEM_META);
       continue;
