@@ -235,6 +235,30 @@ enum sl_ev {
 #undef SL__EV_ENUM
 };
 
+/* Re-entrancy: which events may fire inside which calls. Handlers run on
+ * the loop thread only, from these places:
+ *   - sl_mgr_poll: readiness (SL_EV_ACCEPT after SL_EV_OPEN for accepted
+ *     connections, SL_EV_CONNECT, SL_EV_READ, SL_EV_WRITE, SL_EV_ERROR), the
+ *     timer phase (SL_EV_TIMEOUT, timer callbacks), the wakeup queue
+ *     (SL_EV_WAKEUP, sl_mgr_call functions), SL_EV_POLL, the flush phase
+ *     (SL_EV_FULL, SL_EV_WRITE, SL_EV_DRAIN; SL_EV_READ of input a
+ *     transport held), and last the reap: SL_EV_CLOSE.
+ *   - sl_listen, sl_connect: SL_EV_OPEN of the new connection, inside the
+ *     call; sl_connect may also deliver SL_EV_ERROR there (an address that
+ *     fails at once). SL_EV_CLOSE still waits for the reap.
+ *   - sl_mgr_free: SL_EV_CLOSE of every connection left.
+ * Nothing else delivers an event. In particular sl_send, sl_sendv,
+ * sl_send_buf, sl_printf, sl_conn_close, sl_conn_close_with,
+ * sl_conn_consume, sl_conn_pause_read, sl_conn_set_limits and sl_conn_tls
+ * never call a handler: sends only queue (SL_EV_FULL comes at the flush
+ * phase), and closing only marks the connection, so it and its pointers
+ * stay valid until the handler that closed it has returned. SL_EV_CLOSE
+ * is never delivered inside another event of the same connection, and is
+ * its last event. Protocol calls (sl_http_*, sl_ws_*, sl_hub_*) document
+ * their own events. A handler may call any of these on any connection of
+ * its manager, but never sl_mgr_poll or sl_mgr_free. Debug builds assert
+ * the lifecycle this implies (src/conn.c, first comment). */
+
 /* The name of an event ("drain"), or "?". Any thread. */
 SL_API const char *sl_ev_name(int ev);
 

@@ -340,6 +340,19 @@ static void tick(sl_mgr *m, void *arg) {
 
 /* ---- lifecycle and registry ----------------------------------------- */
 
+/* The manager's hubs: a list whose head lives in the manager's module
+ * slot named by hubs_key (registered by the first sl_hub_new). */
+static const char hubs_key;
+
+static sl_hub **hubs_of(sl_mgr *m) { return (sl_hub **)sl__mgr_slot(m, &hubs_key); }
+
+/* sl_mgr_free: every hub still there goes, before the connections. */
+static void free_hubs(sl_mgr *m, void *state) {
+  (void)state;
+  sl_hub **head = hubs_of(m);
+  while (*head) sl_hub_free(*head);
+}
+
 sl_hub *sl_hub_new(sl_mgr *m, const char *name, const sl_hub_opts *opts,
                    int *err) {
   int rc = SL_ENOMEM;
@@ -367,9 +380,19 @@ sl_hub *sl_hub_new(sl_mgr *m, const char *name, const sl_hub_opts *opts,
   pthread_mutex_init(&h->lock, NULL);
   h->tick = sl_timer_add(m, TICK_MS, SL_TIMER_REPEAT, tick, h, &rc);
   if (h->tick == NULL) goto fail_lock;
-  h->next = m->hubs;
-  m->hubs = h;
+  sl_hub **head = hubs_of(m);
+  if (head == NULL) {
+    /* The first hub of this manager: sl_mgr_free frees what is left. */
+    rc = sl__mgr_on_free(m, &hubs_key, free_hubs, NULL);
+    if (rc) goto fail_tick;
+    head = hubs_of(m);
+  }
+  h->next = *head;
+  *head = h;
   return h;
+
+fail_tick:
+  sl_timer_free(m, h->tick);
 
 fail_lock:
   pthread_mutex_destroy(&h->lock);
@@ -385,7 +408,7 @@ fail:
 void sl_hub_free(sl_hub *h) {
   if (h == NULL) return;
   sl_mgr *m = h->mgr;
-  for (sl_hub **pp = &m->hubs; *pp; pp = &(*pp)->next)
+  for (sl_hub **pp = hubs_of(m); pp && *pp; pp = &(*pp)->next)
     if (*pp == h) {
       *pp = h->next;
       break;
@@ -413,18 +436,16 @@ void sl_hub_free(sl_hub *h) {
   hub_release(h);
 }
 
-void sl__hubs_free(sl_mgr *m) {
-  while (m->hubs) sl_hub_free(m->hubs);
-}
-
 sl_hub *sl_hub_find(sl_mgr *m, const char *name) {
-  for (sl_hub *h = m->hubs; h; h = h->next)
+  sl_hub **head = hubs_of(m);
+  for (sl_hub *h = head ? *head : NULL; h; h = h->next)
     if (strcmp(h->name, name) == 0) return h;
   return NULL;
 }
 
 sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev) {
-  return prev ? prev->next : m->hubs;
+  sl_hub **head = hubs_of(m);
+  return prev ? prev->next : head ? *head : NULL;
 }
 
 const char *sl_hub_name(const sl_hub *h) { return h->name; }
