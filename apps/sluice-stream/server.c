@@ -112,6 +112,7 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
   else if (strcmp(rest, "ws") == 0) transport = SL_TRANSPORT_WS;
   else if (strcmp(rest, "stream.bin") == 0) transport = SL_TRANSPORT_CHUNKED;
   else if (h264 && strcmp(rest, "stream.h264") == 0) transport = SL_TRANSPORT_RAW;
+  else if (h264 && strcmp(rest, "stream.mp4") == 0) transport = SL_TRANSPORT_FMP4;
   else {
     sl_http_reply_status(c, 404);
     return;
@@ -119,6 +120,22 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
   int status = viewer_opts(a, m, &o);
   if (status) {
     sl_http_reply_status(c, status);
+    return;
+  }
+  /* The WebSocket of an H.264 stream carries access units for WebCodecs,
+   * or with ?format=fmp4 fMP4 for Media Source Extensions. */
+  char fmt[16];
+  int frc = sl_http_query(m, "format", fmt, sizeof(fmt));
+  if (frc >= 0) {
+    if (transport != SL_TRANSPORT_WS || !h264 ||
+        (strcmp(fmt, "fmp4") != 0 && strcmp(fmt, "h264") != 0)) {
+      sl_http_reply(c, 400, "Content-Type: text/plain\r\n",
+                    "400 Bad Request: format is h264 or fmp4, on an H.264 stream's ws\n", 65);
+      return;
+    }
+    if (strcmp(fmt, "fmp4") == 0) transport = SL_TRANSPORT_WS_FMP4;
+  } else if (frc != SL_ENOENT) {
+    sl_http_reply_status(c, 400);
     return;
   }
   sl_ws_opts ws = {0};
