@@ -457,7 +457,10 @@ static void emit_au(sl_h264_reader *r) {
     int s = r->pps[r->au_first.pps_id].sps_id;
     if (r->sps[s].len) id = s;
   }
-  if (r->need_key && (!r->au_key || id < 0)) {
+  /* An IDR picture whose PPS or SPS is unknown cannot be made to decode
+   * on its own: it is no key AU. */
+  if (id < 0) r->au_key = 0;
+  if (r->need_key && !r->au_key) {
     r->st.drop_before_key++;
     goto out;
   }
@@ -566,6 +569,12 @@ static void decide(sl_h264_reader *r) {
 static void nal_put(sl_h264_reader *r, const unsigned char *p, size_t n) {
   if (n == 0) return;
   if (!r->nal_skip && n > r->o.nal_max - r->nal_len) {
+    /* Take the part that fits first, so the AU sees the same bytes before
+     * the drop however the input was split. */
+    size_t fit = r->o.nal_max - r->nal_len;
+    nal_put(r, p, fit);
+    p += fit;
+    n -= fit;
     r->nal_skip = 1;
     r->st.drop_nal_too_big++;
     if (!r->pending) au_drop(r); /* else once decide() placed the NAL */
