@@ -1597,10 +1597,13 @@ typedef struct sl_h264_au {
   sl_buf *buf;          /* the access unit in Annex-B form, every NAL unit
                            behind a 4-byte start code; take a reference
                            (sl_buf_ref) to keep it */
-  int key;              /* holds an IDR slice. Such an AU always carries the
-                           SPS and PPS in force in front of its first slice
-                           (the reader inserts them when the encoder did not
-                           repeat them), so it decodes on its own */
+  int key;              /* holds an IDR slice whose PPS and SPS are known
+                           (an IDR picture referring to an unknown one is
+                           handed over as not key). Such an AU always
+                           carries the SPS and PPS in force in front of its
+                           first slice (the reader inserts them when the
+                           encoder did not repeat them), so it decodes on
+                           its own */
   int config_changed;   /* SPS or PPS differ from the previous AU's (1 on
                            the first AU) */
   sl_buf *config;       /* SPS + PPS in force (the SPS and every PPS that

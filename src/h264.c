@@ -457,7 +457,10 @@ static void emit_au(sl_h264_reader *r) {
     int s = r->pps[r->au_first.pps_id].sps_id;
     if (r->sps[s].len) id = s;
   }
-  if (r->need_key && (!r->au_key || id < 0)) {
+  /* An IDR picture whose PPS or SPS is unknown cannot be made to decode
+   * on its own: it is no key AU. */
+  if (id < 0) r->au_key = 0;
+  if (r->need_key && !r->au_key) {
     r->st.drop_before_key++;
     goto out;
   }
@@ -556,25 +559,35 @@ static void decide(sl_h264_reader *r) {
   au_put(r, start_code, 4);
   au_put(r, &r->hdr, 1);
   au_put(r, r->pend, r->pend_len);
+  if (r->nal_skip) au_drop(r); /* a slice found too big while pending */
 }
 
-/* Payload bytes of the current NAL unit (held zeros included). */
+/* Payload bytes of the current NAL unit (held zeros included). A slice's
+ * first PEND_MAX bytes are always collected, even when the slice turns out
+ * too big, so that the boundary decision sees the same bytes however the
+ * input was split. */
 static void nal_put(sl_h264_reader *r, const unsigned char *p, size_t n) {
-  if (r->nal_skip || n == 0) return;
-  if (n > r->o.nal_max - r->nal_len) {
-    if (r->pending) decide(r);
+  if (n == 0) return;
+  if (!r->nal_skip && n > r->o.nal_max - r->nal_len) {
+    /* Take the part that fits first, so the AU sees the same bytes before
+     * the drop however the input was split. */
+    size_t fit = r->o.nal_max - r->nal_len;
+    nal_put(r, p, fit);
+    p += fit;
+    n -= fit;
     r->nal_skip = 1;
     r->st.drop_nal_too_big++;
-    au_drop(r);
-    return;
+    if (!r->pending) au_drop(r); /* else once decide() placed the NAL */
   }
-  r->nal_len += n;
-  if (r->nal_type == 7 || r->nal_type == 8) {
-    if (n > PS_MAX - r->ps_len) {
-      r->ps_over = 1;
-    } else if (!r->ps_over) {
-      memcpy(r->ps + r->ps_len, p, n);
-      r->ps_len += n;
+  if (!r->nal_skip) {
+    r->nal_len += n;
+    if (r->nal_type == 7 || r->nal_type == 8) {
+      if (n > PS_MAX - r->ps_len) {
+        r->ps_over = 1;
+      } else if (!r->ps_over) {
+        memcpy(r->ps + r->ps_len, p, n);
+        r->ps_len += n;
+      }
     }
   }
   if (r->pending) {
@@ -587,7 +600,7 @@ static void nal_put(sl_h264_reader *r, const unsigned char *p, size_t n) {
     if (r->pend_len < PEND_MAX) return;
     decide(r);
   }
-  au_put(r, p, n);
+  if (!r->nal_skip) au_put(r, p, n);
 }
 
 static void nal_begin(sl_h264_reader *r, unsigned char hdr) {
@@ -646,7 +659,10 @@ static int store_ps(sl_h264_reader *r) {
 static void nal_end(sl_h264_reader *r) {
   if (r->pending) decide(r);
   r->st.nals++;
-  if ((r->nal_type == 7 || r->nal_type == 8) && store_ps(r) != 0)
+  /* A parameter set over nal_max is already counted, and only a part of
+   * it was seen: it must not replace the one in force. */
+  if ((r->nal_type == 7 || r->nal_type == 8) && !r->nal_skip &&
+      store_ps(r) != 0)
     r->st.drop_bad_sps++;
 }
 
