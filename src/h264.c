@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "h264.h"
 #include "sluice.h"
 
 #define DEFAULT_NAL_MAX ((size_t)4 << 20)
@@ -120,8 +121,51 @@ static int skip_scaling_list(br *b, int size) {
   return 0;
 }
 
-/* The profiles whose SPS carries chroma_format_idc and bit depths. */
-static int high_profile(int p) {
+/* ---- whole-buffer helpers (h264.h) --------------------------------- */
+
+/* Offset of the first byte after the next 00 00 01 at or after `from`,
+ * with *sc set to where those three bytes begin; len when there is none. */
+static size_t find_start(const uint8_t *p, size_t len, size_t from,
+                         size_t *sc) {
+  size_t i = from + 2;
+  while (i < len) {
+    const uint8_t *one = memchr(p + i, 1, len - i);
+    if (one == NULL) break;
+    i = (size_t)(one - p);
+    if (p[i - 1] == 0 && p[i - 2] == 0) {
+      *sc = i - 2;
+      return i + 1;
+    }
+    i++;
+  }
+  *sc = len;
+  return len;
+}
+
+int sl__h264_next_nal(const uint8_t *p, size_t len, size_t *pos,
+                      const uint8_t **nal, size_t *n) {
+  size_t sc;
+  if (*pos >= len) return 0;
+  size_t s = find_start(p, len, *pos, &sc);
+  if (s >= len && sc >= len) {
+    *pos = len;
+    return 0;
+  }
+  size_t next;
+  find_start(p, len, s, &next);
+  /* The next start code begins at `next`; zero bytes before it are
+   * trailing_zero_8bits or the first byte of a 4-byte start code. A NAL
+   * unit never ends in 0x00 (its RBSP ends in a stop bit, and cabac_zero_
+   * words end in the 0x03 of emulation prevention), so they are not its. */
+  size_t e = next;
+  while (e > s && p[e - 1] == 0) e--;
+  *nal = p + s;
+  *n = e - s;
+  *pos = next;
+  return 1;
+}
+
+int sl__h264_profile_has_chroma(int p) {
   switch (p) {
   case 100: case 110: case 122: case 244: case 44: case 83: case 86:
   case 118: case 128: case 138: case 139: case 134: case 135:
@@ -168,7 +212,7 @@ static int parse_sps(const unsigned char *p, size_t len, sl_h264_info *out,
   if (b.err || id > 31) return SL_EPROTO;
   out->sps_id = (int)id;
   uint32_t chroma = 1, depth = 0;
-  if (high_profile(out->profile_idc)) {
+  if (sl__h264_profile_has_chroma(out->profile_idc)) {
     chroma = br_ue(&b);
     if (chroma > 3) return SL_EPROTO;
     if (chroma == 3) x->separate_colour_plane = (int)br_u(&b, 1);

@@ -22,37 +22,16 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "h264.h"
 #include "hub.h"
 
 /* ---- access units ---------------------------------------------------- */
-
-/* The next NAL unit of Annex-B `p` at or after *pos: its bytes without
- * the start code (trailing zero bytes belong to the next start code).
- * Returns 0 at the end. */
-static int next_nal(const unsigned char *p, size_t len, size_t *pos,
-                    const unsigned char **nal, size_t *nlen) {
-  size_t i = *pos;
-  /* Find a start code 00 00 01. */
-  while (i + 3 <= len && !(p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1)) i++;
-  if (i + 3 > len) {
-    *pos = len;
-    return 0;
-  }
-  size_t s = i + 3, e = s;
-  while (e + 3 <= len && !(p[e] == 0 && p[e + 1] == 0 && (p[e + 2] == 1 || p[e + 2] == 0)))
-    e++;
-  if (e + 3 > len) e = len;
-  *pos = e;
-  *nal = p + s;
-  *nlen = e - s;
-  return 1;
-}
 
 void sl__h264_scan(const void *au, size_t len, struct h264_scan *out) {
   const unsigned char *p = au, *nal;
   size_t pos = 0, n;
   memset(out, 0, sizeof(*out));
-  while (next_nal(p, len, &pos, &nal, &n)) {
+  while (sl__h264_next_nal(p, len, &pos, &nal, &n)) {
     if (n == 0) continue;
     int type = nal[0] & 0x1f;
     if (type >= 1 && type <= 5) out->vcl = 1;
