@@ -1578,10 +1578,10 @@ SL_API sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev);
  *
  * Fairness: round-robin by frames. A subscription takes its next frame
  * only when the connection's queue is empty (the pull rule of the live
- * policies, for all of them here); the subscriptions take turns in a
- * fixed circular order, one frame per turn, starting after the last one
- * served; one with nothing pending passes its turn, and when the queue is
- * not empty the one whose turn it is keeps it. So over any stretch in
+ * policies, for all of them here); then, in a fixed circular order
+ * starting after the last one served, the first subscription with a frame
+ * pending takes one frame. So a frame published for any subscription waits
+ * for at most one frame of each other subscription, and over any stretch in
  * which k subscriptions always have a frame waiting, each gets 1/k of the
  * frames the socket carries, and one with a fast stream, a long queue or
  * lossless frames cannot hold back the others.

@@ -7,8 +7,8 @@
  *
  * The scheduler is round-robin by frames over `v`, in subscription order:
  * a subscription takes its next frame only when the connection's queue is
- * empty, the turn passes after each frame handed and past a subscription
- * with nothing to send, and stays with the one that found no room. So a
+ * empty, and the first one with a frame pending after the last one served
+ * takes it. So a
  * subscription with a fast stream or a full queue waits for its turn like
  * the others, and the socket holds at most one frame in flight in user
  * space whatever the number of subscriptions (the kernel's unsent queue,
@@ -111,13 +111,22 @@ static struct sub *find(const sl_mux *x, uint32_t id, unsigned *at) {
 void sl__mux_pump(sl_mux *x) {
   if (x->n == 0 || sl_conn_is_closing(x->c)) return;
   for (unsigned i = 0; i < x->n; i++) sl__sub_complete(x->v[i]);
-  /* Stop after a whole round in which nobody had anything to send, or as
-   * soon as the queue has no room for the one whose turn it is. */
-  for (unsigned idle = 0; idle < x->n;) {
-    int r = sl__sub_take(x->v[x->turn], 0);
-    if (r < 0) break;
-    idle = r ? 0 : idle + 1;
-    x->turn = (x->turn + 1) % x->n;
+  /* From the one after the last served, the first with a frame takes it.
+   * A subscription with nothing pending does not move the turn: had it
+   * moved past it, a frame published for it a moment later would wait for
+   * the whole round behind the subscriptions that always have one. */
+  for (;;) {
+    unsigned k = 0;
+    for (; k < x->n; k++) {
+      unsigned i = (x->turn + k) % x->n;
+      int r = sl__sub_take(x->v[i], 0);
+      if (r < 0) return; /* the queue is not empty: nobody may take */
+      if (r > 0) {
+        x->turn = (i + 1) % x->n;
+        break;
+      }
+    }
+    if (k == x->n) return; /* nothing pending anywhere */
   }
 }
 

@@ -482,14 +482,14 @@ TEST_T(mux_net_fairness_against_alone, 40) {
   for (int i = 1; i <= 3; i++) {
     uint64_t got = mx.sub[i].frames - m0[i], alone = c[i - 1].sub[i].frames - c0[i - 1];
     double r = alone ? (double)got / (double)alone : 0;
-    printf("  h%d: %llu frames beside the greedy one, %llu alone: ratio %.3f\n", i,
+    fprintf(stderr, "  h%d: %llu frames beside the greedy one, %llu alone: ratio %.3f\n", i,
            (unsigned long long)got, (unsigned long long)alone, r);
     if (r < worst) worst = r;
     CHECK_GT(alone, 20);
     CHECK_EQ(mx.sub[i].bad, 0);
   }
   uint64_t greedy = mx.sub[0].frames - m0[0];
-  printf("  greedy h0: %llu frames of %llu bytes (the rest of the link)\n",
+  fprintf(stderr, "  greedy h0: %llu frames of %llu bytes (the rest of the link)\n",
          (unsigned long long)greedy, (unsigned long long)S.hp[0].len);
   CHECK_MSG(worst >= 0.9, "a modest subscription got %.3f of what it gets alone", worst);
   CHECK_GT(greedy, 10); /* the greedy one is served too */
