@@ -15,6 +15,10 @@
  *                                   the viewer page lets its stream go when
  *                                   frozen (at once) or hidden (after 3 s), and
  *                                   plays again when shown
+ *   browser_grid_12_streams_one_socket
+ *                                   12 streams: 12 <img> tags stop at the
+ *                                   browser's 6 connections per host, /grid
+ *                                   shows all 12 over one WebSocket (/mux)
  *
  * Missing Chromium, node or playwright-core: skipped, or a failure under
  * CI=true. The tests are slow (about 80 s together, 62 s of it the frozen tab), so they are
@@ -57,6 +61,13 @@ static void srv_start(struct rel_srv *s) {
   rel_srv_spawn(s, NULL, argv, 0, 10000, NULL, NULL);
 }
 
+/* Twelve test patterns at 10 fps (default + demo1..demo11) for the grid. */
+static void srv_start_grid(struct rel_srv *s) {
+  const char *argv[] = {"--log-level", "info", "--demo-streams", "11", "--fps", "10",
+                        NULL};
+  rel_srv_spawn(s, NULL, argv, 0, 10000, NULL, NULL);
+}
+
 /* SIGTERM and wait: exit status (or -1). */
 static int srv_stop(struct rel_srv *s) { return rel_srv_stop(s, 5000); }
 
@@ -84,10 +95,10 @@ static const char *artifacts(void) {
 
 /* Run tests/browser/SCRIPT.js against a fresh server; it must exit 0, and
  * the server must then shut down cleanly with no library memory left. */
-static void run_script(const char *script) {
+static void run_script_with(const char *script, void (*start)(struct rel_srv *)) {
   need_browser();
   struct rel_srv s;
-  srv_start(&s);
+  start(&s);
   fflush(stdout);
   /* The script's lines as they come (a timeout keeps what it printed),
    * and its exit status through a file (sh has no pipefail). */
@@ -105,7 +116,11 @@ static void run_script(const char *script) {
   unlink(s.log);
 }
 
+static void run_script(const char *script) { run_script_with(script, srv_start); }
+
 TEST_T(browser_viewer_page_plays, 90) { run_script("viewer"); }
+
+TEST_T(browser_grid_12_streams_one_socket, 120) { run_script_with("grid", srv_start_grid); }
 
 TEST_T(browser_frozen_tab_stays_flat, 180) { run_script("frozen_tab"); }
 
