@@ -1132,8 +1132,32 @@ SL_API int sl_ws_is_open(const sl_conn *c);
  * however many subscribers send it. */
 typedef struct sl_hub sl_hub;
 
-/* Frame flags. */
+/* Frame flags. On an H.264 hub the hub sets SL_FRAME_KEY itself from the
+ * access unit (an IDR slice), whatever the publisher passed. */
 enum { SL_FRAME_KEY = 1 };
+
+/* Kinds of stream.
+ * SL_KIND_MJPEG: every frame is a picture that decodes on its own (JPEG, or
+ *   any opaque payload): a viewer may skip any frame.
+ * SL_KIND_H264: every frame is one H.264 access unit in Annex-B (start
+ *   codes). The hub reads each unit's NAL headers: an IDR slice makes it a
+ *   keyframe, SPS and PPS become the stream's codec configuration (kept,
+ *   parsed, and sent to each viewer before its first frame and again when
+ *   they change); a buffer holding only SPS/PPS sets the configuration and
+ *   is not a frame. Frames before the first configuration are refused
+ *   (SL_EPROTO, counted in no_config). Skipping is only ever to an IDR: a
+ *   viewer never receives a frame whose reference it did not get, and every
+ *   keyframe it receives carries SPS and PPS (in-band, or sent by reference
+ *   just before it). The hub keeps the GOP since the newest IDR (at most
+ *   `gop_max` bytes) and starts a joining viewer from it at once.
+ *   Policies on H.264: `latest`, `keyframe` and `queue:N` all mean "when
+ *   behind, drop whole frames up to the next IDR" (`latest`: the newest
+ *   GOP); `lossless` never drops. The fps cap does not apply (skipping a
+ *   P-frame would break the picture). Defaults for H.264 viewers: a queue
+ *   of 60 frame references and resync_ms 1000. */
+enum { SL_KIND_MJPEG = 0, SL_KIND_H264 = 1 };
+/* "mjpeg", "h264"; "?" otherwise. */
+SL_API const char *sl_kind_name(int kind);
 
 /* Slow-consumer policies. SL_POLICY_INHERIT (0, what a zeroed sl_sub_opts
  * holds) takes the hub's default, and a hub whose default is INHERIT uses
@@ -1219,6 +1243,9 @@ typedef struct sl_hub_event {
 } sl_hub_event;
 
 typedef struct sl_hub_opts {
+  int kind;              /* SL_KIND_MJPEG (0) or SL_KIND_H264 */
+  size_t gop_max;        /* H.264: bytes of the cached GOP, 4 MiB; a GOP
+                            past it is dropped from the cache (gop_cuts) */
   size_t max_subs;       /* 1000: then evict a stalled one, else refuse */
   size_t budget;         /* bytes the hub's frames may hold; 0 = off */
   uint32_t stall_evict_ms; /* "stalled" for eviction: 5 s */
@@ -1288,6 +1315,7 @@ typedef struct sl_sub_stats {
   size_t pending;         /* frames waiting in its policy queue */
   uint64_t joined_ms, last_progress_ms;
   size_t send_max;
+  uint64_t resyncs;       /* times it fell behind and skipped to a keyframe */
 } sl_sub_stats;
 
 /* Counters of a hub. */
@@ -1303,6 +1331,19 @@ typedef struct sl_hub_stats {
   uint64_t lost;              /* frames that could not be stored (memory) */
   uint64_t drops[SL_DROP_NREASONS];
   int ready;
+  int kind;                   /* SL_KIND_* */
+  double bitrate;             /* bits/s published, over the last seconds */
+  uint64_t resyncs;           /* subscribers' skips to a keyframe */
+  /* H.264 */
+  char codec[16];             /* RFC 6381 string ("avc1.42c01e"); "" until
+                                 the first SPS */
+  int width, height;          /* from the SPS */
+  double codec_fps;           /* from the SPS timing info; 0 when absent */
+  size_t gop_frames, gop_bytes; /* the cached GOP */
+  uint64_t gop_cuts;          /* GOPs dropped from the cache for gop_max */
+  uint64_t codec_changes;     /* configurations taken (1 for a steady one) */
+  uint64_t no_config;         /* frames refused before a configuration, or
+                                 unreadable SPS */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
@@ -1311,6 +1352,128 @@ SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
 SL_API size_t sl_hub_subs(sl_hub *h, sl_sub_stats *out, size_t max);
 /* Iterate hubs of a manager: pass NULL for the first. */
 SL_API sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev);
+
+/* ------------------------------------------------------------------ */
+/* H.264                                                               */
+/* ------------------------------------------------------------------ */
+
+/* What a sequence parameter set (SPS, ITU-T H.264 7.3.2.1) says about the
+ * stream, as far as a server needs it. */
+typedef struct sl_h264_info {
+  int profile_idc, constraints, level_idc; /* SPS bytes 1..3 */
+  int width, height;     /* picture size after cropping, in pixels */
+  double fps;            /* time_scale / (2 * num_units_in_tick) from the
+                            VUI timing info when present, else 0 */
+  char codec[16];        /* RFC 6381 codec string "avc1.PPCCLL", lowercase
+                            hex, e.g. "avc1.42c01f" */
+  int sps_id;            /* seq_parameter_set_id, 0..31 */
+  int chroma_format_idc; /* 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4 */
+  int bit_depth;         /* luma bit depth, 8..14 */
+  int frame_mbs_only;    /* 0 when the stream may code fields (interlaced) */
+  int coded_width, coded_height; /* before cropping, whole macroblocks */
+} sl_h264_info;
+
+/* Parse one SPS NAL unit: `nal` holds its header byte and payload as they
+ * appear in the stream (no start code); emulation-prevention bytes are
+ * skipped internally. Handles every profile (chroma_format_idc, bit depths,
+ * scaling lists), frame_mbs_only = 0, cropping and the VUI up to its timing
+ * info; a VUI cut short leaves fps at 0 rather than failing the SPS.
+ * Returns 0 and fills `out`, or SL_EINVAL (NULL argument, not an SPS NAL
+ * unit) or SL_EPROTO (truncated, or a value out of the spec's range); `out`
+ * is then unspecified. `nal` is borrowed for the call. Pure, any thread.
+ * Example: sl_h264_info i; if (sl_h264_parse_sps(p, n, &i) == 0)
+ *            printf("%dx%d %s\n", i.width, i.height, i.codec); */
+SL_API int sl_h264_parse_sps(const void *nal, size_t len, sl_h264_info *out);
+
+/* One access unit (one coded picture with its parameter sets and SEI), as
+ * handed to on_au. Every pointer is borrowed until on_au returns. */
+typedef struct sl_h264_au {
+  sl_buf *buf;          /* the access unit in Annex-B form, every NAL unit
+                           behind a 4-byte start code; take a reference
+                           (sl_buf_ref) to keep it */
+  int key;              /* holds an IDR slice. Such an AU always carries the
+                           SPS and PPS in force in front of its first slice
+                           (the reader inserts them when the encoder did not
+                           repeat them), so it decodes on its own */
+  int config_changed;   /* SPS or PPS differ from the previous AU's (1 on
+                           the first AU) */
+  sl_buf *config;       /* SPS + PPS in force (the SPS and every PPS that
+                           refers to it), Annex-B; the same object while
+                           they are unchanged */
+  const sl_h264_info *info; /* parsed from that SPS */
+} sl_h264_au;
+
+/* Options of sl_h264_reader_new(); zero fields take the defaults. */
+typedef struct sl_h264_reader_opts {
+  size_t nal_max;   /* largest NAL unit kept (default 4 MiB); a larger one
+                       is dropped with its AU, and counted */
+  size_t au_max;    /* largest access unit (default 8 MiB), parameter sets
+                       inserted in front of a key AU included; a larger one
+                       is dropped, and counted */
+  /* Called for each complete access unit, in stream order, from inside
+   * feed() or flush(). It must not call feed, flush or free on the same
+   * reader. NULL counts and discards the AUs. */
+  void (*on_au)(const sl_h264_au *au, void *arg);
+  void *arg;
+} sl_h264_reader_opts;
+
+/* Counters of a reader, since it was created. */
+typedef struct sl_h264_reader_stats {
+  uint64_t bytes, nals, aus, keyframes; /* fed, NAL units seen, AUs and key
+                                           AUs handed to on_au */
+  uint64_t drop_nal_too_big, drop_au_too_big;
+  uint64_t drop_before_key; /* AUs before the first IDR with its SPS + PPS
+                               known, and after a dropped reference picture
+                               until the next IDR */
+  uint64_t drop_bad_sps;    /* SPS or PPS NAL units that do not parse (the
+                               one in force stays) */
+  uint64_t garbage_bytes;   /* bytes before the first start code, or not
+                               NAL-shaped (forbidden bit set, type 0 or
+                               24..31, or after a NAL ended on 00 00 00);
+                               zero bytes between units are not counted */
+  uint64_t drop_no_slice;   /* AUs without a slice (e.g. parameter sets at
+                               the very end of the stream) */
+  uint64_t drop_nomem;      /* AUs dropped for lack of memory */
+} sl_h264_reader_stats;
+
+/* An incremental Annex-B (H.264 Annex B) byte-stream reader: it finds NAL
+ * units across any split of the input, groups them into access units by the
+ * rules of 7.4.1.2.3 and 7.4.1.2.4 (AUD, SPS, PPS, SEI and types 14..18
+ * after a slice; a slice with first_mb_in_slice 0, or whose pps id,
+ * frame_num, field flags, nal_ref_idc, IDR flag, idr_pic_id or
+ * pic_order_cnt_lsb differ from the picture's first slice) and hands each
+ * one to on_au. An AU is handed over as soon as the first NAL unit of the
+ * next one has begun: its start code, header and, for a slice, the first
+ * 24 bytes of its header. Memory is bounded by au_max plus the parameter
+ * sets (at most 32 SPS and 256 PPS of <= 4 KiB each); oversized units and
+ * garbage are counted and skipped, and the reader resyncs on the next start
+ * code. Nothing is handed over until an IDR AU whose SPS and PPS are known.
+ * A reader is used from one thread at a time. */
+typedef struct sl_h264_reader sl_h264_reader;
+
+/* Create a reader; `o` is copied (NULL = defaults, AUs discarded). NULL on
+ * failure with SL_ENOMEM in *err. Any thread.
+ * Example: sl_h264_reader_opts o = {.on_au = on_au, .arg = hub};
+ *          sl_h264_reader *r = sl_h264_reader_new(&o, NULL); */
+SL_API sl_h264_reader *sl_h264_reader_new(const sl_h264_reader_opts *o,
+                                          int *err);
+/* Feed the next `len` bytes of the stream (any split; `data` borrowed for
+ * the call); calls on_au for each AU completed by them. Returns 0, SL_EBUSY
+ * when called from inside on_au (nothing read), or SL_ENOMEM when an AU had
+ * to be dropped for lack of memory (the bytes were still all read). */
+SL_API int sl_h264_reader_feed(sl_h264_reader *r, const void *data,
+                               size_t len);
+/* End of stream: completes the last NAL unit and hands over the last AU.
+ * The reader may then be fed a new stream (it starts looking for a start
+ * code again; the parameter sets it knows stay). Same returns as feed. */
+SL_API int sl_h264_reader_flush(sl_h264_reader *r);
+/* Copy the counters into `out`. */
+SL_API void sl_h264_reader_stats_get(const sl_h264_reader *r,
+                                     sl_h264_reader_stats *out);
+/* Free the reader and everything it holds (an AU still being assembled is
+ * discarded; AUs referenced by the application stay theirs). NULL is
+ * ignored. */
+SL_API void sl_h264_reader_free(sl_h264_reader *r);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,16 @@ sl_buf *sl_buf_from(const void *data, size_t len) {
   return b;
 }
 
+sl_buf *sl__buf_resize(sl_buf *b, size_t cap) {
+  if (cap > (size_t)-1 - sizeof(sl_buf)) return NULL;
+  sl_buf *nb = sl__realloc(b, sizeof(*b) + b->cap, sizeof(*b) + cap,
+                           SL_MEM_BUF);
+  if (nb == NULL) return NULL;
+  nb->cap = cap;
+  nb->len = cap;
+  return nb;
+}
+
 void *sl_buf_data(sl_buf *b) { return b->data; }
 const void *sl_buf_cdata(const sl_buf *b) { return b->data; }
 size_t sl_buf_len(const sl_buf *b) { return b->len; }

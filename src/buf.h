@@ -26,4 +26,11 @@ struct sl_buf {
 /* Bytes the buffer occupies (header + data): what held counters add. */
 size_t sl__buf_size(const sl_buf *b);
 
+/* Move a buffer that nobody else sees yet (one reference, never queued) to
+ * an allocation of `cap` bytes, keeping the first min(len, cap) bytes; its
+ * visible length becomes `cap`. Lets a producer build a frame in place and
+ * grow or trim it before sharing. Returns the (possibly moved) buffer, or
+ * NULL with `b` untouched. */
+sl_buf *sl__buf_resize(sl_buf *b, size_t cap);
+
 #endif

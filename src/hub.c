@@ -5,8 +5,10 @@
  * subscriber's output drains, and on the tick: never only from the write
  * path, because a stuck peer's write callback may never come.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -15,6 +17,10 @@
 #define TICK_MS 200
 #define DEFAULT_MAX_SUBS 1000
 #define DEFAULT_STALL_EVICT_MS 5000
+/* H.264: the cached GOP's cap. A 2 s GOP at 8 Mbit/s is 2 MB; past 4 MiB
+ * the stream's GOP is too long or too rich to hand a joining viewer at
+ * once, and it waits for the next IDR instead. */
+#define DEFAULT_GOP_MAX (4u << 20)
 
 const char *sl_drop_reason_name(int reason) {
   static const char *const names[] = {
@@ -24,6 +30,10 @@ const char *sl_drop_reason_name(int reason) {
   };
   if (reason < 0 || reason >= SL_DROP_NREASONS) return "?";
   return names[reason];
+}
+
+const char *sl_kind_name(int kind) {
+  return kind == SL_KIND_MJPEG ? "mjpeg" : kind == SL_KIND_H264 ? "h264" : "?";
 }
 
 const char *sl_policy_name(int policy) {
@@ -55,6 +65,13 @@ static int frame_unused(const struct frame *f) {
   return f->counted == 0 && atomic_load(&f->buf->qrefs) == 1;
 }
 
+static void frame_free(sl_mgr *m, struct frame *f) {
+  sl__acct_buf_release(&m->acct, f->buf, f->counted);
+  sl_buf_unref(f->buf);
+  sl__codec_unref(f->codec);
+  sl__free(f, sizeof(*f), SL_MEM_META);
+}
+
 /* Free frames nobody needs any more: not latest, not in a policy queue, and
  * no output queue holds their buffer. */
 static void prune(sl_hub *h) {
@@ -65,9 +82,7 @@ static void prune(sl_hub *h) {
       *pp = f->next;
       h->held -= frame_bytes(f);
       h->frames_held--;
-      sl__acct_buf_release(&h->mgr->acct, f->buf, f->counted);
-      sl_buf_unref(f->buf);
-      sl__free(f, sizeof(*f), SL_MEM_META);
+      frame_free(h->mgr, f);
     } else {
       pp = &f->next;
     }
@@ -101,9 +116,40 @@ void sl__hub_update_ready(sl_hub *h) {
 
 static void budget_pressure(sl_hub *h);
 
+static uint64_t wall_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* H.264: what the access unit holds decides its flags, and its parameter
+ * sets the configuration. SL_EAGAIN (not an error for the publisher: the
+ * buffer held only parameter sets, now in force) or SL_EPROTO (a frame
+ * before any configuration: no viewer could decode it). */
+static int h264_prepare(sl_hub *h, sl_buf *buf, unsigned *flags, int *has_ps) {
+  struct h264_scan sc;
+  sl__h264_scan(sl_buf_cdata(buf), sl_buf_len(buf), &sc);
+  int rc = sl__h264_config(h, &sc);
+  if (rc == SL_ENOMEM) return rc;
+  if (!sc.vcl) return sc.sps && sc.pps && rc == 0 ? SL_EAGAIN : SL_EPROTO;
+  if (h->codec == NULL) {
+    h->no_config++;
+    return SL_EPROTO;
+  }
+  *flags = sc.idr ? *flags | SL_FRAME_KEY : *flags & ~(unsigned)SL_FRAME_KEY;
+  *has_ps = sc.sps && sc.pps;
+  return 0;
+}
+
 static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   sl_mgr *m = h->mgr;
-  struct frame *f = sl__alloc(sizeof(*f), SL_MEM_META);
+  int has_ps = 0;
+  if (h->o.kind == SL_KIND_H264) {
+    int rc = h264_prepare(h, buf, &flags, &has_ps);
+    if (rc == SL_EAGAIN) return 0;
+    if (rc) return rc;
+  }
+  struct frame *f = sl__calloc(sizeof(*f), SL_MEM_META);
   if (f == NULL) {
     h->lost++;
     return SL_ENOMEM;
@@ -111,8 +157,11 @@ static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   f->buf = sl_buf_ref(buf);
   f->seq = ++h->seq;
   f->ts = ts ? ts : m->now;
+  f->wall_ms = wall_ms();
   f->flags = flags;
   f->pins = 1; /* as latest */
+  f->codec = sl__codec_ref(h->codec);
+  f->has_ps = (unsigned)has_ps;
   f->next = h->live;
   h->live = f;
   h->held += frame_bytes(f);
@@ -121,9 +170,11 @@ static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   sl__acct_buf_hold(&m->acct, f->buf, &f->counted);
   h->frames_in++;
   h->bytes_in += sl_buf_len(buf);
+  h->rate_bytes[h->rate_n % HUB_RATE] = sl_buf_len(buf);
   h->rate[h->rate_n++ % HUB_RATE] = m->now;
   if (h->latest) h->latest->pins--;
   h->latest = f;
+  if (h->o.kind == SL_KIND_H264) sl__gop_add(h, f);
   if (sl_buf_len(buf) > h->largest) {
     h->largest = sl_buf_len(buf);
     for (struct sub *s = h->subs; s; s = s->next) sl__sub_update_send_max(s);
@@ -287,7 +338,9 @@ sl_hub *sl_hub_new(sl_mgr *m, const char *name, const sl_hub_opts *opts,
   if (opts) h->o = *opts;
   if (!h->o.max_subs) h->o.max_subs = DEFAULT_MAX_SUBS;
   if (!h->o.stall_evict_ms) h->o.stall_evict_ms = DEFAULT_STALL_EVICT_MS;
-  if (h->o.sub.policy < SL_POLICY_INHERIT || h->o.sub.policy > SL_POLICY_LOSSLESS) {
+  if (!h->o.gop_max) h->o.gop_max = DEFAULT_GOP_MAX;
+  if (h->o.sub.policy < SL_POLICY_INHERIT || h->o.sub.policy > SL_POLICY_LOSSLESS ||
+      (h->o.kind != SL_KIND_MJPEG && h->o.kind != SL_KIND_H264)) {
     rc = SL_EINVAL;
     goto fail_name;
   }
@@ -331,13 +384,14 @@ void sl_hub_free(sl_hub *h) {
   h->latest = NULL;
   /* Frames still referenced by output queues keep their own sl_buf
    * references; the hub's are dropped now. */
+  sl__gop_clear(h);
   while (h->live) {
     struct frame *f = h->live;
     h->live = f->next;
-    sl__acct_buf_release(&m->acct, f->buf, f->counted);
-    sl_buf_unref(f->buf);
-    sl__free(f, sizeof(*f), SL_MEM_META);
+    frame_free(m, f);
   }
+  sl__codec_unref(h->codec);
+  h->codec = NULL;
   h->held = h->frames_held = 0;
   hub_release(h);
 }
@@ -383,6 +437,11 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
                   "503 Service Unavailable: too many viewers\n", 42);
     return SL_ELIMIT;
   }
+  if (h->o.kind == SL_KIND_H264 && transport == SL_TRANSPORT_MJPEG) {
+    sl_http_reply(c, 406, "Content-Type: text/plain\r\n",
+                  "406 Not Acceptable: this stream is H.264, not MJPEG\n", 52);
+    return SL_EINVAL;
+  }
   switch (transport) {
     case SL_TRANSPORT_MJPEG:
       rc = sl_http_start(c, 200,
@@ -396,7 +455,10 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
                          SL_HTTP_CHUNKED);
       break;
     case SL_TRANSPORT_RAW:
-      rc = sl_http_start(c, 200, "Content-Type: application/octet-stream\r\n",
+      rc = sl_http_start(c, 200,
+                         h->o.kind == SL_KIND_H264
+                             ? "Content-Type: video/h264\r\nCache-Control: no-store\r\n"
+                             : "Content-Type: application/octet-stream\r\n",
                          SL_HTTP_STREAM);
       break;
     case SL_TRANSPORT_WS:
@@ -453,19 +515,41 @@ void sl_hub_stats_get(sl_hub *h, sl_hub_stats *o) {
   memcpy(o->evictions, h->evictions, sizeof(o->evictions));
   o->refused = h->refused;
   o->lost = h->lost;
+  o->kind = h->o.kind;
+  o->gop_frames = h->gop_frames;
+  o->gop_bytes = h->gop_bytes;
+  o->gop_cuts = h->gop_cuts;
+  o->resyncs = h->resyncs;
+  o->codec_changes = h->codec_changes;
+  o->no_config = h->no_config + h->bad_config;
+  if (h->codec) {
+    const sl_h264_info *in = &h->codec->info;
+    snprintf(o->codec, sizeof(o->codec), "%s", in->codec);
+    o->width = in->width;
+    o->height = in->height;
+    o->codec_fps = in->fps;
+  }
   memcpy(o->drops, h->drops, sizeof(o->drops));
   o->ready = !h->not_ready;
   /* Rate over the recorded publishes of the last 2 s. */
   unsigned n = h->rate_n < HUB_RATE ? h->rate_n : HUB_RATE, k = 0;
-  uint64_t newest = 0, oldest = UINT64_MAX, now = h->mgr->now;
+  uint64_t newest = 0, oldest = UINT64_MAX, now = h->mgr->now, bytes = 0,
+           oldest_bytes = 0;
   for (unsigned i = 0; i < n; i++) {
     uint64_t t = h->rate[i];
     if (now - t > 2000) continue;
     k++;
+    bytes += h->rate_bytes[i];
+    if (t < oldest) oldest_bytes = h->rate_bytes[i];
     if (t > newest) newest = t;
     if (t < oldest) oldest = t;
   }
-  if (k >= 2 && newest > oldest) o->fps_in = (double)(k - 1) * 1000.0 / (double)(newest - oldest);
+  if (k >= 2 && newest > oldest) {
+    double span = (double)(newest - oldest);
+    o->fps_in = (double)(k - 1) * 1000.0 / span;
+    /* The bytes after the oldest publish, over the time they took. */
+    o->bitrate = (double)(bytes - oldest_bytes) * 8000.0 / span;
+  }
 }
 
 size_t sl_hub_subs(sl_hub *h, sl_sub_stats *out, size_t max) {

@@ -13,13 +13,37 @@
 
 #include "internal.h"
 
+struct codec;
+
 struct frame {
   struct frame *next;   /* hub's live list */
+  struct frame *gop_next; /* H.264: the GOP cache, oldest first */
   sl_buf *buf;
   uint64_t seq, ts;
+  uint64_t wall_ms;     /* publish time, Unix ms (for viewers' latency) */
   unsigned flags;
-  unsigned pins;        /* latest + policy-queue entries */
+  unsigned pins;        /* latest + policy-queue entries + GOP cache */
   size_t counted;       /* for sl__acct_buf_release */
+  struct codec *codec;  /* H.264: the configuration it was published under */
+  unsigned in_gop : 1;
+  unsigned has_ps : 1;  /* H.264: carries SPS and PPS in-band */
+};
+
+/* H.264 codec configuration (hub_h264.c). Loop thread only. */
+struct codec {
+  int refs;             /* the hub (while current) + each frame */
+  uint64_t gen;         /* 1, 2, ... per hub */
+  sl_buf *ps;           /* SPS + PPS, Annex-B */
+  sl_buf *msg;          /* the WebSocket config message (JSON text) */
+  sl_h264_info info;
+};
+
+/* What one access unit holds. */
+#define H264_MAX_PS 8
+struct h264_scan {
+  int vcl, idr, sps, pps;
+  unsigned nps;
+  struct { const unsigned char *p; size_t len; } ps[H264_MAX_PS];
 };
 
 struct pend {           /* one entry of a subscriber's policy queue */
@@ -48,6 +72,10 @@ struct sub {
   struct { uint64_t seq, ts, end; } fl[SUB_INFLIGHT];
   unsigned nfl;
   uint64_t done_seq, join_seq;
+  unsigned burst;           /* H.264: GOP frames handed at join, pending */
+  int gap;                  /* frames were skipped before the next one */
+  uint64_t codec_gen;       /* configuration last sent (WebSocket) */
+  uint64_t resyncs;
   uint64_t frames_sent, bytes_sent, drops[SL_DROP_NREASONS];
   uint64_t joined_ms, soft_since;
   uint64_t rate_frames, rate_ms;  /* for the measured fps */
@@ -79,6 +107,13 @@ struct sl_hub {
   unsigned rate_n;
   uint64_t joins, leaves, evictions[SL_EVICT_HUB + 1], refused;
   uint64_t lost;            /* frames that could not be stored (memory) */
+  uint64_t rate_bytes[HUB_RATE]; /* bytes of those publishes, for bitrate */
+  /* H.264 */
+  struct codec *codec;      /* in force; NULL until the first SPS + PPS */
+  uint64_t codec_gen, codec_changes, bad_config, no_config;
+  struct frame *gop_head, *gop_tail;
+  size_t gop_frames, gop_bytes;
+  uint64_t gop_cuts, resyncs;
   uint64_t drops[SL_DROP_NREASONS];
   int not_ready;            /* a lossless subscriber is full */
   sl_timer *tick;
@@ -92,6 +127,15 @@ struct sl_hub {
   _Atomic int ready_flag;
 };
 
+/* hub_h264.c */
+void sl__h264_scan(const void *au, size_t len, struct h264_scan *out);
+/* Take the parameter sets of `sc` as the configuration in force when they
+ * differ from it. 0, SL_EPROTO (unreadable SPS, counted), SL_ENOMEM. */
+int sl__h264_config(sl_hub *h, const struct h264_scan *sc);
+struct codec *sl__codec_ref(struct codec *k);
+void sl__codec_unref(struct codec *k);
+void sl__gop_add(sl_hub *h, struct frame *f);
+void sl__gop_clear(sl_hub *h);
 /* hub_sub.c */
 int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o);
 void sl__sub_offer(struct sub *s, struct frame *f);

@@ -25,6 +25,10 @@
 #define DEFAULT_SOFT_BYTES (4u << 20)
 #define DEFAULT_SOFT_SECS 30u
 #define DEFAULT_RESYNC_MS 300u
+/* H.264 frames vary in size (an IDR is many P-frames), and a drop costs a
+ * whole GOP: a longer queue of references and more lag before resyncing. */
+#define H264_QUEUE_LEN 60u
+#define H264_RESYNC_MS 1000u
 #define NOTSENT_LOWAT (128 * 1024)
 /* send_max before the first frame tells us the frame size. */
 #define INITIAL_SEND_MAX (1u << 20)
@@ -39,12 +43,16 @@ static size_t pick(size_t v, size_t hub, size_t builtin) {
 
 static void resolve(struct sub *s, const sl_sub_opts *o, const sl_sub_opts *hd) {
   sl_sub_opts z = {0};
+  int h264 = s->hub->o.kind == SL_KIND_H264;
   if (o == NULL) o = &z;
   s->o.policy = o->policy != SL_POLICY_INHERIT ? o->policy : hd->policy;
   if (s->o.policy == SL_POLICY_INHERIT) s->o.policy = SL_POLICY_LATEST;
   int lossy_latest = s->o.policy == SL_POLICY_LATEST;
-  s->o.queue_len = (unsigned)pick(o->queue_len, hd->queue_len, DEFAULT_QUEUE_LEN);
-  s->o.fps = o->fps > 0 ? o->fps : hd->fps;
+  /* H.264: every lossy policy skips to the next IDR (hub.h, SL_KIND_H264). */
+  if (h264 && s->o.policy != SL_POLICY_LOSSLESS) s->o.policy = SL_POLICY_KEYFRAME;
+  s->o.queue_len = (unsigned)pick(o->queue_len, hd->queue_len,
+                                  h264 ? H264_QUEUE_LEN : DEFAULT_QUEUE_LEN);
+  s->o.fps = h264 ? 0 : o->fps > 0 ? o->fps : hd->fps;
   s->o.send_max = pick(o->send_max, hd->send_max, 0);
   s->o.stall_ms = (uint32_t)pick(o->stall_ms, hd->stall_ms,
                                  s->o.policy == SL_POLICY_LOSSLESS
@@ -54,7 +62,8 @@ static void resolve(struct sub *s, const sl_sub_opts *o, const sl_sub_opts *hd) 
   s->o.hard_ms = (uint32_t)pick(o->hard_ms, hd->hard_ms, 0);
   s->o.soft_bytes = pick(o->soft_bytes, hd->soft_bytes, lossy_latest ? SIZE_MAX : DEFAULT_SOFT_BYTES);
   s->o.soft_secs = (uint32_t)pick(o->soft_secs, hd->soft_secs, DEFAULT_SOFT_SECS);
-  s->o.resync_ms = (uint32_t)pick(o->resync_ms, hd->resync_ms, DEFAULT_RESYNC_MS);
+  s->o.resync_ms = (uint32_t)pick(o->resync_ms, hd->resync_ms,
+                                  h264 ? H264_RESYNC_MS : DEFAULT_RESYNC_MS);
 }
 
 void sl__sub_update_send_max(struct sub *s) {
@@ -108,8 +117,24 @@ int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o) {
   c->tap = tap;
   c->tap_arg = s;
   sl__hub_emit(h, SL_HUB_JOIN, s, 0, 0);
-  /* A new viewer starts with the latest frame at once. */
-  if (h->latest) {
+  if (h->o.kind == SL_KIND_H264) {
+    /* It starts at once from the cached GOP: its IDR, then every frame up
+     * to the newest, a burst that does not count as lag or against the
+     * queue (the lag rule counts from the join for these frames). Without
+     * a cached GOP it waits for the next IDR. */
+    s->resync = 1;
+    for (struct frame *f = h->gop_head; f; f = f->gop_next) {
+      if (push(s, f) != 0) {
+        sl__sub_drop_pending(s, -1);
+        s->burst = 0;
+        break;
+      }
+      s->burst++;
+      s->resync = 0;
+    }
+    sl__sub_pump(s);
+  } else if (h->latest) {
+    /* A new viewer starts with the latest frame at once. */
     sl__sub_offer(s, h->latest);
     sl__sub_pump(s);
   }
@@ -128,6 +153,7 @@ static void pop_front(struct sub *s, int reason) {
   s->ph = p->next;
   if (s->ph == NULL) s->pt = NULL;
   s->pn--;
+  if (s->burst) s->burst--; /* burst frames are the oldest pending */
   s->pbytes -= sl_buf_len(p->f->buf);
   sl__hub_unpin(s->hub, p->f);
   if (reason >= 0) count_drop(s, reason);
@@ -141,10 +167,19 @@ void sl__sub_drop_pending(struct sub *s, int reason) {
 /* keyframe: a subscriber is behind on any drop. The pending frames up to
  * the next keyframe depend on what was dropped: they go too, and with none
  * left it waits for the next keyframe published. */
+static void start_resync(struct sub *s) {
+  if (s->resync) return;
+  s->resync = 1;
+  s->gap = 1;
+  s->resyncs++;
+  s->hub->resyncs++;
+}
+
 static void skip_to_key(struct sub *s) {
-  if (s->o.policy != SL_POLICY_KEYFRAME) return;
+  if (s->o.policy != SL_POLICY_KEYFRAME && s->hub->o.kind != SL_KIND_H264) return;
+  s->gap = 1;
   while (s->ph && !(s->ph->f->flags & SL_FRAME_KEY)) pop_front(s, SL_DROP_RESYNC);
-  if (s->ph == NULL) s->resync = 1;
+  if (s->ph == NULL) start_resync(s);
 }
 
 void sl__sub_drop_for_budget(struct sub *s) {
@@ -198,11 +233,15 @@ static void complete(struct sub *s) {
   }
 }
 
+/* Behind by the oldest frame handed or pending; for frames published
+ * before the viewer joined (the frame or GOP it started with), counted
+ * from the join: it could not have had them earlier. */
 uint64_t sl__sub_lag_ms(const struct sub *s) {
   uint64_t now = s->hub->mgr->now, ts;
   if (s->nfl) ts = s->fl[0].ts;
   else if (s->ph) ts = s->ph->f->ts;
   else return 0;
+  if (ts < s->joined_ms) ts = s->joined_ms;
   return now > ts ? now - ts : 0;
 }
 
@@ -229,21 +268,23 @@ void sl__sub_offer(struct sub *s, struct frame *f) {
       while (s->pn >= s->o.queue_len) pop_front(s, SL_DROP_QUEUE);
       break;
     case SL_POLICY_KEYFRAME:
-      if (!s->resync && (s->pn >= s->o.queue_len ||
+      if (!s->resync && (s->pn - s->burst >= s->o.queue_len ||
                          sl__sub_lag_ms(s) > s->o.resync_ms)) {
         sl__sub_drop_pending(s, SL_DROP_RESYNC);
-        s->resync = 1;
-      }
-      if (s->resync) {
-        if (!(f->flags & SL_FRAME_KEY)) {
-          count_drop(s, SL_DROP_RESYNC);
-          return;
-        }
-        s->resync = 0;
+        start_resync(s);
       }
       break;
     default: /* lossless: never drop */
       break;
+  }
+  /* Waiting for a keyframe (keyframe policy, or an H.264 viewer that has
+   * not started yet or lost a frame). */
+  if (s->resync) {
+    if (!(f->flags & SL_FRAME_KEY)) {
+      count_drop(s, SL_DROP_RESYNC);
+      return;
+    }
+    s->resync = 0;
   }
   if (push(s, f) != 0) return;
   if (s->o.policy == SL_POLICY_LOSSLESS && s->pn >= s->o.queue_len) s->full = 1;
@@ -252,9 +293,54 @@ void sl__sub_offer(struct sub *s, struct frame *f) {
 
 /* ---- sending -------------------------------------------------------- */
 
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+/* H.264: the access unit, behind the parameter sets when it is a keyframe
+ * that lacks them in-band (shared references both). Over a WebSocket: the
+ * configuration message first when it changed for this viewer, then one
+ * binary message of a 16-byte header (docs/h264.md) and the unit. The
+ * only per-viewer bytes are the headers. */
+static int send_h264(struct sub *s, struct frame *f) {
+  sl_conn *c = s->c;
+  size_t len = sl_buf_len(f->buf);
+  sl_buf *ps = (f->flags & SL_FRAME_KEY) && !f->has_ps ? f->codec->ps : NULL;
+  size_t pslen = ps ? sl_buf_len(ps) : 0;
+  int rc;
+  switch (s->transport) {
+    case SL_TRANSPORT_WS: {
+      if (s->codec_gen != f->codec->gen) {
+        rc = sl_ws_send_buf(c, SL_WS_TEXT, f->codec->msg, 0, sl_buf_len(f->codec->msg));
+        if (rc) return rc;
+        s->codec_gen = f->codec->gen;
+      }
+      unsigned char hdr[16] = {1, 0, 0, 0};
+      hdr[1] = (unsigned char)(((f->flags & SL_FRAME_KEY) ? 1 : 0) | (s->gap ? 2 : 0));
+      put_be32(hdr + 4, (uint32_t)f->seq);
+      put_be32(hdr + 8, (uint32_t)(f->wall_ms >> 32));
+      put_be32(hdr + 12, (uint32_t)f->wall_ms);
+      sl_part parts[3] = {{hdr, NULL, 0, 16}, {NULL, ps, 0, pslen}, {NULL, f->buf, 0, len}};
+      if (ps == NULL) parts[1] = parts[2];
+      return sl_ws_sendv(c, SL_WS_BINARY, parts, ps ? 3 : 2);
+    }
+    case SL_TRANSPORT_CHUNKED:
+      if (ps && (rc = sl_http_write_buf(c, ps, 0, pslen)) != 0) return rc;
+      return sl_http_write_buf(c, f->buf, 0, len);
+    default: {
+      sl_part parts[2] = {{NULL, ps, 0, pslen}, {NULL, f->buf, 0, len}};
+      return ps ? sl_sendv(c, parts, 2) : sl_send_buf(c, f->buf, 0, len);
+    }
+  }
+}
+
 static int send_frame(struct sub *s, struct frame *f) {
   sl_conn *c = s->c;
   size_t len = sl_buf_len(f->buf);
+  if (f->codec) return send_h264(s, f);
   switch (s->transport) {
     case SL_TRANSPORT_MJPEG: {
       char hdr[192];
@@ -309,6 +395,7 @@ void sl__sub_pump(struct sub *s) {
       continue;
     }
     if (rc) break;
+    s->gap = 0;
     size_t wire = c->outq.queued - before;
     s->fl[s->nfl].seq = f->seq;
     s->fl[s->nfl].ts = f->ts;
@@ -357,7 +444,7 @@ void sl__sub_check(struct sub *s) {
   if (s->o.policy == SL_POLICY_KEYFRAME && !s->resync && s->pn &&
       lag > s->o.resync_ms) {
     sl__sub_drop_pending(s, SL_DROP_RESYNC);
-    s->resync = 1;
+    start_resync(s);
   }
 }
 
@@ -392,4 +479,5 @@ void sl__sub_stats(const struct sub *s, sl_sub_stats *o) {
   o->joined_ms = s->joined_ms;
   o->last_progress_ms = s->c->last_progress_ms;
   o->send_max = s->c->lim.send_max;
+  o->resyncs = s->resyncs;
 }

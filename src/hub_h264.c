@@ -1,0 +1,191 @@
+/*
+ * The H.264 side of a hub: what a published access unit holds (keyframe,
+ * parameter sets), the stream's codec configuration, and the GOP cache.
+ *
+ * Codec configuration: every SPS and PPS seen in an access unit (or in a
+ * buffer holding only parameter sets) make up the configuration in force,
+ * kept as Annex-B bytes (`ps`, sent by reference to a viewer whose keyframe
+ * lacks them in-band) and as the JSON text message that WebSocket viewers
+ * get before the first frame it applies to (`msg`). Each frame points at the
+ * configuration it was published under; a change makes a new record with
+ * the next generation number, so a subscriber compares numbers, never
+ * pointers that could be reused.
+ *
+ * GOP cache: the frames from the newest IDR on, oldest first, each pinned
+ * once, so that a joining viewer starts at once from that IDR instead of
+ * waiting up to a GOP. The cache holds at most `gop_max` bytes: a GOP that
+ * grows past it is dropped whole (counted in gop_cuts), and viewers joining
+ * until the next IDR wait for it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "hub.h"
+
+/* ---- access units ---------------------------------------------------- */
+
+/* The next NAL unit of Annex-B `p` at or after *pos: its bytes without
+ * the start code (trailing zero bytes belong to the next start code).
+ * Returns 0 at the end. */
+static int next_nal(const unsigned char *p, size_t len, size_t *pos,
+                    const unsigned char **nal, size_t *nlen) {
+  size_t i = *pos;
+  /* Find a start code 00 00 01. */
+  while (i + 3 <= len && !(p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1)) i++;
+  if (i + 3 > len) {
+    *pos = len;
+    return 0;
+  }
+  size_t s = i + 3, e = s;
+  while (e + 3 <= len && !(p[e] == 0 && p[e + 1] == 0 && (p[e + 2] == 1 || p[e + 2] == 0)))
+    e++;
+  if (e + 3 > len) e = len;
+  *pos = e;
+  *nal = p + s;
+  *nlen = e - s;
+  return 1;
+}
+
+void sl__h264_scan(const void *au, size_t len, struct h264_scan *out) {
+  const unsigned char *p = au, *nal;
+  size_t pos = 0, n;
+  memset(out, 0, sizeof(*out));
+  while (next_nal(p, len, &pos, &nal, &n)) {
+    if (n == 0) continue;
+    int type = nal[0] & 0x1f;
+    if (type >= 1 && type <= 5) out->vcl = 1;
+    if (type == 5) out->idr = 1;
+    if ((type == 7 || type == 8) && out->nps < H264_MAX_PS) {
+      out->ps[out->nps].p = nal;
+      out->ps[out->nps].len = n;
+      out->nps++;
+      if (type == 7) out->sps = 1;
+      else out->pps = 1;
+    }
+  }
+}
+
+/* ---- codec configuration -------------------------------------------- */
+
+static void codec_free(struct codec *k) {
+  sl_buf_unref(k->ps);
+  sl_buf_unref(k->msg);
+  sl__free(k, sizeof(*k), SL_MEM_META);
+}
+
+struct codec *sl__codec_ref(struct codec *k) {
+  if (k) k->refs++;
+  return k;
+}
+
+void sl__codec_unref(struct codec *k) {
+  if (k && --k->refs == 0) codec_free(k);
+}
+
+/* The Annex-B bytes of the parameter sets, each behind a 4-byte start
+ * code, in the order they came. */
+static sl_buf *ps_bytes(const struct h264_scan *sc) {
+  size_t n = 0;
+  for (unsigned i = 0; i < sc->nps; i++) n += 4 + sc->ps[i].len;
+  sl_buf *b = sl_buf_new(n);
+  if (b == NULL) return NULL;
+  unsigned char *o = sl_buf_data(b);
+  for (unsigned i = 0; i < sc->nps; i++) {
+    memcpy(o, "\0\0\0\1", 4);
+    memcpy(o + 4, sc->ps[i].p, sc->ps[i].len);
+    o += 4 + sc->ps[i].len;
+  }
+  return b;
+}
+
+static sl_buf *config_msg(const sl_h264_info *in) {
+  char t[160];
+  int n = snprintf(t, sizeof(t),
+                   "{\"type\":\"config\",\"codec\":\"%s\",\"width\":%d,\"height\":%d,"
+                   "\"fps\":%.3f}",
+                   in->codec, in->width, in->height, in->fps);
+  if (n < 0 || (size_t)n >= sizeof(t)) return NULL;
+  return sl_buf_from(t, (size_t)n);
+}
+
+int sl__h264_config(sl_hub *h, const struct h264_scan *sc) {
+  if (!sc->sps || !sc->pps) return 0;
+  size_t n = 0;
+  for (unsigned i = 0; i < sc->nps; i++) n += 4 + sc->ps[i].len;
+  /* Unchanged parameter sets (encoders repeat them before every IDR). */
+  if (h->codec && sl_buf_len(h->codec->ps) == n) {
+    const unsigned char *o = sl_buf_cdata(h->codec->ps);
+    unsigned i = 0;
+    for (; i < sc->nps; i++) {
+      if (memcmp(o + 4, sc->ps[i].p, sc->ps[i].len) != 0) break;
+      o += 4 + sc->ps[i].len;
+    }
+    if (i == sc->nps) return 0;
+  }
+  sl_h264_info info;
+  int rc = SL_EPROTO;
+  for (unsigned i = 0; i < sc->nps; i++)
+    if ((sc->ps[i].p[0] & 0x1f) == 7) {
+      rc = sl_h264_parse_sps(sc->ps[i].p, sc->ps[i].len, &info);
+      break;
+    }
+  if (rc) {
+    h->bad_config++;
+    return rc;
+  }
+  struct codec *k = sl__calloc(sizeof(*k), SL_MEM_META);
+  if (k == NULL) return SL_ENOMEM;
+  k->ps = ps_bytes(sc);
+  k->msg = config_msg(&info);
+  if (k->ps == NULL || k->msg == NULL) {
+    if (k->ps) sl_buf_unref(k->ps);
+    if (k->msg) sl_buf_unref(k->msg);
+    sl__free(k, sizeof(*k), SL_MEM_META);
+    return SL_ENOMEM;
+  }
+  k->info = info;
+  k->refs = 1;
+  k->gen = ++h->codec_gen;
+  sl__codec_unref(h->codec);
+  h->codec = k;
+  h->codec_changes++;
+  return 0;
+}
+
+/* ---- the GOP cache --------------------------------------------------- */
+
+void sl__gop_clear(sl_hub *h) {
+  for (struct frame *f = h->gop_head, *next; f; f = next) {
+    next = f->gop_next;
+    f->gop_next = NULL;
+    f->in_gop = 0;
+    sl__hub_unpin(h, f);
+  }
+  h->gop_head = h->gop_tail = NULL;
+  h->gop_frames = 0;
+  h->gop_bytes = 0;
+}
+
+void sl__gop_add(sl_hub *h, struct frame *f) {
+  size_t len = sl_buf_len(f->buf);
+  if (f->flags & SL_FRAME_KEY) {
+    sl__gop_clear(h);
+  } else if (h->gop_head == NULL) {
+    return; /* no IDR cached (none yet, or the GOP was cut) */
+  }
+  if (h->gop_bytes + len > h->o.gop_max) {
+    /* Past the cap: a partial GOP could not start a viewer either. */
+    sl__gop_clear(h);
+    h->gop_cuts++;
+    return;
+  }
+  f->pins++;
+  f->in_gop = 1;
+  if (h->gop_tail) h->gop_tail->gop_next = f;
+  else h->gop_head = f;
+  h->gop_tail = f;
+  h->gop_frames++;
+  h->gop_bytes += len;
+}
