@@ -244,8 +244,8 @@
   function h264Session(g) {
     const ctx = canvas.getContext('2d');
     const INBOX_MAX = 600, QUEUE_MAX = 90; /* 20 s / 3 s of 30 fps */
-    let dec = null, cfg = null, waiting = true, needKey = true, lastSubmitted = -1;
-    let pending = null, raf = 0, inbox = [];
+    let dec = null, cfg = null, checking = false, needKey = true, lastSubmitted = -1;
+    let pending = null, drawnAt = performance.now(), inbox = [];
     const pub = new Map(); /* frame number -> publish time, until drawn */
 
     function reset() {
@@ -272,16 +272,17 @@
       V.decoded++;
       if (pending) pending.close(); /* not drawn yet and already superseded */
       pending = f;
-      /* The newest frame is drawn at once; one with later frames still being
-       * decoded (the join burst, or a decoder that fell behind) waits for the
-       * next display frame and is then drawn only if nothing newer came. */
-      if (f.timestamp >= lastSubmitted) draw();
-      else if (!raf) raf = requestAnimationFrame(() => { raf = 0; draw(); });
+      /* The newest frame is drawn at once. One with later frames still in
+       * the decoder (the join burst, or a decoder that fell behind) is kept
+       * until a newer one replaces it, so the burst shows only its last
+       * frame; a decoder that stays behind still shows one every 250 ms. */
+      if (f.timestamp >= lastSubmitted || performance.now() - drawnAt >= 250) draw();
     }
     function draw() {
       const f = pending;
       if (!f || g !== gen) return;
       pending = null;
+      drawnAt = performance.now();
       const w = f.displayWidth, h = f.displayHeight, seq = f.timestamp;
       if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
       ctx.drawImage(f, 0, 0, w, h);
@@ -304,13 +305,13 @@
       const c = { codec: m.codec, width: m.width | 0, height: m.height | 0, fps: +m.fps || 0 };
       if (cfg && dec && dec.state === 'configured' && c.codec === cfg.codec && c.width === cfg.width && c.height === cfg.height) return;
       cfg = c; V.codec = c.codec;
-      waiting = true; /* what follows waits in the inbox for the answer */
+      checking = true; /* what follows waits in the inbox for the answer */
       h264Support(c.codec).then((r) => {
         if (g !== gen || cfg !== c) return;
         if (!r.ok) { unsupported(r.why); return; }
+        checking = false;
         reset();
-        waiting = false;
-        while (!waiting && inbox.length && g === gen) handle(inbox.shift());
+        while (!checking && inbox.length && g === gen) handle(inbox.shift());
       });
     }
     function chunk(buf) {
@@ -322,6 +323,7 @@
       V.received++;
       if (flags & 2) V.gaps++;
       if (key) V.keyframes++;
+      if (!dec) { V.skipped++; return; } /* before any configuration */
       if (dec.decodeQueueSize > QUEUE_MAX) { /* this page cannot keep up: start again at a keyframe */
         V.resyncs++;
         reset();
@@ -344,7 +346,7 @@
 
     return {
       push(m) {
-        if (waiting || inbox.length) {
+        if (checking) {
           inbox.push(m);
           if (inbox.length > INBOX_MAX) { /* keep the configuration, drop the frames */
             inbox = inbox.filter((x) => typeof x === 'string').slice(-1);
@@ -355,8 +357,6 @@
         handle(m);
       },
       close() {
-        if (raf) cancelAnimationFrame(raf);
-        raf = 0;
         if (pending) { pending.close(); pending = null; }
         if (dec && dec.state !== 'closed') { try { dec.close(); } catch (e) { /* already closed */ } }
         dec = null; inbox = []; pub.clear();
