@@ -11,10 +11,13 @@
  *
  * window.sluiceViewer (for tests): {state: 'playing'|'released'|'connecting'|
  * 'unsupported', frames (drawn), mode: 'mjpeg'|'ws'|'h264', frameNo (block
- * code of the picture shown), fps, width, height, stream, kind, url, and for
+ * code of the picture shown), fps, width, height, stream, kind, url, connects
+ * (streams opened, reconnects included), and for
  * H.264: decoded (frames out of the decoder), errors (decoder errors),
  * received, keyframes, gaps (keyframes the server flagged as after a skip),
- * skipped (frames dropped here while waiting for a keyframe), resyncs
+ * skipped (frames dropped here while waiting for a keyframe), breaks (delta
+ * frames that did not follow the frame before them: a reference missing),
+ * resyncs
  * (decoder resets), latencyMs (Date.now() minus the server's publish time of
  * the frame last drawn), latencyAvgMs (its mean over 2 s), lastSeq (server
  * frame number of the frame last drawn), codec, lastError}. */
@@ -51,8 +54,8 @@
   let jpegMode = params.get('mode') === 'ws' ? 'ws' : 'mjpeg';
   const V = window.sluiceViewer = {
     state: 'connecting', frames: 0, mode: jpegMode,
-    frameNo: -1, fps: 0, width: 0, height: 0, stream: null, kind: 'mjpeg', url: '',
-    decoded: 0, errors: 0, received: 0, keyframes: 0, gaps: 0, skipped: 0, resyncs: 0,
+    frameNo: -1, fps: 0, width: 0, height: 0, stream: null, kind: 'mjpeg', url: '', connects: 0,
+    decoded: 0, errors: 0, received: 0, keyframes: 0, gaps: 0, skipped: 0, resyncs: 0, breaks: 0,
     latencyMs: null, latencyAvgMs: null, lastSeq: -1, codec: null, lastError: null,
   };
   let fpsCap = Math.max(0, parseFloat(params.get('fps')) || 0);
@@ -152,6 +155,7 @@
   function open() {
     stop();
     const g = gen;
+    V.connects++;
     lastFrameAt = performance.now(); lastHash = -1; lastCode = -2; times = [];
     setState('connecting', attempt ? 'Reconnecting…' : 'Connecting…');
     if (V.mode === 'h264') {
@@ -245,7 +249,7 @@
     const ctx = canvas.getContext('2d');
     const INBOX_MAX = 600, QUEUE_MAX = 90; /* 20 s / 3 s of 30 fps */
     let dec = null, cfg = null, checking = false, needKey = true, lastSubmitted = -1;
-    let pending = null, drawnAt = performance.now(), inbox = [];
+    let pending = null, drawnAt = performance.now(), inbox = [], lastRecv = -1;
     const pub = new Map(); /* frame number -> publish time, until drawn */
 
     function reset() {
@@ -323,6 +327,12 @@
       V.received++;
       if (flags & 2) V.gaps++;
       if (key) V.keyframes++;
+      /* The server skips only to a keyframe, so a delta frame follows the
+       * frame before it; one that does not lacks its reference: counted,
+       * and not decoded (the picture waits for the next keyframe). */
+      const follows = lastRecv < 0 || seq === ((lastRecv + 1) >>> 0);
+      lastRecv = seq;
+      if (!key && !follows) { V.breaks++; needKey = true; }
       if (!dec) { V.skipped++; return; } /* before any configuration */
       if (dec.decodeQueueSize > QUEUE_MAX) { /* this page cannot keep up: start again at a keyframe */
         V.resyncs++;
@@ -447,7 +457,7 @@
   function restart() { /* a new choice of stream, transport or rate: start afresh */
     stale = false; canvas.width = canvas.height = 0;
     attempt = 0; V.frames = 0; V.frameNo = -1; V.width = V.height = 0; V.stream = cur.name;
-    V.decoded = V.errors = V.received = V.keyframes = V.gaps = V.skipped = V.resyncs = 0;
+    V.decoded = V.errors = V.received = V.keyframes = V.gaps = V.skipped = V.resyncs = V.breaks = 0;
     V.latencyMs = V.latencyAvgMs = null; V.lastSeq = -1; V.codec = null; V.lastError = null; lats = [];
     setMode(null);
     remember();

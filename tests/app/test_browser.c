@@ -15,9 +15,25 @@
  *                                   the viewer page lets its stream go when
  *                                   frozen (at once) or hidden (after 3 s), and
  *                                   plays again when shown
+ *   browser_h264_viewer_decodes     `--codec h264`: the viewer page decodes the
+ *                                   test pattern with WebCodecs, no decoder
+ *                                   error, the block code on the canvas is the
+ *                                   frame number of the access unit and close
+ *                                   to the newest published; without WebCodecs
+ *                                   it says so and opens nothing; the stream
+ *                                   picker switches to an MJPEG stream and back;
+ *                                   the dashboard shows kind, codec and GOP
+ *   browser_h264_frozen_tab         `--codec h264`: the viewer page frozen lets
+ *                                   go and resumes at a keyframe; with keep=1
+ *                                   frozen 60 s holding its socket, the server
+ *                                   stays bounded (held within the GOP plus the
+ *                                   viewer's queue) and on resume the page shows
+ *                                   a fresh picture with no decoder error and no
+ *                                   P-frame whose reference it did not get
  *
- * Missing Chromium, node or playwright-core: skipped, or a failure under
- * CI=true. The tests are slow (about 80 s together, 62 s of it the frozen tab), so they are
+ * Missing Chromium, node or playwright-core, or (for the H.264 tests) a
+ * sluice-stream built without openh264: skipped, or a failure under
+ * CI=true. The tests are slow (about 3 min together, 2 x 60 s of it frozen tabs), so they are
  * compiled out of sanitizer builds (make test's ASan build), which would add
  * nothing to what they check. Artifacts go to $SLUICE_ARTIFACTS, by default
  * build/artifacts/ in the source tree. */
@@ -77,8 +93,9 @@ static int can_dial(int port) {
   return ok;
 }
 
-/* sluice-stream with its defaults (640x480, 30 fps test pattern). */
-static void srv_start(struct srv *s) {
+/* sluice-stream with its defaults (640x480, 30 fps test pattern), plus up
+ * to 8 more arguments (NULL-terminated `extra`, may be NULL). */
+static void srv_start(struct srv *s, const char *const *extra) {
   s->port = free_port();
   snprintf(s->log, sizeof(s->log), "/tmp/sluice-stream-browser-%d.log", s->port);
   char listen[64];
@@ -88,11 +105,17 @@ static void srv_start(struct srv *s) {
     int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
-    execl(SS_BINARY, SS_BINARY, "--listen", listen, "--log-level", "info", (char *)NULL);
+    const char *argv[16] = {SS_BINARY, "--listen", listen, "--log-level", "info"};
+    int n = 5;
+    for (int i = 0; extra && extra[i] && n < 15; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    execv(SS_BINARY, (char *const *)argv);
     _exit(127);
   }
   for (int i = 0; i < 200; i++) {
     if (can_dial(s->port)) return;
+    int st;
+    if (waitpid(s->pid, &st, WNOHANG) == s->pid) break; /* it gave up: say so below */
     usleep(50000);
   }
   CHECK_MSG(0, "sluice-stream did not start (log %s)", s->log);
@@ -136,12 +159,23 @@ static const char *artifacts(void) {
   return d && *d ? d : SL_SOURCE_DIR "/build/artifacts";
 }
 
-/* Run tests/browser/SCRIPT.js against a fresh server; it must exit 0, and
- * the server must then shut down cleanly with no library memory left. */
-static void run_script(const char *script) {
+/* The H.264 test pattern needs a sluice-stream built with openh264, or
+ * skip (a failure under CI=true). */
+static void need_h264(void) {
+#ifndef SS_HAVE_OPENH264
+  const char *why = "sluice-stream was built without openh264 (apt-get install libopenh264-dev, reconfigure)";
+  if (test_in_ci()) CHECK_MSG(0, "%s; CI may not skip", why);
+  TEST_SKIP(why);
+#endif
+}
+
+/* Run tests/browser/SCRIPT.js against a fresh server (started with the
+ * NULL-terminated `extra` arguments); it must exit 0, and the server must
+ * then shut down cleanly with no library memory left. */
+static void run_script_with(const char *script, const char *const *extra) {
   need_browser();
   struct srv s;
-  srv_start(&s);
+  srv_start(&s, extra);
   fflush(stdout);
   /* The script's lines as they come (a timeout keeps what it printed),
    * and its exit status through a file (sh has no pipefail). */
@@ -159,11 +193,27 @@ static void run_script(const char *script) {
   unlink(s.log);
 }
 
+static void run_script(const char *script) { run_script_with(script, NULL); }
+
 TEST_T(browser_viewer_page_plays, 90) { run_script("viewer"); }
 
 TEST_T(browser_frozen_tab_stays_flat, 180) { run_script("frozen_tab"); }
 
 TEST_T(browser_viewer_page_releases_in_background, 90) { run_script("hidden_viewer"); }
+
+/* The default stream is the H.264 pattern; a second stream, "jpeg", is the
+ * MJPEG pattern, for the stream picker. */
+static const char *const h264_args[] = {"--codec", "h264", "--stream", "jpeg=testpattern", NULL};
+
+TEST_T(browser_h264_viewer_decodes, 120) {
+  need_h264();
+  run_script_with("h264_viewer", h264_args);
+}
+
+TEST_T(browser_h264_frozen_tab, 200) {
+  need_h264();
+  run_script_with("h264_frozen", h264_args);
+}
 
 #else
 /* Compiled out of sanitizer builds (see above). */

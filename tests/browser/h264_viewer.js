@@ -1,0 +1,159 @@
+// The viewer page (/) plays the H.264 test pattern (sluice-stream --codec
+// h264, the default stream) in a real Chromium through WebCodecs:
+//   - the page chooses the H.264 mode by itself (the stream's kind), its
+//     decoder turns out frames and reports no error, and no delta frame
+//     arrives whose reference did not (sluiceViewer.breaks);
+//   - the block code read back from the <canvas> with the page's own
+//     readBlockCode is the server's number of the access unit drawn
+//     (sluiceViewer.lastSeq), advances at about the stream's rate, and is
+//     within MAX_BEHIND frames of the newest frame the server published
+//     (its seq, fetched right after the read) in the median of READS reads;
+//   - a page without WebCodecs (VideoDecoder removed before the page runs)
+//     says it cannot decode H.264 and opens no socket;
+//   - the stream picker switches to the MJPEG stream "jpeg" (the page
+//     plays it over MJPEG) and back to H.264;
+//   - the dashboard shows the stream's kind, codec, bitrate and GOP.
+'use strict';
+
+const L = require('./lib');
+
+const a = L.args();
+const S = a.server;
+const SPAN_MS = 2000;
+const READS = 15;
+const MAX_BEHIND = 10; /* frames, a third of a second at 30 fps */
+
+const viewerState = (page) => page.evaluate(() => {
+  const v = window.sluiceViewer, o = {};
+  for (const k of Object.keys(v)) if (typeof v[k] !== 'function') o[k] = v[k];
+  return o;
+});
+/* The code on the canvas and the frame number the page says it drew, in one
+ * task of the page (nothing is drawn in between). */
+const canvasRead = (page) => page.evaluate(() => ({
+  code: window.readBlockCode(document.getElementById('canvas')), lastSeq: window.sluiceViewer.lastSeq,
+}));
+const streamOf = async (name) => (await L.getJSON(S + '/api/streams')).streams.find((s) => s.name === name);
+const statsOf = async (name) => (await L.stats(S)).streams.find((s) => s.name === name);
+const median = (xs) => { const v = [...xs].sort((x, y) => x - y); return v[Math.floor(v.length / 2)]; };
+
+L.main('h264_viewer', 100000, async () => {
+  const list = (await L.getJSON(S + '/api/streams')).streams;
+  const st = list[0];
+  L.out(`streams: ${list.map((s) => `${s.name} ${s.kind} ${s.codec} ${s.width}x${s.height}`).join(', ')}`);
+  L.check(st.kind === 'h264', `the default stream is ${st.kind}, not h264`);
+  await L.until('the H.264 pattern runs and its codec is known', 10000, async () => {
+    const s = await streamOf(st.name);
+    return s.codec && /^avc1\.[0-9a-f]{6}$/i.test(s.codec) && (await statsOf(st.name)).fps_in >= 25;
+  });
+  const codec = (await streamOf(st.name)).codec;
+
+  const chr = await L.startChromium();
+  L.out(`chromium ${chr.version}`);
+  const page = await chr.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(S + '/');
+
+  /* Plays in mode h264. */
+  await L.until('the viewer plays H.264', 15000, async () => {
+    const v = await viewerState(page);
+    return v.mode === 'h264' && v.state === 'playing' && v.frames >= 3 && v.frameNo >= 0;
+  });
+  const v0 = await viewerState(page);
+  L.out(`playing: ${JSON.stringify(v0)}`);
+  L.check(v0.codec === codec, `the page decodes ${v0.codec}, the server says ${codec}`);
+  L.check(v0.keyframes >= 1, 'no keyframe received');
+
+  /* Reads: the code on the canvas is the frame drawn, and close to live. */
+  const reads = [];
+  for (let i = 0; i < READS; i++) {
+    const r = await canvasRead(page);
+    r.seq = (await statsOf(st.name)).seq;
+    r.behind = r.seq - r.code;
+    reads.push(r);
+    await L.sleep(100);
+  }
+  L.out(`reads (code / lastSeq / newest published): ${reads.map((r) => `${r.code}/${r.lastSeq}/${r.seq}`).join(' ')}`);
+  L.check(reads.every((r) => r.code >= 0), 'the canvas shows no readable block code');
+  L.check(reads.every((r) => r.code === r.lastSeq),
+    'the block code on the canvas is not the number of the access unit drawn (sluiceViewer.lastSeq)');
+  L.check(reads.every((r) => r.behind >= 0), 'the canvas shows a frame newer than the newest published');
+  const behind = median(reads.map((r) => r.behind));
+  L.out(`frames behind live: median ${behind}, max ${Math.max(...reads.map((r) => r.behind))} (bound ${MAX_BEHIND} for the median)`);
+  L.check(behind <= MAX_BEHIND, `the picture is ${behind} frames behind live (median of ${READS})`);
+
+  /* Advances at about the stream's rate, decodes, no errors. */
+  const c0 = (await canvasRead(page)).code, s0 = (await statsOf(st.name)).seq, d0 = (await viewerState(page)).decoded;
+  const t0 = Date.now();
+  await L.sleep(SPAN_MS);
+  const c1 = (await canvasRead(page)).code, s1 = (await statsOf(st.name)).seq;
+  const v1 = await viewerState(page);
+  const dt = Date.now() - t0;
+  L.out(`over ${dt} ms: code ${c0} -> ${c1}, published ${s0} -> ${s1}, decoded ${d0} -> ${v1.decoded}, ` +
+    `${v1.fps.toFixed(1)} fps drawn, latency ${v1.latencyMs} ms (mean ${Math.round(v1.latencyAvgMs)} ms; ` +
+    `page clock minus server publish time, one machine)`);
+  L.check(c1 > c0 && c1 - c0 >= 0.5 * (s1 - s0), `${c1 - c0} frames shown while ${s1 - s0} were published`);
+  L.check(v1.decoded - d0 >= 0.5 * (s1 - s0), `${v1.decoded - d0} frames decoded while ${s1 - s0} were published`);
+  L.check(v1.errors === 0 && v1.resyncs === 0, `decoder errors ${v1.errors}, resets ${v1.resyncs} (${v1.lastError})`);
+  L.check(v1.breaks === 0, `${v1.breaks} delta frames arrived without their reference`);
+  L.check(v1.skipped === 0, `${v1.skipped} frames were dropped waiting for a keyframe`);
+  L.check(v1.width === st.width && v1.height === st.height, `drawn ${v1.width}x${v1.height}`);
+  L.check(typeof v1.latencyMs === 'number' && v1.latencyMs >= -5, `latency ${v1.latencyMs} ms: the clocks disagree?`);
+  const ui = await page.evaluate(() => ['codec', 'latency', 'errors', 'frameno', 'decoded']
+    .map((id) => document.getElementById(id).textContent));
+  L.out(`info panel: codec ${ui[0]}, latency ${ui[1]}, errors ${ui[2]}, frame # ${ui[3]}, decoded ${ui[4]}`);
+  L.check(ui[0] === codec && /^\d+ ms$/.test(ui[1]) && ui[2] === '0' && /^\d+$/.test(ui[3]), 'the info panel is wrong');
+  const vs = (await statsOf(st.name)).viewers_list;
+  L.check(vs.length === 1, `the H.264 stream has ${vs.length} viewers`);
+  L.out(`server viewer: ${JSON.stringify(vs[0])}`);
+
+  /* The dashboard. */
+  const dash = await chr.context.newPage();
+  await dash.goto(S + '/dashboard');
+  const card = await L.until('the dashboard shows the H.264 stream card', 10000, () => dash.evaluate((name) => {
+    const c = document.querySelector(`article[data-stream="${name}"]`);
+    if (!c) return null;
+    const t = (k) => c.querySelector('.kv.' + k + ' b').textContent;
+    const r = { kind: c.dataset.kind, k: t('kind'), codec: t('codec'), bitrate: t('bitrate'), gop: t('gop'), held: t('gop-held') };
+    return /frames$/.test(r.gop) && /bit\/s$/.test(r.bitrate) ? r : null;
+  }, st.name));
+  L.out(`dashboard card: ${JSON.stringify(card)}`);
+  L.check(card.kind === 'h264' && card.k === 'H.264' && card.codec === codec, 'the dashboard card is wrong');
+  L.check(/^[1-9]\d* frames$/.test(card.gop) && /\d (B|KiB|MiB)$/.test(card.held), 'the dashboard shows no GOP');
+  await dash.close();
+
+  /* The stream picker: to the MJPEG stream and back. */
+  const jpeg = list.find((s) => s.kind !== 'h264');
+  L.check(jpeg, 'no MJPEG stream to switch to');
+  await page.selectOption('#stream-select', jpeg.name);
+  await L.until(`the page plays ${jpeg.name} over MJPEG`, 15000, async () => {
+    const v = await viewerState(page);
+    return v.mode === 'mjpeg' && v.stream === jpeg.name && v.state === 'playing' && v.frames >= 3;
+  });
+  await L.until('the H.264 viewer left', 5000, async () => (await statsOf(st.name)).viewers === 0);
+  const jc = await page.evaluate(() => window.readBlockCode(document.getElementById('stream')));
+  L.out(`switched to ${jpeg.name}: MJPEG <img> shows frame ${jc}`);
+  L.check(jc >= 0, 'the MJPEG stream shows no block code');
+  await page.selectOption('#stream-select', st.name);
+  await L.until('the page plays H.264 again', 15000, async () => {
+    const v = await viewerState(page);
+    return v.mode === 'h264' && v.stream === st.name && v.state === 'playing' && v.frames >= 3;
+  });
+  const v2 = await viewerState(page);
+  L.out(`back on ${st.name}: ${v2.frames} frames drawn, errors ${v2.errors}`);
+  L.check(v2.errors === 0 && v2.breaks === 0, 'decoder errors after switching back');
+  await page.close();
+
+  /* No WebCodecs: a clear message, and no socket. */
+  const bare = await chr.context.newPage();
+  await bare.addInitScript(() => { delete window.VideoDecoder; delete window.EncodedVideoChunk; });
+  await bare.goto(S + '/');
+  const msg = await L.until('the page without WebCodecs says so', 10000, () => bare.evaluate(() =>
+    window.sluiceViewer.state === 'unsupported' ? document.getElementById('msg').textContent : null));
+  L.out(`without WebCodecs: "${msg}"`);
+  L.check(/cannot decode H\.264 with WebCodecs/.test(msg), 'the message does not say what is missing');
+  await L.sleep(1000);
+  L.check((await statsOf(st.name)).viewers === 0, 'the page without WebCodecs holds a viewer');
+  L.check(errors.length === 0, `page errors: ${errors.join('; ')}`);
+});
