@@ -1474,6 +1474,56 @@ SL_API void sl_h264_reader_stats_get(const sl_h264_reader *r,
  * discarded; AUs referenced by the application stay theirs). NULL is
  * ignored. */
 SL_API void sl_h264_reader_free(sl_h264_reader *r);
+/* ------------------------------------------------------------------ */
+/* Fragmented MP4                                                      */
+/* ------------------------------------------------------------------ */
+
+/* An H.264 fragmented-MP4 muxer (ISO/IEC 14496-12 and 14496-15) for Media
+ * Source Extensions players and other fMP4 readers: one init segment per
+ * stream, then one fragment (moof + mdat holding exactly one access unit)
+ * per frame. Both are pure functions of their arguments: they need no
+ * manager, keep no state between calls and may be called from any thread.
+ * A fragment's bytes depend only on its arguments, so one sl_buf serves
+ * every viewer (publish it to a hub as it is). One video track (ID 1); no
+ * B-frames (every composition offset is 0, so pts = dts). */
+
+/* The init segment: ftyp (major brand iso5; iso5, iso6, avc1, mp41) and
+ * moov (mvhd, one video trak whose avc1 sample entry holds an avcC built
+ * from the parameter sets, empty sample tables, and mvex/trex).
+ * `config` (borrowed for the call) is Annex-B H.264 (start codes of 3 or 4
+ * bytes) holding at least one SPS (NAL type 7) and one PPS (type 8); other
+ * NAL units are ignored, so the first keyframe's access unit will do. Every
+ * distinct SPS (up to 31) and PPS (up to 255) goes into avcC, in order; the
+ * first SPS gives the profile and, for the high profiles, the chroma format
+ * and bit depths. `width`/`height` are the picture size in pixels (1..65535,
+ * the caller's reading of the SPS); `timescale` is ticks per second of every
+ * dts and duration given to sl_fmp4_fragment() (90000 is usual).
+ * Returns a new buffer with one reference (the caller unrefs), or NULL with
+ * *err (when err is not NULL): SL_EINVAL (no SPS or PPS, a truncated or
+ * invalid SPS, a parameter set over 65535 bytes, too many of them, a size or
+ * timescale out of range), SL_ENOMEM. Any thread.
+ * Example: sl_buf *init = sl_fmp4_init(au, n, 1280, 720, 90000, &err); */
+SL_API sl_buf *sl_fmp4_init(const void *config, size_t len, int width,
+                            int height, uint32_t timescale, int *err);
+
+/* One fragment: moof (mfhd with sequence_number `seq`; traf with tfhd
+ * default-base-is-moof, tfdt baseMediaDecodeTime `dts`, trun of one sample
+ * of `duration` ticks, flagged sync when `key` is nonzero) followed by an
+ * mdat holding the access unit `au` (borrowed for the call) converted from
+ * Annex-B to 4-byte length-prefixed NAL units. AUD, SPS, PPS and filler
+ * NAL units are left out (the parameter sets live in the init segment: a
+ * stream whose SPS/PPS change needs a new init segment); SEI and the rest
+ * are kept. `seq` should start at 1 and grow by one per fragment; `dts`
+ * may start anywhere and may jump (a skipped GOP), in the init segment's
+ * timescale. Returns a new buffer with one reference (the caller unrefs),
+ * or NULL with *err: SL_EINVAL (no NAL unit left in `au`), SL_EMSGSIZE (the
+ * sample would not fit 32-bit box sizes, about 4 GiB), SL_ENOMEM. Any
+ * thread.
+ * Example: sl_buf *f = sl_fmp4_fragment(au, n, seq++, dts, 3600, key, &err);
+ *          dts += 3600; */
+SL_API sl_buf *sl_fmp4_fragment(const void *au, size_t len, uint32_t seq,
+                                uint64_t dts, uint32_t duration, int key,
+                                int *err);
 
 #ifdef __cplusplus
 }

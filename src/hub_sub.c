@@ -36,6 +36,7 @@
 #define FRAME_OVERHEAD 256u
 
 static void tap(sl_conn *c, int ev, void *ev_data, void *arg);
+static int push(struct sub *s, struct frame *f);
 
 static size_t pick(size_t v, size_t hub, size_t builtin) {
   return v ? v : hub ? hub : builtin;
