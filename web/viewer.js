@@ -216,7 +216,7 @@
     stop();
     setState('unsupported', 'This browser cannot decode H.264 with WebCodecs; ' + why +
       '. MJPEG streams still play here; for this one use a browser with WebCodecs H.264 ' +
-      '(Chrome, Edge, Safari 16.4+, Firefox 130+), or a player such as ffplay or VLC on ' + url('/stream.h264').replace(/\?.*$/, '') + '.');
+      '(Chrome, Edge, Safari 16.4+, Firefox 130+), or a player such as ffplay or VLC on ' + url(cur.base ? cur.base + 'stream.h264' : 'stream.h264').replace(/\?.*$/, '') + '.');
   }
 
   function openH264(g) {
