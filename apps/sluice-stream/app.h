@@ -36,6 +36,7 @@ typedef struct ss_app {
   ss_source_opts src;
   sl_sub_opts sub;         /* viewer defaults */
   size_t max_viewers;
+  size_t gop_max;         /* H.264 hubs: cached GOP bytes (0: the library default) */
   size_t budget;
   char token[256];
   char basic_user[128], basic_pass[128];

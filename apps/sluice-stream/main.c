@@ -27,14 +27,22 @@ static void usage(FILE *f) {
 "Streams and sources:\n"
 "  -s, --source SPEC        source of the default stream (default: testpattern)\n"
 "      --stream NAME=SPEC   add a named stream, served under /streams/NAME/\n"
-"                           SPEC: testpattern | dir:PATH | - (MJPEG on stdin)\n"
-"                                 | http[s]://HOST/PATH (MJPEG relay)\n"
+"                           SPEC: testpattern | dir:PATH | - (MJPEG or H.264\n"
+"                                 Annex-B on stdin, told apart by its first bytes)\n"
+"                                 | http[s]://HOST/PATH (MJPEG relay, or H.264\n"
+"                                 when PATH ends in .h264)\n"
 "                                 | ws[s]://HOST/PATH (sluice WebSocket relay);\n"
 "                                 https/wss relays trust the system's CAs, or\n"
 "                                 the bundle named by $SSL_CERT_FILE\n"
 "      --size WxH           generated frame size (640x480)\n"
 "      --fps N              frames per second of generated/dir sources (30)\n"
 "      --quality Q          JPEG quality of the test pattern, 1..100 (80)\n"
+"      --codec C            mjpeg | h264 | auto (auto: the test pattern is\n"
+"                           MJPEG, stdin and relays say what they are); h264\n"
+"                           makes the test pattern H.264 (openh264)\n"
+"      --bitrate KBPS       H.264 test pattern bitrate (by size: 1000 at 640x480)\n"
+"      --gop N              H.264 test pattern: frames between IDRs (2 s)\n"
+"      --gop-max BYTES      H.264: bytes of the GOP kept for joining viewers (4M)\n"
 "      --max-frame BYTES    largest frame accepted from stdin/dir/relays (8M)\n"
 "      --source-user U:P    credentials for relay sources (Basic or Digest)\n"
 "\n"
@@ -67,7 +75,8 @@ static void usage(FILE *f) {
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
 "\n"
-"Endpoints: / (viewer), /dashboard, /stream.mjpg, /ws, /snapshot.jpg,\n"
+"Endpoints: / (viewer), /dashboard, /stream.mjpg (MJPEG streams),\n"
+"/stream.h264 (H.264 streams: raw Annex-B), /ws, /snapshot.jpg (MJPEG),\n"
 "/metrics, /api/stats, /api/streams, /api/events; per stream under /streams/NAME/.\n"
 "Sizes accept K, M and G suffixes.\n");
 }
@@ -75,13 +84,16 @@ static void usage(FILE *f) {
 enum {
   OPT_STREAM = 256, OPT_SIZE, OPT_FPS, OPT_QUALITY, OPT_MAX_FRAME, OPT_SOURCE_USER,
   OPT_MAX_VIEWERS, OPT_BUDGET, OPT_TOKEN, OPT_BASIC, OPT_ORIGIN, OPT_LOSSLESS,
-  OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY
+  OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY,
+  OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX
 };
 
 static const struct option long_opts[] = {
     {"source", required_argument, 0, 's'},      {"stream", required_argument, 0, OPT_STREAM},
     {"size", required_argument, 0, OPT_SIZE},   {"fps", required_argument, 0, OPT_FPS},
     {"quality", required_argument, 0, OPT_QUALITY},
+    {"codec", required_argument, 0, OPT_CODEC}, {"bitrate", required_argument, 0, OPT_BITRATE},
+    {"gop", required_argument, 0, OPT_GOP}, {"gop-max", required_argument, 0, OPT_GOP_MAX},
     {"max-frame", required_argument, 0, OPT_MAX_FRAME},
     {"source-user", required_argument, 0, OPT_SOURCE_USER},
     {"listen", required_argument, 0, 'l'},
@@ -183,6 +195,25 @@ static int apply(ss_app *a, int opt, const char *v) {
     case OPT_QUALITY:
       if (parse_num(v, 1, 100, &d)) return fail("--quality %s: use 1..100%s", v, "");
       a->src.quality = (int)d;
+      return 0;
+    case OPT_CODEC:
+      if (strcmp(v, "h264") == 0 || strcmp(v, "H.264") == 0) a->src.codec = SS_CODEC_H264;
+      else if (strcmp(v, "mjpeg") == 0) a->src.codec = SS_CODEC_MJPEG;
+      else if (strcmp(v, "auto") == 0) a->src.codec = SS_CODEC_AUTO;
+      else return fail("--codec %s: use mjpeg, h264 or auto%s", v, "");
+      return 0;
+    case OPT_BITRATE:
+      if (parse_num(v, 50, 100000, &d)) return fail("--bitrate %s: use 50..100000 (kbit/s)%s", v, "");
+      a->src.bitrate_kbps = (int)d;
+      return 0;
+    case OPT_GOP:
+      if (parse_num(v, 1, 600, &d)) return fail("--gop %s: use 1..600 frames%s", v, "");
+      a->src.gop_frames = (int)d;
+      return 0;
+    case OPT_GOP_MAX:
+      if (parse_size(v, &z) || z < 4096 || z > (256u << 20))
+        return fail("--gop-max %s: use a size from 4K to 256M%s", v, "");
+      a->gop_max = z;
       return 0;
     case OPT_MAX_FRAME:
       if (parse_size(v, &z) || z < 1024 || z > (256u << 20))
@@ -364,6 +395,7 @@ int main(int argc, char **argv) {
   static ss_app app;
   ss_app *a = &app;
   char err[512];
+  static unsigned char probe[64 << 10]; /* stdin: the bytes read to tell its codec */
   snprintf(a->listen, sizeof(a->listen), "127.0.0.1:8080");
   a->src.width = 640;
   a->src.height = 480;
@@ -423,14 +455,19 @@ int main(int argc, char **argv) {
     if (i == 0) snprintf(base, sizeof(base), "/");
     else snprintf(base, sizeof(base), "/streams/%.63s/", st->name);
     memcpy(st->base, base, sizeof(base));
-    sl_hub_opts ho = {.max_subs = a->max_viewers, .sub = a->sub,
+    /* Each stream's codec decides its hub's kind (stdin: its first bytes,
+     * read here and handed to the source). */
+    ss_source_opts so = a->src;
+    int codec = ss_source_codec(st->spec, &so, 5000, probe, sizeof(probe));
+    sl_hub_opts ho = {.kind = codec == SS_CODEC_H264 ? SL_KIND_H264 : SL_KIND_MJPEG,
+                      .gop_max = a->gop_max, .max_subs = a->max_viewers, .sub = a->sub,
                       .on_event = ss_on_hub_event, .arg = a};
     st->hub = sl_hub_new(a->mgr, st->name, &ho, &rc);
     if (st->hub == NULL) {
       fprintf(stderr, "sluice-stream: stream %s: %s\n", st->name, sl_strerror(rc));
       goto out;
     }
-    st->src = ss_source_start(st->spec, a->mgr, st->hub, &a->src, err, sizeof(err));
+    st->src = ss_source_start(st->spec, a->mgr, st->hub, &so, err, sizeof(err));
     if (st->src == NULL) {
       fprintf(stderr, "sluice-stream: stream %s: %s\n", st->name, err);
       goto out;
@@ -447,7 +484,9 @@ int main(int argc, char **argv) {
   printf("sluice-stream %s: serving %s://%s/  (dashboard: %s://%s/dashboard, "
          "metrics: /metrics)\n", sl_version(), scheme, host, scheme, host);
   for (int i = 0; i < a->nstreams; i++)
-    printf("  stream %-10s %sstream.mjpg  <- %s\n", a->streams[i].name, a->streams[i].base,
+    printf("  stream %-10s %s%s  <- %s\n", a->streams[i].name, a->streams[i].base,
+           ss_source_codec_of(a->streams[i].src) == SS_CODEC_H264 ? "stream.h264"
+                                                                  : "stream.mjpg",
            ss_source_describe(a->streams[i].src));
   fflush(stdout);
   while (!stop_signal) {

@@ -85,6 +85,14 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
                          const sl_http_msg *m, const char *rest) {
   sl_sub_opts o;
   int transport;
+  sl_hub_stats hs;
+  sl_hub_stats_get(st->hub, &hs);
+  int h264 = hs.kind == SL_KIND_H264;
+  if (h264 && (strcmp(rest, "snapshot.jpg") == 0 || strcmp(rest, "stream.mjpg") == 0)) {
+    sl_http_reply(c, 406, "Content-Type: text/plain\r\n",
+                  "406 Not Acceptable: this stream is H.264: use stream.h264 or ws\n", 64);
+    return;
+  }
   if (strcmp(rest, "snapshot.jpg") == 0) {
     uint64_t seq = 0, ts = 0;
     sl_buf *b = sl_hub_latest(st->hub, &seq, &ts);
@@ -103,6 +111,7 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
   if (strcmp(rest, "stream.mjpg") == 0) transport = SL_TRANSPORT_MJPEG;
   else if (strcmp(rest, "ws") == 0) transport = SL_TRANSPORT_WS;
   else if (strcmp(rest, "stream.bin") == 0) transport = SL_TRANSPORT_CHUNKED;
+  else if (h264 && strcmp(rest, "stream.h264") == 0) transport = SL_TRANSPORT_RAW;
   else {
     sl_http_reply_status(c, 404);
     return;

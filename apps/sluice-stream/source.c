@@ -12,6 +12,7 @@
  * fired the manager knows its thread.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "source_impl.h"
 
@@ -97,6 +99,14 @@ int ss__publish(ss_source *s, const void *data, size_t len, int flags) {
     atomic_fetch_add(&s->errors, 1);
     return SL_ENOMEM;
   }
+  int rc = ss__publish_buf(s, b, flags & ~SS_PUB_WAIT);
+  sl_buf_unref(b);
+  return rc;
+}
+
+int ss__publish_buf(ss_source *s, sl_buf *b, int flags) {
+  size_t len = sl_buf_len(b);
+  if ((flags & SS_PUB_WAIT) && ss__wait_ready(s)) return SL_ECANCELED;
   int rc;
   while ((rc = sl_hub_publish(s->hub, b, 0, SL_FRAME_KEY)) == SL_EFULL &&
          (flags & SS_PUB_RETRY)) {
@@ -105,7 +115,6 @@ int ss__publish(ss_source *s, const void *data, size_t len, int flags) {
       break;
     }
   }
-  sl_buf_unref(b);
   if (rc == 0) {
     atomic_fetch_add(&s->frames, 1);
     atomic_fetch_add(&s->bytes, len);
@@ -168,6 +177,50 @@ static char *dup_or_null(const char *p, int *oom) {
   char *d = strdup(p);
   if (d == NULL) *oom = 1;
   return d;
+}
+
+/* H.264 Annex-B starts with a start code; a JPEG with FF D8; multipart
+ * with text. */
+static int sniff(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n && p[i] == 0) i++;
+  return i >= 2 && i < n && p[i] == 1 ? SS_CODEC_H264 : SS_CODEC_MJPEG;
+}
+
+int ss_source_codec(const char *spec, ss_source_opts *o, int probe_ms,
+                    unsigned char *buf, size_t cap) {
+  const char *arg;
+  const struct ss_kind *kind = pick(spec, &arg);
+  if (o->codec != SS_CODEC_AUTO) return o->codec;
+  o->codec = SS_CODEC_MJPEG;
+  if (kind == &ss__kind_relay) {
+    /* A relay of another sluice-stream's raw H.264 endpoint. */
+    size_t n = strlen(arg);
+    const char *q = memchr(arg, '?', n);
+    if (q) n = (size_t)(q - arg);
+    if (n >= 5 && strncasecmp(arg + n - 5, ".h264", 5) == 0) o->codec = SS_CODEC_H264;
+  } else if (kind == &ss__kind_stdin && cap >= 4) {
+    /* Enough bytes to tell: a start code, or anything else. */
+    size_t have = 0;
+    uint64_t end = ss__mono_ns() + (uint64_t)probe_ms * 1000000u;
+    int fd = o->fd > 0 ? o->fd : 0;
+    while (have < 8) {
+      uint64_t now = ss__mono_ns();
+      if (now >= end) break;
+      struct pollfd p = {fd, POLLIN, 0};
+      int r = poll(&p, 1, (int)((end - now) / 1000000u) + 1);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      ssize_t k = read(fd, buf + have, cap - have);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) break;
+      have += (size_t)k;
+    }
+    if (have) o->codec = sniff(buf, have);
+    o->prefix = buf;
+    o->prefix_len = have;
+  }
+  return o->codec;
 }
 
 ss_source *ss_source_start(const char *spec, sl_mgr *m, sl_hub *h,
@@ -261,6 +314,10 @@ void ss_source_stop(ss_source *s) {
 
 const char *ss_source_describe(const ss_source *s) {
   return s ? s->desc : "";
+}
+
+int ss_source_codec_of(const ss_source *s) {
+  return s && s->o.codec == SS_CODEC_H264 ? SS_CODEC_H264 : SS_CODEC_MJPEG;
 }
 
 void ss_source_stats_get(const ss_source *s, ss_source_stats *out) {

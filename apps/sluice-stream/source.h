@@ -3,10 +3,13 @@
  * from a thread of its own (generated, folder, stdin) or from the loop
  * (relays, which use the library's HTTP/WebSocket clients).
  *
- *   testpattern          generated pattern (libturbojpeg), the default
+ *   testpattern          generated pattern, the default: JPEG (libturbojpeg)
+ *                        or, with codec H.264, H.264 (openh264)
  *   dir:PATH             JPEG files of a folder, in a loop
- *   -                    an MJPEG byte stream on stdin (ffmpeg, gstreamer)
- *   http://..., ws://... relay of another MJPEG/WebSocket stream
+ *   -                    an MJPEG or H.264 Annex-B byte stream on stdin
+ *                        (ffmpeg, gstreamer, rpicam-vid)
+ *   http://..., ws://... relay of another MJPEG/WebSocket stream, or of a
+ *                        raw H.264 stream (/stream.h264)
  *
  * Files: source.c (dispatch, shared code), src_pattern.c, src_dir.c,
  * src_stdin.c, src_relay.c (+ multipart.c, the body reader), sharing
@@ -21,7 +24,18 @@
 
 typedef struct ss_source ss_source;
 
+/* Codecs of a source. AUTO: what the source says (stdin: the first bytes;
+ * a relay: its URL or response type; testpattern and dir: MJPEG). */
+enum { SS_CODEC_AUTO = 0, SS_CODEC_MJPEG = 1, SS_CODEC_H264 = 2 };
+
 typedef struct ss_source_opts {
+  int codec;              /* SS_CODEC_*; resolved by ss_source_codec() */
+  int bitrate_kbps;       /* testpattern H.264: 0 = by picture size */
+  int gop_frames;         /* testpattern H.264: IDR interval (2 s) */
+  /* stdin: bytes ss_source_codec() read while probing, fed first. Borrowed:
+   * they must outlive ss_source_start (which copies them). */
+  const unsigned char *prefix;
+  size_t prefix_len;
   int width, height;      /* testpattern: frame size (640x480) */
   double fps;             /* testpattern and dir: frames per second (30) */
   int quality;            /* testpattern: JPEG quality (80) */
@@ -33,6 +47,14 @@ typedef struct ss_source_opts {
                              closed, its flags are left alone. Tests feed
                              the source through a pipe with it. */
 } ss_source_opts;
+
+/* The codec the source described by `spec` produces, resolving AUTO in
+ * `o->codec` (and setting it): for stdin it waits up to `probe_ms` for the
+ * first bytes (H.264 when they start with an Annex-B start code), kept in
+ * `buf` (`cap` bytes, the caller's) and named by o->prefix. Loop thread,
+ * before ss_source_start; the hub must be made with the matching kind. */
+int ss_source_codec(const char *spec, ss_source_opts *o, int probe_ms,
+                    unsigned char *buf, size_t cap);
 
 /* Start the source described by `spec` (NULL or "" mean "testpattern";
  * borrowed for the call) feeding hub `h` of manager `m`. `o` may be NULL
@@ -67,6 +89,8 @@ void ss_source_stop(ss_source *s);
 /* A one-line description for logs and /api/streams ("testpattern 640x480
  * @30fps"), and counters. */
 const char *ss_source_describe(const ss_source *s);
+/* SS_CODEC_MJPEG or SS_CODEC_H264. */
+int ss_source_codec_of(const ss_source *s);
 typedef struct ss_source_stats {
   unsigned long long frames, bytes; /* published into the hub */
   unsigned long long errors;   /* frames lost: encoder or file errors,

@@ -62,6 +62,8 @@ enum {
  * keyframe. Returns 0 (counted in frames/bytes), SL_EFULL (skipped and
  * counted), SL_ECANCELED (stopping), SL_ENOMEM (counted as an error). */
 int ss__publish(ss_source *s, const void *data, size_t len, int flags);
+/* The same for a buffer the caller keeps its own reference to. */
+int ss__publish_buf(ss_source *s, sl_buf *b, int flags);
 
 /* Producer thread: wait until the loop has run once and the hub is ready.
  * 0, or -1 when the source is stopping. */

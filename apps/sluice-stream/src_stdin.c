@@ -2,7 +2,10 @@
  * The "-" source: an MJPEG byte stream (concatenated JPEGs, as written by
  * `ffmpeg -f mjpeg -` or gstreamer's `jpegenc ! fdsink`) read from standard
  * input, or from opts.fd, by a producer thread, cut into frames by
- * ss_split_next and published as they complete.
+ * ss_split_next and published as they complete. With codec H.264 the bytes
+ * are an Annex-B stream (`ffmpeg -c:v libx264 -f h264 -`, `rpicam-vid -o -`)
+ * cut into access units by the library's sl_h264_reader, bounded by
+ * max_frame per unit, and each unit is published as it completes.
  *
  * Memory: one buffer of max_frame bytes; the splitter guarantees that after
  * each call and drop at most max_frame - 1 bytes remain, so there is always
@@ -40,9 +43,22 @@
 struct in {
   int fd;
   int wake[2];        /* self-pipe: [0] polled by the thread, [1] written */
-  unsigned char *buf; /* max_frame bytes */
+  unsigned char *buf; /* max_frame bytes (MJPEG), READ_BLOCK (H.264) */
+  size_t have;        /* bytes of the probe already in buf */
   ss_split sp;
+  sl_h264_reader *rd; /* H.264 */
+  ss_source *s;
+  int cancelled;
+  unsigned long long rd_lost;
 };
+
+/* An access unit is complete: publish it (the reader's buffer, shared). */
+static void on_au(const sl_h264_au *au, void *arg) {
+  struct in *t = arg;
+  if (t->cancelled) return;
+  if (ss__publish_buf(t->s, au->buf, SS_PUB_WAIT | SS_PUB_RETRY) == SL_ECANCELED)
+    t->cancelled = 1;
+}
 
 static int open_stdin(ss_source *s, const char *arg, char *err, size_t errlen) {
   (void)arg;
@@ -54,24 +70,45 @@ static int open_stdin(ss_source *s, const char *arg, char *err, size_t errlen) {
     return ss__fail(err, errlen, "stdin: descriptor %d is not open: %s",
                     s->o.fd, strerror(errno));
   }
-  t->buf = malloc(s->o.max_frame);
+  int h264 = s->o.codec == SS_CODEC_H264;
+  size_t cap = h264 ? READ_BLOCK : s->o.max_frame;
+  if (s->o.prefix_len > cap) {
+    free(t);
+    return ss__fail(err, errlen, "stdin: %zu probed bytes do not fit", s->o.prefix_len);
+  }
+  t->buf = malloc(cap);
   if (t->buf == NULL) {
     free(t);
     return ss__fail(err, errlen, "stdin: out of memory for a %zu-byte frame "
-                    "buffer", s->o.max_frame);
+                    "buffer", cap);
+  }
+  if (s->o.prefix_len) memcpy(t->buf, s->o.prefix, s->o.prefix_len);
+  t->have = s->o.prefix_len;
+  t->s = s;
+  if (h264) {
+    int rc = 0;
+    sl_h264_reader_opts ro = {.au_max = s->o.max_frame, .on_au = on_au, .arg = t};
+    t->rd = sl_h264_reader_new(&ro, &rc);
+    if (t->rd == NULL) {
+      free(t->buf);
+      free(t);
+      return ss__fail(err, errlen, "stdin: H.264 reader: %s", sl_strerror(rc));
+    }
   }
   if (pipe2(t->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     int e = errno;
+    sl_h264_reader_free(t->rd);
     free(t->buf);
     free(t);
     return ss__fail(err, errlen, "stdin: pipe: %s", strerror(e));
   }
   ss_split_init(&t->sp, s->o.max_frame);
   s->impl = t;
+  const char *what = h264 ? "H.264" : "MJPEG";
   if (t->fd == 0)
-    snprintf(s->desc, sizeof(s->desc), "stdin (MJPEG)");
+    snprintf(s->desc, sizeof(s->desc), "stdin (%s)", what);
   else
-    snprintf(s->desc, sizeof(s->desc), "fd %d (MJPEG)", t->fd);
+    snprintf(s->desc, sizeof(s->desc), "fd %d (%s)", t->fd, what);
   return 0;
 }
 
@@ -98,10 +135,55 @@ static int wait_input(ss_source *s, struct in *t) {
   }
 }
 
+/* Mirror the reader's counters: units dropped (too big, before the first
+ * IDR, unreadable SPS) are lost frames, bytes outside units garbage. */
+static void sync_reader(ss_source *s, struct in *t) {
+  sl_h264_reader_stats st;
+  sl_h264_reader_stats_get(t->rd, &st);
+  unsigned long long lost = st.drop_nal_too_big + st.drop_au_too_big +
+                            st.drop_before_key + st.drop_bad_sps;
+  if (lost != t->rd_lost) {
+    atomic_fetch_add(&s->errors, lost - t->rd_lost);
+    t->rd_lost = lost;
+  }
+  atomic_store(&s->garbage, st.garbage_bytes);
+}
+
+static void *run_h264(ss_source *s, struct in *t) {
+  const char *what = s->desc;
+  if (ss__wait_ready(s)) return NULL;
+  if (t->have) sl_h264_reader_feed(t->rd, t->buf, t->have);
+  for (;;) {
+    sync_reader(s, t);
+    if (t->cancelled || !wait_input(s, t)) break;
+    ssize_t n = read(t->fd, t->buf, READ_BLOCK);
+    if (n > 0) {
+      sl_h264_reader_feed(t->rd, t->buf, (size_t)n);
+      continue;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+      continue;
+    if (n < 0) {
+      atomic_fetch_add(&s->errors, 1);
+      sl_log(SL_LOG_ERROR, "source %s: read failed: %s; the stream ends here",
+             what, strerror(errno));
+    }
+    sl_h264_reader_flush(t->rd);
+    sync_reader(s, t);
+    if (n == 0)
+      sl_log(SL_LOG_WARN, "source %s: end of stream after %llu frames; "
+             "viewers keep the last one", what, atomic_load(&s->frames));
+    atomic_store(&s->ended, 1);
+    break;
+  }
+  return NULL;
+}
+
 static void *run_stdin(void *arg) {
   ss_source *s = arg;
   struct in *t = s->impl;
-  size_t cap = s->o.max_frame, have = 0;
+  if (t->rd) return run_h264(s, t);
+  size_t cap = s->o.max_frame, have = t->have;
   unsigned long long lost = 0;
   const char *what = s->desc;
   if (ss__wait_ready(s)) return NULL;
@@ -153,6 +235,7 @@ static void close_stdin(ss_source *s) {
   if (t == NULL) return;
   close(t->wake[0]);
   close(t->wake[1]);
+  sl_h264_reader_free(t->rd);
   free(t->buf);
   free(t);
   s->impl = NULL;

@@ -63,6 +63,24 @@ static void drops_json(ss_sbuf *b, const uint64_t *d) {
   ss_sbuf_printf(b, "}");
 }
 
+/* The stream's kind and, for H.264, its codec and GOP; in both views. */
+static void kind_json(ss_sbuf *b, const sl_hub_stats *hs) {
+  ss_sbuf_printf(b, ",\"kind\":\"%s\",\"bitrate\":%.0f,\"resyncs\":%llu",
+                 sl_kind_name(hs->kind), hs->bitrate, (unsigned long long)hs->resyncs);
+  if (hs->kind != SL_KIND_H264) return;
+  if (hs->codec[0]) {
+    ss_sbuf_printf(b, ",\"codec\":");
+    ss_sbuf_json_str(b, hs->codec);
+  } else {
+    ss_sbuf_printf(b, ",\"codec\":null");
+  }
+  ss_sbuf_printf(b,
+                 ",\"gop_frames\":%zu,\"gop_bytes\":%zu,\"gop_cuts\":%llu,"
+                 "\"codec_changes\":%llu,\"no_config\":%llu",
+                 hs->gop_frames, hs->gop_bytes, (unsigned long long)hs->gop_cuts,
+                 (unsigned long long)hs->codec_changes, (unsigned long long)hs->no_config);
+}
+
 void ss_streams_json(ss_app *a, ss_sbuf *b) {
   ss_sbuf_printf(b, "{\"streams\":[");
   for (int i = 0; i < a->nstreams; i++) {
@@ -73,10 +91,16 @@ void ss_streams_json(ss_app *a, ss_sbuf *b) {
     ss_sbuf_json_str(b, st->name);
     ss_sbuf_printf(b, ",\"base\":");
     ss_sbuf_json_str(b, st->base);
-    ss_sbuf_printf(b, ",\"mjpeg\":\"%sstream.mjpg\",\"ws\":\"%sws\",\"snapshot\":\"%ssnapshot.jpg\"",
-                   st->base, st->base, st->base);
-    ss_sbuf_printf(b, ",\"width\":%d,\"height\":%d,\"fps\":%.1f,\"viewers\":%zu,\"source\":",
-                   a->src.width, a->src.height, hs.fps_in, hs.subs);
+    if (hs.kind == SL_KIND_H264)
+      ss_sbuf_printf(b, ",\"h264\":\"%sstream.h264\",\"ws\":\"%sws\"", st->base, st->base);
+    else
+      ss_sbuf_printf(b, ",\"mjpeg\":\"%sstream.mjpg\",\"ws\":\"%sws\",\"snapshot\":\"%ssnapshot.jpg\"",
+                     st->base, st->base, st->base);
+    kind_json(b, &hs);
+    /* The picture size: the SPS's for H.264, the generated one otherwise. */
+    int w = hs.width ? hs.width : a->src.width, hh = hs.height ? hs.height : a->src.height;
+    ss_sbuf_printf(b, ",\"seq\":%llu,\"width\":%d,\"height\":%d,\"fps\":%.1f,\"viewers\":%zu,\"source\":",
+                   (unsigned long long)hs.seq, w, hh, hs.fps_in, hs.subs);
     ss_sbuf_json_str(b, st->src ? ss_source_describe(st->src) : st->spec);
     ss_sbuf_printf(b, "}");
   }
@@ -116,6 +140,7 @@ void ss_stats_json(ss_app *a, ss_sbuf *b) {
                    (unsigned long long)hs.evictions[SL_EVICT_SLOT],
                    (unsigned long long)hs.evictions[SL_EVICT_BUDGET]);
     drops_json(b, hs.drops);
+    kind_json(b, &hs);
     ss_sbuf_printf(b, ",\"viewers_list\":[");
     size_t n = sl_hub_subs(st->hub, subs, sizeof(subs) / sizeof(subs[0]));
     if (n > sizeof(subs) / sizeof(subs[0])) n = sizeof(subs) / sizeof(subs[0]);
@@ -126,12 +151,13 @@ void ss_stats_json(ss_app *a, ss_sbuf *b) {
       ss_sbuf_printf(b,
                      ",\"transport\":\"%s\",\"policy\":\"%s\",\"fps_cap\":%.1f,\"queued\":%zu,"
                      "\"pending\":%zu,\"lag_ms\":%llu,\"lag_frames\":%llu,\"fps\":%.1f,"
-                     "\"frames_sent\":%llu,\"bytes_sent\":%llu,\"send_max\":%zu,\"drops\":",
+                     "\"frames_sent\":%llu,\"bytes_sent\":%llu,\"send_max\":%zu,"
+                     "\"resyncs\":%llu,\"drops\":",
                      ss_transport_name(v->transport), ss_policy_name(v->policy), v->fps_cap,
                      v->queued, v->pending, (unsigned long long)v->lag_ms,
                      (unsigned long long)v->lag_frames, v->fps,
                      (unsigned long long)v->frames_sent, (unsigned long long)v->bytes_sent,
-                     v->send_max);
+                     v->send_max, (unsigned long long)v->resyncs);
       drops_json(b, v->drops);
       ss_sbuf_printf(b, ",\"state\":\"%s\",\"age_ms\":%llu,\"stalled_ms\":%llu}",
                      v->stalled ? "stalled" : "active",
@@ -206,6 +232,9 @@ void ss_stats_prometheus(ss_app *a, ss_sbuf *b) {
       {"sluice_stream_viewers", "gauge", "Subscribers of the stream."},
       {"sluice_stream_held_bytes", "gauge", "Bytes of the stream's frames still alive (each once)."},
       {"sluice_stream_refused_total", "counter", "Viewers refused with 503."},
+      {"sluice_stream_bitrate_bits", "gauge", "Bits per second published, over the last seconds."},
+      {"sluice_stream_gop_bytes", "gauge", "H.264: bytes of the GOP kept for joining viewers."},
+      {"sluice_stream_resyncs_total", "counter", "Skips of a viewer to the next keyframe."},
   };
   for (size_t k = 0; k < sizeof(per) / sizeof(per[0]); k++) {
     head(b, per[k].name, per[k].type, per[k].help);
@@ -219,7 +248,10 @@ void ss_stats_prometheus(ss_app *a, ss_sbuf *b) {
         case 1: ss_sbuf_printf(b, "\"} %.2f\n", hs.fps_in); break;
         case 2: ss_sbuf_printf(b, "\"} %zu\n", hs.subs); break;
         case 3: ss_sbuf_printf(b, "\"} %zu\n", hs.held); break;
-        default: ss_sbuf_printf(b, "\"} %llu\n", (unsigned long long)hs.refused); break;
+        case 4: ss_sbuf_printf(b, "\"} %llu\n", (unsigned long long)hs.refused); break;
+        case 5: ss_sbuf_printf(b, "\"} %.0f\n", hs.bitrate); break;
+        case 6: ss_sbuf_printf(b, "\"} %zu\n", hs.gop_bytes); break;
+        default: ss_sbuf_printf(b, "\"} %llu\n", (unsigned long long)hs.resyncs); break;
       }
     }
   }
