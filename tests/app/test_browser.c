@@ -66,6 +66,7 @@
 
 struct srv {
   pid_t pid;
+  pid_t feeder; /* curl writing the server's stdin, or 0 */
   int port;
   char log[128];
 };
@@ -94,14 +95,33 @@ static int can_dial(int port) {
 }
 
 /* sluice-stream with its defaults (640x480, 30 fps test pattern), plus up
- * to 8 more arguments (NULL-terminated `extra`, may be NULL). */
-static void srv_start(struct srv *s, const char *const *extra) {
+ * to 8 more arguments (NULL-terminated `extra`, may be NULL). With `feed`,
+ * its stdin is what `curl -sN feed` reads (for --source -). */
+static int srv_start(struct srv *s, const char *const *extra, const char *feed) {
   s->port = free_port();
+  s->feeder = 0;
   snprintf(s->log, sizeof(s->log), "/tmp/sluice-stream-browser-%d.log", s->port);
   char listen[64];
   snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
+  int p[2] = {-1, -1};
+  if (feed) {
+    if (pipe(p) != 0) return -1;
+    s->feeder = fork();
+    if (s->feeder == 0) {
+      dup2(p[1], 1);
+      close(p[0]);
+      close(p[1]);
+      execlp("curl", "curl", "-sN", feed, (char *)NULL);
+      _exit(127);
+    }
+  }
   s->pid = fork();
   if (s->pid == 0) {
+    if (feed) {
+      dup2(p[0], 0);
+      close(p[0]);
+      close(p[1]);
+    }
     int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
@@ -112,26 +132,44 @@ static void srv_start(struct srv *s, const char *const *extra) {
     execv(SS_BINARY, (char *const *)argv);
     _exit(127);
   }
+  if (feed) {
+    close(p[0]);
+    close(p[1]);
+  }
   for (int i = 0; i < 200; i++) {
-    if (can_dial(s->port)) return;
+    if (can_dial(s->port)) return 0;
     int st;
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) break; /* it gave up: say so below */
+    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+      s->pid = -1; /* it gave up */
+      return -1;
+    }
     usleep(50000);
   }
-  CHECK_MSG(0, "sluice-stream did not start (log %s)", s->log);
+  return -1;
 }
 
-/* SIGTERM and wait: exit status (or -1). */
+/* SIGTERM and wait: exit status (or -1); then its feeder, if any. */
 static int srv_stop(struct srv *s) {
-  int st = 0;
-  kill(s->pid, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    usleep(50000);
+  int st = 0, rc = -1;
+  if (s->pid > 0) {
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 100 && rc == -1; i++) {
+      if (waitpid(s->pid, &st, WNOHANG) == s->pid) rc = WIFEXITED(st) ? WEXITSTATUS(st) : -2;
+      else usleep(50000);
+    }
+    if (rc == -1) {
+      kill(s->pid, SIGKILL);
+      waitpid(s->pid, &st, 0);
+    }
+    if (rc == -2) rc = -1;
+    s->pid = -1;
   }
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, &st, 0);
-  return -1;
+  if (s->feeder > 0) {
+    kill(s->feeder, SIGTERM);
+    waitpid(s->feeder, &st, 0);
+    s->feeder = 0;
+  }
+  return rc;
 }
 
 static const char *chromium(void) {
@@ -169,31 +207,63 @@ static void need_h264(void) {
 #endif
 }
 
+/* The server must have shut down cleanly (`stopped`: srv_stop's answer)
+ * with no library memory left. */
+static void srv_check_stop(struct srv *s, int stopped, const char *script) {
+  CHECK_MSG(stopped == 0, "sluice-stream exited %d after %s (log %s)", stopped, script, s->log);
+  CHECK_MSG(test_sh("grep -q 'library memory now 0 bytes' %s", s->log) == 0,
+            "sluice-stream did not release all its memory (log %s)", s->log);
+  unlink(s->log);
+}
+
 /* Run tests/browser/SCRIPT.js against a fresh server (started with the
  * NULL-terminated `extra` arguments); it must exit 0, and the server must
- * then shut down cleanly with no library memory left. */
-static void run_script_with(const char *script, const char *const *extra) {
+ * then shut down cleanly with no library memory left. With `mixed`, a
+ * second server comes up too, passed to the script as --mixed URL, with
+ * both kinds of stream: its default stream is H.264 from stdin (the first
+ * server's /stream.h264, read by curl) and its stream "jpeg" the MJPEG
+ * pattern. */
+static void run_script_with(const char *script, const char *const *extra, int mixed) {
   need_browser();
-  struct srv s;
-  srv_start(&s, extra);
+  struct srv s, m;
+  if (srv_start(&s, extra, NULL) != 0) {
+    srv_stop(&s);
+    CHECK_MSG(0, "sluice-stream did not start (log %s)", s.log);
+  }
+  char feed[96], opt[128] = "";
+  if (mixed) {
+    if (test_sh("command -v curl >/dev/null 2>&1") != 0) {
+      srv_stop(&s);
+      if (test_in_ci()) CHECK_MSG(0, "curl is missing; CI may not skip");
+      TEST_SKIP("curl is missing (apt-get install curl)");
+    }
+    snprintf(feed, sizeof(feed), "http://127.0.0.1:%d/stream.h264", s.port);
+    const char *margs[] = {"--source", "-", "--stream", "jpeg=testpattern", NULL};
+    if (srv_start(&m, margs, feed) != 0) {
+      srv_stop(&m);
+      srv_stop(&s);
+      CHECK_MSG(0, "the second sluice-stream did not start (log %s)", m.log);
+    }
+    snprintf(opt, sizeof(opt), " --mixed http://127.0.0.1:%d", m.port);
+  }
   fflush(stdout);
   /* The script's lines as they come (a timeout keeps what it printed),
    * and its exit status through a file (sh has no pipefail). */
   char rcf[160];
   snprintf(rcf, sizeof(rcf), "/tmp/sluice-browser-%s-%d.rc", script, s.port);
-  int rc = test_sh("{ node %s/%s.js --server http://127.0.0.1:%d --artifacts '%s' 2>&1; echo $? >%s; }"
+  int rc = test_sh("{ node %s/%s.js --server http://127.0.0.1:%d%s --artifacts '%s' 2>&1; echo $? >%s; }"
                    " | sed -u 's/^/  /'; exit $(cat %s 2>/dev/null || echo 99)",
-                   BROWSER_DIR, script, s.port, artifacts(), rcf, rcf);
+                   BROWSER_DIR, script, s.port, opt, artifacts(), rcf, rcf);
   unlink(rcf);
+  /* Both stopped before any check: a failed check ends the test process. */
+  int mstopped = mixed ? srv_stop(&m) : 0;
   int stopped = srv_stop(&s);
   CHECK_MSG(rc == 0, "tests/browser/%s.js exited %d (server log %s)", script, rc, s.log);
-  CHECK_MSG(stopped == 0, "sluice-stream exited %d after %s (log %s)", stopped, script, s.log);
-  CHECK_MSG(test_sh("grep -q 'library memory now 0 bytes' %s", s.log) == 0,
-            "sluice-stream did not release all its memory (log %s)", s.log);
-  unlink(s.log);
+  if (mixed) srv_check_stop(&m, mstopped, script);
+  srv_check_stop(&s, stopped, script);
 }
 
-static void run_script(const char *script) { run_script_with(script, NULL); }
+static void run_script(const char *script) { run_script_with(script, NULL, 0); }
 
 TEST_T(browser_viewer_page_plays, 90) { run_script("viewer"); }
 
@@ -201,18 +271,19 @@ TEST_T(browser_frozen_tab_stays_flat, 180) { run_script("frozen_tab"); }
 
 TEST_T(browser_viewer_page_releases_in_background, 90) { run_script("hidden_viewer"); }
 
-/* The default stream is the H.264 pattern; a second stream, "jpeg", is the
- * MJPEG pattern, for the stream picker. */
-static const char *const h264_args[] = {"--codec", "h264", "--stream", "jpeg=testpattern", NULL};
+/* The default stream is the H.264 pattern (--codec applies to every stream
+ * of a server, so the stream picker is tried on a second one, see
+ * run_script_with). */
+static const char *const h264_args[] = {"--codec", "h264", NULL};
 
 TEST_T(browser_h264_viewer_decodes, 120) {
   need_h264();
-  run_script_with("h264_viewer", h264_args);
+  run_script_with("h264_viewer", h264_args, 1);
 }
 
 TEST_T(browser_h264_frozen_tab, 200) {
   need_h264();
-  run_script_with("h264_frozen", h264_args);
+  run_script_with("h264_frozen", h264_args, 0);
 }
 
 #else

@@ -10,8 +10,11 @@
 //     (its seq, fetched right after the read) in the median of READS reads;
 //   - a page without WebCodecs (VideoDecoder removed before the page runs)
 //     says it cannot decode H.264 and opens no socket;
-//   - the stream picker switches to the MJPEG stream "jpeg" (the page
-//     plays it over MJPEG) and back to H.264;
+//   - on the --mixed server (its default stream this server's /stream.h264
+//     on its stdin, its stream "jpeg" the MJPEG pattern), the page plays
+//     H.264, the stream picker switches it to MJPEG (the <img> shows the
+//     pattern, the H.264 viewer leaves) and back to H.264 (decoded with no
+//     error, its picture advancing);
 //   - the dashboard shows the stream's kind, codec, bitrate and GOP.
 'use strict';
 
@@ -19,6 +22,7 @@ const L = require('./lib');
 
 const a = L.args();
 const S = a.server;
+const M = a.mixed;
 const SPAN_MS = 2000;
 const READS = 15;
 const MAX_BEHIND = 10; /* frames, a third of a second at 30 fps */
@@ -35,6 +39,9 @@ const canvasRead = (page) => page.evaluate(() => ({
 }));
 const streamOf = async (name) => (await L.getJSON(S + '/api/streams')).streams.find((s) => s.name === name);
 const statsOf = async (name) => (await L.stats(S)).streams.find((s) => s.name === name);
+/* The page's viewers (the mixed server's relay is another, over /stream.h264). */
+const wsViewers = async (server, name) => (await L.stats(server)).streams.find((s) => s.name === name)
+  .viewers_list.filter((v) => v.transport === 'ws').length;
 const median = (xs) => { const v = [...xs].sort((x, y) => x - y); return v[Math.floor(v.length / 2)]; };
 
 L.main('h264_viewer', 100000, async () => {
@@ -104,8 +111,8 @@ L.main('h264_viewer', 100000, async () => {
     .map((id) => document.getElementById(id).textContent));
   L.out(`info panel: codec ${ui[0]}, latency ${ui[1]}, errors ${ui[2]}, frame # ${ui[3]}, decoded ${ui[4]}`);
   L.check(ui[0] === codec && /^\d+ ms$/.test(ui[1]) && ui[2] === '0' && /^\d+$/.test(ui[3]), 'the info panel is wrong');
-  const vs = (await statsOf(st.name)).viewers_list;
-  L.check(vs.length === 1, `the H.264 stream has ${vs.length} viewers`);
+  const vs = (await statsOf(st.name)).viewers_list.filter((v) => v.transport === 'ws');
+  L.check(vs.length === 1, `the H.264 stream has ${vs.length} WebSocket viewers`);
   L.out(`server viewer: ${JSON.stringify(vs[0])}`);
 
   /* The dashboard. */
@@ -123,27 +130,51 @@ L.main('h264_viewer', 100000, async () => {
   L.check(/^[1-9]\d* frames$/.test(card.gop) && /\d (B|KiB|MiB)$/.test(card.held), 'the dashboard shows no GOP');
   await dash.close();
 
-  /* The stream picker: to the MJPEG stream and back. */
-  const jpeg = list.find((s) => s.kind !== 'h264');
-  L.check(jpeg, 'no MJPEG stream to switch to');
-  await page.selectOption('#stream-select', jpeg.name);
-  await L.until(`the page plays ${jpeg.name} over MJPEG`, 15000, async () => {
-    const v = await viewerState(page);
-    return v.mode === 'mjpeg' && v.stream === jpeg.name && v.state === 'playing' && v.frames >= 3;
-  });
-  await L.until('the H.264 viewer left', 5000, async () => (await statsOf(st.name)).viewers === 0);
-  const jc = await page.evaluate(() => window.readBlockCode(document.getElementById('stream')));
-  L.out(`switched to ${jpeg.name}: MJPEG <img> shows frame ${jc}`);
-  L.check(jc >= 0, 'the MJPEG stream shows no block code');
-  await page.selectOption('#stream-select', st.name);
-  await L.until('the page plays H.264 again', 15000, async () => {
-    const v = await viewerState(page);
-    return v.mode === 'h264' && v.stream === st.name && v.state === 'playing' && v.frames >= 3;
-  });
-  const v2 = await viewerState(page);
-  L.out(`back on ${st.name}: ${v2.frames} frames drawn, errors ${v2.errors}`);
-  L.check(v2.errors === 0 && v2.breaks === 0, 'decoder errors after switching back');
   await page.close();
+  await L.until('the H.264 viewer left', 5000, async () => (await wsViewers(S, st.name)) === 0);
+
+  /* The stream picker, on the mixed server: MJPEG -> H.264 -> MJPEG. */
+  if (M) {
+    const ml = (await L.getJSON(M + '/api/streams')).streams;
+    L.out(`mixed server streams: ${ml.map((s) => `${s.name} ${s.kind}`).join(', ')}`);
+    const jpeg = ml.find((s) => s.kind === 'mjpeg'), avc = ml.find((s) => s.kind === 'h264');
+    L.check(jpeg && avc, 'the mixed server lacks an MJPEG or an H.264 stream');
+    await L.until('the mixed server\'s H.264 stream has its codec', 10000, async () =>
+      (await L.getJSON(M + '/api/streams')).streams.find((s) => s.name === avc.name).codec);
+    const mp = await chr.context.newPage();
+    mp.on('pageerror', (e) => errors.push(e.message));
+    await mp.goto(M + '/');
+    const playsOn = (mode, name) => L.until(`the page plays ${name} in mode ${mode}`, 15000, async () => {
+      const v = await viewerState(mp);
+      return v.mode === mode && v.stream === name && v.state === 'playing' && v.frames >= 3 ? v : null;
+    });
+    const advances = async (what) => {
+      const x0 = await canvasRead(mp);
+      await L.sleep(1000);
+      const x1 = await canvasRead(mp), vh = await viewerState(mp);
+      L.out(`${what}: canvas code ${x0.code} -> ${x1.code} in 1 s, decoded ${vh.decoded}, errors ${vh.errors}, breaks ${vh.breaks}`);
+      L.check(x1.code > x0.code, `${what}: the H.264 picture does not advance`);
+      L.check(vh.errors === 0 && vh.breaks === 0, `${what}: decoder errors ${vh.errors}, breaks ${vh.breaks}`);
+      L.check(await mp.evaluate(() => !document.getElementById('mode-h264').hidden && document.getElementById('mode-ws').hidden),
+        `${what}: the transport buttons do not show the H.264 mode`);
+    };
+    const mviewers = async (name) => (await L.stats(M)).streams.find((s) => s.name === name).viewers;
+    await playsOn('h264', avc.name);
+    await advances(`mixed server, ${avc.name}`);
+    await mp.selectOption('#stream-select', jpeg.name);
+    await playsOn('mjpeg', jpeg.name);
+    await L.until('the H.264 viewer left', 5000, async () => (await mviewers(avc.name)) === 0);
+    const jc = await mp.evaluate(() => window.readBlockCode(document.getElementById('stream')));
+    L.out(`picker -> ${jpeg.name}: the <img> shows frame ${jc}`);
+    L.check(jc >= 0, 'the MJPEG stream shows no block code');
+    L.check(await mp.evaluate(() => document.getElementById('mode-h264').hidden && !document.getElementById('mode-ws').hidden),
+      'the transport buttons do not show the MJPEG transports');
+    await mp.selectOption('#stream-select', avc.name);
+    await playsOn('h264', avc.name);
+    await L.until('the MJPEG viewer left', 5000, async () => (await mviewers(jpeg.name)) === 0);
+    await advances(`picker -> ${avc.name}`);
+    await mp.close();
+  }
 
   /* No WebCodecs: a clear message, and no socket. */
   const bare = await chr.context.newPage();
@@ -154,6 +185,6 @@ L.main('h264_viewer', 100000, async () => {
   L.out(`without WebCodecs: "${msg}"`);
   L.check(/cannot decode H\.264 with WebCodecs/.test(msg), 'the message does not say what is missing');
   await L.sleep(1000);
-  L.check((await statsOf(st.name)).viewers === 0, 'the page without WebCodecs holds a viewer');
+  L.check((await wsViewers(S, st.name)) === 0, 'the page without WebCodecs holds a viewer');
   L.check(errors.length === 0, `page errors: ${errors.join('; ')}`);
 });
