@@ -56,7 +56,7 @@
     state: 'connecting', frames: 0, mode: jpegMode,
     frameNo: -1, fps: 0, width: 0, height: 0, stream: null, kind: 'mjpeg', url: '', connects: 0,
     decoded: 0, errors: 0, received: 0, keyframes: 0, gaps: 0, skipped: 0, resyncs: 0, breaks: 0,
-    latencyMs: null, latencyAvgMs: null, lastSeq: -1, codec: null, lastError: null,
+    latencyMs: null, latencyAvgMs: null, lastSeq: -1, codec: null, lastError: null, lastClose: null,
   };
   let fpsCap = Math.max(0, parseFloat(params.get('fps')) || 0);
   /* The current stream: page-relative until /api/streams says more. */
@@ -233,7 +233,11 @@
       s.binaryType = 'arraybuffer';
       h264 = h264Session(g);
       s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
-      s.onclose = (e) => { if (g === gen) retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : '')); };
+      s.onclose = (e) => {
+        if (g !== gen) return;
+        V.lastClose = { code: e.code, reason: e.reason, clean: e.wasClean, afterMs: Math.round(performance.now() - lastFrameAt) };
+        retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : ''));
+      };
       s.onerror = () => {};
     });
   }
