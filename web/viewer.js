@@ -235,7 +235,7 @@
       s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
       s.onclose = (e) => {
         if (g !== gen) return;
-        V.lastClose = { code: e.code, reason: e.reason, clean: e.wasClean, afterMs: Math.round(performance.now() - lastFrameAt) };
+        V.lastClose = { code: e.code, reason: e.reason, clean: e.wasClean, sinceFrameMs: Math.round(performance.now() - lastFrameAt) };
         retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : ''));
       };
       s.onerror = () => {};
@@ -462,7 +462,7 @@
     stale = false; canvas.width = canvas.height = 0;
     attempt = 0; V.frames = 0; V.frameNo = -1; V.width = V.height = 0; V.stream = cur.name;
     V.decoded = V.errors = V.received = V.keyframes = V.gaps = V.skipped = V.resyncs = V.breaks = 0;
-    V.latencyMs = V.latencyAvgMs = null; V.lastSeq = -1; V.codec = null; V.lastError = null; lats = [];
+    V.latencyMs = V.latencyAvgMs = null; V.lastSeq = -1; V.codec = null; V.lastError = V.lastClose = null; lats = [];
     setMode(null);
     remember();
     if (V.state !== 'released' || !document.hidden) open();

@@ -29,7 +29,9 @@
  *                                   stays bounded (held within the GOP plus the
  *                                   viewer's queue) and on resume the page shows
  *                                   a fresh picture with no decoder error and no
- *                                   P-frame whose reference it did not get
+ *                                   P-frame whose reference it did not get; a
+ *                                   WebSocket client that stops reading gets a
+ *                                   keyframe with the gap bit after the skip
  *
  * Missing Chromium, node or playwright-core, or (for the H.264 tests) a
  * sluice-stream built without openh264: skipped, or a failure under
