@@ -28,14 +28,16 @@ static void on_event(sl_conn *c, int ev, void *ev_data) {
 int main(int argc, char **argv) {
   const char *addr = argc > 1 ? argv[1] : "127.0.0.1:9000";
   int err;
+  sl_conn *l = NULL;
   sl_mgr *m = sl_mgr_new(NULL, &err);
-  if (m == NULL || sl_listen(m, addr, on_event, NULL, &err) == NULL) {
+  if (m == NULL || (l = sl_listen(m, addr, on_event, NULL, &err)) == NULL) {
     fprintf(stderr, "echo_server: %s: %s\n", addr, sl_strerror(err));
     return 1;
   }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  printf("echoing on %s\n", addr);
+  printf("echoing on port %d\n", sl_conn_local_port(l)); /* the real one for :0 */
+  fflush(stdout);
   while (!stop) sl_mgr_poll(m, 1000);
   sl_mgr_free(m);
   return 0;

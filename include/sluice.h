@@ -235,6 +235,30 @@ enum sl_ev {
 #undef SL__EV_ENUM
 };
 
+/* Re-entrancy: which events may fire inside which calls. Handlers run on
+ * the loop thread only, from these places:
+ *   - sl_mgr_poll: readiness (SL_EV_ACCEPT after SL_EV_OPEN for accepted
+ *     connections, SL_EV_CONNECT, SL_EV_READ, SL_EV_WRITE, SL_EV_ERROR), the
+ *     timer phase (SL_EV_TIMEOUT, timer callbacks), the wakeup queue
+ *     (SL_EV_WAKEUP, sl_mgr_call functions), SL_EV_POLL, the flush phase
+ *     (SL_EV_FULL, SL_EV_WRITE, SL_EV_DRAIN; SL_EV_READ of input a
+ *     transport held), and last the reap: SL_EV_CLOSE.
+ *   - sl_listen, sl_connect: SL_EV_OPEN of the new connection, inside the
+ *     call; sl_connect may also deliver SL_EV_ERROR there (an address that
+ *     fails at once). SL_EV_CLOSE still waits for the reap.
+ *   - sl_mgr_free: SL_EV_CLOSE of every connection left.
+ * Nothing else delivers an event. In particular sl_send, sl_sendv,
+ * sl_send_buf, sl_printf, sl_conn_close, sl_conn_close_with,
+ * sl_conn_consume, sl_conn_pause_read, sl_conn_set_limits and sl_conn_tls
+ * never call a handler: sends only queue (SL_EV_FULL comes at the flush
+ * phase), and closing only marks the connection, so it and its pointers
+ * stay valid until the handler that closed it has returned. SL_EV_CLOSE
+ * is never delivered inside another event of the same connection, and is
+ * its last event. Protocol calls (sl_http_*, sl_ws_*, sl_hub_*) document
+ * their own events. A handler may call any of these on any connection of
+ * its manager, but never sl_mgr_poll or sl_mgr_free. Debug builds assert
+ * the lifecycle this implies (src/conn.c, first comment). */
+
 /* The name of an event ("drain"), or "?". Any thread. */
 SL_API const char *sl_ev_name(int ev);
 
@@ -560,7 +584,19 @@ typedef struct sl_http_opts {
   size_t max_body;           /* 1 MiB of request body: 413 */
   uint32_t header_timeout_ms;/* 10 s from accept or the previous response
                                 to the end of the headers: 408 and close
-                                (over TLS the handshake counts in it) */
+                                (over TLS the handshake counts in it). It
+                                stops at the end of the headers: a body
+                                has the bounds below */
+  uint32_t body_timeout_ms;  /* 60 s from the end of the headers to the
+                                end of the body: 408 and close.
+                                UINT32_MAX: no total limit (then set
+                                body_min_rate). Raise it with max_body:
+                                1 MiB in 60 s is 17 KB/s */
+  uint32_t body_min_rate;    /* bytes/s a body must carry in each window
+                                of body_rate_window_ms, the first window
+                                excepted (a grace): else 408 and close.
+                                0 (default): no rate check */
+  uint32_t body_rate_window_ms; /* 5 s */
   sl_tls_ctx *tls;           /* a server context: serve HTTPS (and WSS);
                                 the listener takes a reference. NULL:
                                 plain HTTP */
@@ -583,9 +619,15 @@ SL_API sl_conn *sl_http_listen(sl_mgr *m, const char *url,
 /* Reply with a complete response: status line, `headers` (zero or more
  * "Name: value\r\n" lines, borrowed, may be NULL), Content-Length and
  * `len` bytes of `body` (copied). To a HEAD request the body is omitted.
- * Returns 0, SL_EINVAL when no request is waiting for a response, or a
- * send error (SL_ENOBUFS, SL_EBUDGET: nothing was queued; the caller may
- * reply with something smaller, or close).
+ * `headers` is checked first: every line a field name of token characters,
+ * ':', a value without control characters (HTAB allowed) and CRLF; no
+ * empty line, no bare CR or LF, nothing after the last CRLF. A missing
+ * final "\r\n" would glue Content-Length onto the last value, an empty
+ * line would split the response: either is SL_EINVAL, with nothing sent
+ * (this holds for every function here that takes `headers`).
+ * Returns 0, SL_EINVAL when no request is waiting for a response or the
+ * headers are malformed, or a send error (SL_ENOBUFS, SL_EBUDGET: nothing
+ * was queued; the caller may reply with something smaller, or close).
  * Example: sl_http_reply(c, 200, "Content-Type: text/plain\r\n", "hi", 2); */
 SL_API int sl_http_reply(sl_conn *c, int status, const char *headers,
                          const void *body, size_t len);
@@ -640,8 +682,14 @@ SL_API int sl_http_is_method(const sl_http_msg *m, const char *method);
 
 /* Match the request path against `pattern`: literal segments, "*" for
  * exactly one segment and a trailing "**" for the rest (possibly empty).
+ * The path is compared decoded ("/%61pi" matches "/api") and normalised as
+ * sl_http_serve_dir resolves it (empty and "." segments skipped), so a
+ * route guarding a directory cannot be sidestepped by spelling; a path
+ * the file server refuses (a ".." segment, also %2e%2e, an encoded '/' or
+ * '\\', NUL or another control, a bad escape) matches no pattern at all.
  * Up to `ncaps` captures (one per wildcard) are stored in `caps`, pointing
- * into the request. Returns 1 on a match, else 0.
+ * into the request's raw path: still percent-encoded (decode them with
+ * sl_url_decode). Returns 1 on a match, else 0.
  * Example: sl_http_match(m, "/streams/ * /stream.mjpg", caps, 1) (no spaces) */
 SL_API int sl_http_match(const sl_http_msg *m, const char *pattern,
                          sl_str *caps, size_t ncaps);
@@ -661,8 +709,10 @@ SL_API void sl_router_free(sl_router *r);
  * for a pattern that does not start with '/'. */
 SL_API int sl_router_add(sl_router *r, const char *method,
                          const char *pattern, sl_route_fn fn, void *data);
-/* Run the first route matching the request. When the path matches a route
- * but not its method, replies 405 with an Allow header. Returns 1 when the
+/* Run the first route matching the request (sl_http_match: decoded path,
+ * unsafe paths match none). A GET route also answers HEAD. When the path
+ * matches a route but not its method, replies 405 with an Allow header
+ * listing the routes' methods (HEAD beside GET). Returns 1 when the
  * request was handled (or answered 405), 0 when no route matched (the
  * caller replies, typically 404). */
 SL_API int sl_router_dispatch(sl_router *r, sl_conn *c, const sl_http_msg *m);
@@ -703,6 +753,128 @@ SL_API int sl_http_serve_table(sl_conn *c, const sl_http_msg *m,
                                const sl_http_file *files, size_t n);
 /* A MIME type for a file name ("text/html; charset=utf-8"). */
 SL_API const char *sl_http_mime(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* HTTP helpers                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Small pure functions a web UI needs around requests and replies: URL
+ * decoding, form variables, cookies, JSON. Common rules: no allocation
+ * (the caller's buffers only), no state, any thread; every input pointer
+ * is borrowed for the call; input of any content and length is safe (the
+ * functions are fuzzed); output buffers are always NUL-terminated when
+ * they have room for at least one byte. Results are a length (>= 0) or a
+ * negative SL_E* code: SL_ENOENT (absent), SL_EINVAL (malformed input),
+ * SL_EMSGSIZE (does not fit in the output buffer). On an error the output
+ * buffer holds "" and nothing else was written. */
+
+/* 1 when the `alen` bytes at `a` equal the NUL-terminated `b`, ignoring
+ * ASCII case (header names, tokens, "Content-Type" values), else 0. */
+SL_API int sl_strcaseeq(const char *a, size_t alen, const char *b);
+
+/* Percent-decode `len` bytes of `src` into `dst` (`dstlen` bytes, with a
+ * NUL after the result); `form` 1 also turns '+' into a space (query
+ * strings and form bodies). `dst` may equal `src`. Returns the decoded
+ * length, SL_EINVAL for a bad escape ("%g1", a '%' near the end) or a NUL
+ * in the result (%00, or a NUL byte in `src`), SL_EMSGSIZE when the
+ * result and its NUL do not fit. */
+SL_API int sl_url_decode(const char *src, size_t len, char *dst, size_t dstlen,
+                         int form);
+
+/* Variable `name` of a query string or an application/x-www-form-
+ * urlencoded body (`buf`, `len` bytes: m->query or m->body), decoded into
+ * `dst` like sl_url_decode(form = 1). Names are compared decoded; the
+ * first match wins; "k" alone has an empty value. The same lookup as
+ * sl_http_query, on any buffer. Returns the value's length, SL_ENOENT,
+ * SL_EINVAL (bad escape or %00 in the value), SL_EMSGSIZE.
+ * Example: sl_http_var(m->body.ptr, m->body.len, "ssid", ssid, sizeof ssid); */
+SL_API int sl_http_var(const char *buf, size_t len, const char *name,
+                       char *dst, size_t dstlen);
+
+/* The value of cookie `name` from the request's Cookie header(s) (RFC 6265
+ * section 5.4: "a=1; b=2"), copied into `dst` as sent (not decoded;
+ * surrounding double quotes removed). Names are case-sensitive; the first
+ * match wins. Returns its length, SL_ENOENT, SL_EMSGSIZE. */
+SL_API int sl_http_cookie(const sl_http_msg *m, const char *name, char *dst,
+                          size_t dstlen);
+
+/* Attributes of a cookie to set; zero fields are left out. */
+typedef struct sl_cookie_opts {
+  const char *path;      /* Path=/app; NULL: none (the request's directory) */
+  const char *domain;    /* Domain=example.com; NULL: this host only */
+  long long max_age;     /* > 0: Max-Age=N seconds; 0: a session cookie;
+                            < 0: Max-Age=0, which deletes the cookie */
+  int http_only;         /* HttpOnly: no access from scripts */
+  int secure;            /* Secure: HTTPS only */
+  const char *same_site; /* "Strict", "Lax" or "None" (requires secure);
+                            NULL: none */
+} sl_cookie_opts;
+
+/* Write one complete header line "Set-Cookie: name=value; attrs\r\n" into
+ * `buf` (`len` bytes, NUL-terminated), ready for the `headers` of
+ * sl_http_reply (concatenate several). `name` must be a token, `value`
+ * cookie-octets (no space, '"', ',', ';', '\\' or controls: encode
+ * anything else, e.g. base64url or percent-encoding), `o` may be NULL.
+ * Returns the line's length, SL_EINVAL (bad name, value, path, domain or
+ * same_site, or SameSite=None without secure), SL_EMSGSIZE.
+ * Example: sl_http_set_cookie(h, sizeof h, "sid", tok,
+ *            &(sl_cookie_opts){.path = "/", .http_only = 1, .same_site = "Lax"}); */
+SL_API int sl_http_set_cookie(char *buf, size_t len, const char *name,
+                              const char *value, const sl_cookie_opts *o);
+
+/* JSON (RFC 8259). The getters validate the whole text first (bounded
+ * nesting: SL_JSON_MAX_DEPTH arrays/objects; deeper is SL_EINVAL), then
+ * follow `path`: "$" is the whole text, ".key" an object member (compared
+ * with the key as written between its quotes; keys holding '.', '[' or
+ * escapes cannot be named), "[N]" an array element. Example paths:
+ * "$.camera.fps", "$.streams[2].name". */
+#define SL_JSON_MAX_DEPTH 32
+enum {
+  SL_JSON_NULL = 1,
+  SL_JSON_TRUE,
+  SL_JSON_FALSE,
+  SL_JSON_NUMBER,
+  SL_JSON_STRING,
+  SL_JSON_ARRAY,
+  SL_JSON_OBJECT
+};
+
+/* Find the value at `path` in `json` (`len` bytes). Returns its type
+ * (SL_JSON_*) with *val and *vlen (either may be NULL) giving its text
+ * inside `json` (a string with its quotes, an object with its braces); or
+ * SL_ENOENT (no such member or index), SL_EINVAL (malformed JSON, too
+ * deep, or a malformed path). */
+SL_API int sl_json_get(const char *json, size_t len, const char *path,
+                       const char **val, size_t *vlen);
+/* The number at `path` into *out. Returns 0, SL_ENOENT, SL_EINVAL (also
+ * when the value is not a number), SL_ERANGE (it overflows a double). */
+SL_API int sl_json_get_num(const char *json, size_t len, const char *path,
+                           double *out);
+/* The boolean at `path` into *out (1 or 0). Returns 0, SL_ENOENT, SL_EINVAL
+ * (also when the value is not true or false). */
+SL_API int sl_json_get_bool(const char *json, size_t len, const char *path,
+                            int *out);
+/* The string at `path`, unescaped (\uXXXX and surrogate pairs to UTF-8)
+ * into `dst` with a NUL. Returns its length, SL_ENOENT, SL_EINVAL (not a
+ * string, \u0000, a lone surrogate, invalid UTF-8), SL_EMSGSIZE. */
+SL_API int sl_json_get_str(const char *json, size_t len, const char *path,
+                           char *dst, size_t dstlen);
+
+/* Escape `len` bytes of `src` for the inside of a JSON string (no quotes
+ * added) into `dst` with a NUL: '"', '\\' and control characters are
+ * escaped, other bytes copied (give UTF-8). Returns the length written or
+ * SL_EMSGSIZE. */
+SL_API int sl_json_escape(const char *src, size_t len, char *dst, size_t dstlen);
+
+/* printf into `buf` (`len` bytes, NUL-terminated) with the usual
+ * conversions plus, for JSON: %Q a const char * written as a quoted,
+ * escaped string (NULL: null), %.*Q with an int length first; %B an int
+ * written as true or false. Floating-point conversions of NaN or infinity
+ * write null (JSON has no such numbers). %n is not supported. Returns the
+ * length written or SL_EMSGSIZE when it does not fit, SL_EINVAL for an
+ * unknown conversion (then buf holds "").
+ * Example: sl_json_printf(b, sizeof b, "{%Q:%d,%Q:%Q}", "fps", 25, "name", n); */
+SL_API int sl_json_printf(char *buf, size_t len, const char *fmt, ...);
 
 /* ------------------------------------------------------------------ */
 /* TLS                                                                 */
@@ -990,8 +1162,8 @@ typedef struct sl_http_client_opts {
  * https:// URL,
  * bad host or port, a control character or space in the target),
  * SL_ENOTSUP (https:// in a library built without TLS), SL_EINVAL (a
- * method that is not a token, a server context in opts->tls, header
- * lines not each ending in CRLF, an empty header line, a credential with
+ * method that is not a token, a server context in opts->tls, `headers`
+ * that are not valid header lines (see sl_http_reply), a credential with
  * a control character, bad limits), SL_ENOBUFS (the request does not fit
  * in send_max), SL_ELIMIT (max_conns), SL_ENOMEM.
  * Loop thread only.
@@ -1047,12 +1219,23 @@ typedef struct sl_ws_msg {
   int close_code;
 } sl_ws_msg;
 
+/* sl_ws_opts.origins allowing pages of any site to open a socket (only
+ * for streams meant to be embedded anywhere): o.origins = SL_WS_ANY_ORIGIN.
+ * A static array, so any lifetime rule is met. */
+extern SL_API const char *const sl_ws_any_origin[2];
+#define SL_WS_ANY_ORIGIN sl_ws_any_origin
+
 /* WebSocket options; zero fields take the defaults. */
 typedef struct sl_ws_opts {
-  const char *const *origins;   /* allowed Origin values, NULL-terminated
-                                   ("http://host:port"); NULL: any. A
-                                   request from another origin gets 403.
-                                   Read during sl_ws_upgrade only. */
+  const char *const *origins;   /* server: allowed Origin values,
+                                   NULL-terminated ("http://host:port");
+                                   a request from another origin, or
+                                   without Origin, gets 403. An entry "*"
+                                   (SL_WS_ANY_ORIGIN) allows any page.
+                                   NULL (default): same origin only, see
+                                   sl_ws_same_origin (no Origin header,
+                                   i.e. not a browser, is allowed). Read
+                                   during sl_ws_upgrade only. */
   const char *const *protocols; /* subprotocols we speak, in preference
                                    order, NULL-terminated; NULL: none */
   size_t max_message;           /* 1 MiB: bigger is closed with 1009 */
@@ -1078,7 +1261,7 @@ SL_API int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m,
                          const sl_ws_opts *opts);
 /* 1 when the request's Origin header is absent (not a browser) or names
  * the same host as its Host header (http:// or https://), else 0: the
- * default same-origin rule for applications without an allow-list. */
+ * rule sl_ws_upgrade applies when opts->origins is NULL. */
 SL_API int sl_ws_same_origin(const sl_http_msg *m);
 /* Connect to a ws:// or wss:// URL (wss: TLS with opts->tls or the
  * system's CAs, the URL's host as SNI and expected name). SL_EV_WS_OPEN
@@ -1178,8 +1361,14 @@ enum {
   SL_TRANSPORT_MJPEG = 0, /* multipart/x-mixed-replace over HTTP */
   SL_TRANSPORT_WS = 1,    /* one WebSocket binary message per frame */
   SL_TRANSPORT_CHUNKED = 2,/* HTTP chunked, one chunk per frame */
-  SL_TRANSPORT_RAW = 3    /* the bytes only, HTTP response until close */
+  SL_TRANSPORT_RAW = 3,   /* the bytes only, HTTP response until close */
+  SL_TRANSPORT_FMP4 = 4,  /* H.264: a live fragmented MP4 over HTTP (an
+                             init segment, then one moof+mdat per frame) */
+  SL_TRANSPORT_WS_FMP4 = 5 /* H.264: fMP4 over a WebSocket, for Media
+                             Source Extensions (docs/h264.md) */
 };
+/* "mjpeg", "ws", "chunked", "raw", "fmp4", "ws-fmp4"; "?" otherwise. */
+SL_API const char *sl_transport_name(int transport);
 
 /* Reasons a frame was not sent to a subscriber, and why one was closed. */
 #define SL_DROP_REASONS(X)                                              \
@@ -1224,6 +1413,20 @@ typedef struct sl_sub_opts {
                             off for latest, 4 MiB otherwise */
   uint32_t soft_secs;    /* 30 */
   uint32_t resync_ms;    /* keyframe: lag that counts as behind (300) */
+  const char *const *cors_origins; /* HTTP transports (MJPEG, chunked,
+                            raw): page origins allowed to read the stream
+                            across sites, NULL-terminated
+                            ("https://app.example:8443"). A request whose
+                            Origin is listed gets
+                            "Access-Control-Allow-Origin: <its origin>" and
+                            "Vary: Origin"; an entry "*" answers any page
+                            with "*". NULL (default): no CORS header, so
+                            only same-origin pages (and non-browser
+                            clients, and <img> tags, which cannot read the
+                            pixels) see the stream. Read during
+                            sl_hub_attach only; a hub default
+                            (sl_hub_opts.sub) must stay valid for the
+                            hub's life */
 } sl_sub_opts;
 
 /* Events a hub reports to its owner. */
@@ -1344,6 +1547,9 @@ typedef struct sl_hub_stats {
   uint64_t codec_changes;     /* configurations taken (1 for a steady one) */
   uint64_t no_config;         /* frames refused before a configuration, or
                                  unreadable SPS */
+  uint64_t mp4_fragments;     /* fMP4 fragments built: one per frame that
+                                 any fMP4 viewer took, whatever their number */
+  uint64_t mp4_bytes;         /* their bytes */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
@@ -1391,10 +1597,13 @@ typedef struct sl_h264_au {
   sl_buf *buf;          /* the access unit in Annex-B form, every NAL unit
                            behind a 4-byte start code; take a reference
                            (sl_buf_ref) to keep it */
-  int key;              /* holds an IDR slice. Such an AU always carries the
-                           SPS and PPS in force in front of its first slice
-                           (the reader inserts them when the encoder did not
-                           repeat them), so it decodes on its own */
+  int key;              /* holds an IDR slice whose PPS and SPS are known
+                           (an IDR picture referring to an unknown one is
+                           handed over as not key). Such an AU always
+                           carries the SPS and PPS in force in front of its
+                           first slice (the reader inserts them when the
+                           encoder did not repeat them), so it decodes on
+                           its own */
   int config_changed;   /* SPS or PPS differ from the previous AU's (1 on
                            the first AU) */
   sl_buf *config;       /* SPS + PPS in force (the SPS and every PPS that

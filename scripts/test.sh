@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole suite twice: a normal build and an ASan+UBSan build, and
-# prints one closing "N passed, N failed" line for both.
+# Runs the layer check (scripts/check-layers.sh, counted as one test), then
+# the whole suite twice: a normal build and an ASan+UBSan build, and prints
+# one closing "N passed, N failed" line for all of it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
@@ -23,6 +24,8 @@ run_suite() { # name builddir cmake-args...
   rm -f "$out"
 }
 mkdir -p build
+echo "== layers: scripts/check-layers.sh"
+if scripts/check-layers.sh; then pass=$((pass+1)); else fail=$((fail+1)); fi
 run_suite "release" build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

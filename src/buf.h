@@ -1,6 +1,6 @@
 /* Shared immutable buffers (sl_buf): one allocation, an atomic refcount, and
- * the bookkeeping that lets a manager count a buffer once however many of
- * its connections queue it. */
+ * a holder slot that the accounting above (outq.c) uses to count a buffer
+ * once per manager however many of its connections queue it. */
 #ifndef SL_BUF_H
 #define SL_BUF_H
 
@@ -9,16 +9,16 @@
 
 #include "sluice.h"
 
-struct sl_acct;
-
 struct sl_buf {
   atomic_uint refs;
   size_t len;  /* visible bytes */
   size_t cap;  /* allocated bytes after the header */
-  /* Queue accounting (outq.c): the manager accounting that counts this
-   * buffer once, and how many of its queue segments reference it. Another
-   * manager queueing the same buffer counts it per segment instead. */
-  _Atomic(struct sl_acct *) qacct;
+  /* Holder slot, opaque here: buf.c only zeroes it. The output queue
+   * stores the accounting that counts this buffer once (qacct) and how
+   * many of its segments reference it (qrefs); another manager queueing
+   * the same buffer counts it per segment instead. It stays in the buffer
+   * (not in a per-manager table) so queueing costs no lookup. */
+  _Atomic(void *) qacct;
   atomic_uint qrefs;
   unsigned char data[];
 };

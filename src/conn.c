@@ -1,11 +1,49 @@
 /*
- * Connections: the bounded send path, reading into a bounded input buffer,
- * watermarks, idle/stall deadlines, and closing. See DESIGN.md, "Send path
- * semantics": every rule there is implemented in this file.
+ * Connections: the lifecycle, the bounded send path, reading into a bounded
+ * input buffer, watermarks, idle/stall deadlines, and closing. See
+ * DESIGN.md, "Send path semantics": every rule there is implemented here.
+ *
+ * THE LIFECYCLE (read this first). c->state is one of enum sl_state, moved
+ * only by sl__conn_set_state, which asserts each move against the table
+ * `legal` below and keeps the SL_F_STATE_BITS mirror in c->flags:
+ *
+ *   NEW ──────────────┬─────────────┬──────────────► OPEN ──► DRAINING
+ *    │ sl_connect     │ accept with  │ announce        │ close   │ output
+ *    ▼                │ a handshake  │                 │ FLUSH   │ flushed
+ *   RESOLVING ─► CONNECTING ─► HANDSHAKE ─► (announce) │         ▼
+ *                                                      └────► CLOSING ─► CLOSED
+ *   any state before CLOSING ──(close, failure, timeout)──► CLOSING
+ *   NEW ──(refused at accept: never seen by the application)──► CLOSED
+ *
+ *   NEW         created; SL_EV_OPEN runs here. A listener stays NEW until
+ *               sl_listen delivers OPEN, then is OPEN for its life.
+ *   RESOLVING   sl_connect with a host name; resolve.c moves it on.
+ *   CONNECTING  TCP connect in flight (loop.c on_connected moves it on).
+ *   HANDSHAKE   the transport (struct sl_io.handshake) talks alone: the
+ *               queue waits, connect_deadline bounds it, the transport
+ *               ends it with sl__conn_announce.
+ *   OPEN        announced: SL_EV_ACCEPT or SL_EV_CONNECT delivered.
+ *   DRAINING    close after flush (SL_CLOSE_FLUSH, or a FIN with output
+ *               queued): no more sends, no reads, CLOSING once empty.
+ *   CLOSING     on m->closing; the loop frees it at the reap.
+ *   CLOSED      inside sl__conn_free: SL_EV_CLOSE delivered.
+ *
+ * Who moves what: loop.c (accept, connect, reap), resolve.c (RESOLVING to
+ * CONNECTING), the transport (HANDSHAKE to OPEN through announce), and this
+ * file (everything towards CLOSED). Protocols and applications only ask:
+ * sl_conn_close*, sl__conn_fail. "Announce" (the one place SL_EV_ACCEPT and
+ * SL_EV_CONNECT are delivered) is sl__conn_announce; the close-reason rule
+ * is sl__conn_note_reason. Which events may fire inside which calls is
+ * written once in sluice.h, beside the event list.
+ *
+ * Invariants asserted in debug builds: legal transitions; between
+ * SL_EV_FULL and SL_EV_DRAIN the balance is 0 or 1 (DRAIN only after FULL);
+ * the output queue's counters add up (outq.c).
  */
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,12 +51,101 @@
 #include "alloc.h"
 #include "buf.h"
 #include "internal.h"
-#include "tls.h"
 
 void sl__call(sl_conn *c, int ev, void *ev_data) {
   if (c->tap) c->tap(c, ev, ev_data, c->tap_arg);
   if (c->proto && c->proto->ev && c->proto->ev(c, ev, ev_data)) return;
   if (c->fn) c->fn(c, ev, ev_data);
+}
+
+#ifdef SL_DEBUG_ASSERTS
+void sl__assert_fail(const char *cond, const char *file, int line) {
+  sl_log(SL_LOG_ERROR, "assertion failed: %s (%s:%d)", cond, file, line);
+  fprintf(stderr, "sluice: assertion failed: %s (%s:%d)\n", cond, file, line);
+  abort();
+}
+#endif
+
+/* ---- the lifecycle --------------------------------------------------- */
+
+#ifdef SL_DEBUG_ASSERTS
+#define B(s) (1u << SL_ST_##s)
+/* legal[from]: the states `from` may move to (checked in debug builds). */
+static const unsigned legal[SL_ST_COUNT] = {
+  [SL_ST_NEW] = B(RESOLVING) | B(CONNECTING) | B(HANDSHAKE) | B(OPEN) |
+                B(DRAINING) | B(CLOSING) | B(CLOSED),
+  [SL_ST_RESOLVING] = B(CONNECTING) | B(CLOSING),
+  [SL_ST_CONNECTING] = B(HANDSHAKE) | B(OPEN) | B(CLOSING),
+  [SL_ST_HANDSHAKE] = B(OPEN) | B(CLOSING),
+  [SL_ST_OPEN] = B(DRAINING) | B(CLOSING),
+  [SL_ST_DRAINING] = B(CLOSING),
+  [SL_ST_CLOSING] = B(CLOSED),
+  [SL_ST_CLOSED] = 0,
+};
+#undef B
+#endif
+
+/* The flag bits each state shows (see SL_F_STATE_BITS). */
+static const unsigned state_bits[SL_ST_COUNT] = {
+  [SL_ST_RESOLVING] = SL_F_RESOLVING,
+  [SL_ST_CONNECTING] = SL_F_CONNECTING,
+  [SL_ST_HANDSHAKE] = SL_F_HANDSHAKE,
+  [SL_ST_DRAINING] = SL_F_FLUSHING,
+  [SL_ST_CLOSING] = SL_F_CLOSING,
+  [SL_ST_CLOSED] = SL_F_CLOSING,
+};
+
+void sl__conn_set_state(sl_conn *c, enum sl_state to) {
+#ifdef SL_DEBUG_ASSERTS
+  SL_ASSERT(to < SL_ST_COUNT && (legal[c->state] & (1u << to)));
+#endif
+  SL_ASSERT((c->flags & SL_F_STATE_BITS) == state_bits[c->state]);
+  c->state = to;
+  c->flags = (c->flags & ~(unsigned)SL_F_STATE_BITS) | state_bits[to];
+}
+
+void sl__conn_note_reason(sl_conn *c, int reason, int failure) {
+  if (!c->close_reason || (failure && c->close_reason == SL_CLOSE_PEER))
+    c->close_reason = reason;
+}
+
+void sl__conn_announce(sl_conn *c) {
+  SL_ASSERT(!(c->flags & SL_F_ANNOUNCED) && !(c->flags & SL_F_LISTENER));
+  /* A connection that began draining in its SL_EV_OPEN handler is still
+   * announced (it is up), but stays DRAINING. */
+  if (c->state != SL_ST_DRAINING) sl__conn_set_state(c, SL_ST_OPEN);
+  c->flags |= SL_F_ANNOUNCED;
+  /* The idle and stall clocks of bytes queued meanwhile start now. */
+  c->last_io_ms = c->last_progress_ms = c->mgr->now;
+  c->credit = 0;
+  sl__conn_update_interest(c);
+  sl__call(c, (c->flags & SL_F_CLIENT) ? SL_EV_CONNECT : SL_EV_ACCEPT, NULL);
+  if (c->flags & SL_F_CLOSING) return;
+  sl__conn_update_interest(c);
+  if (sl__conn_has_output(c)) sl__conn_mark_dirty(c);
+  sl__conn_rearm(c);
+}
+
+/* ---- the default transport: plain TCP -------------------------------- */
+
+/* MSG_NOSIGNAL: a peer that closed never raises SIGPIPE. */
+static ssize_t tcp_writev(sl_conn *c, const struct iovec *iov, int n) {
+  struct msghdr mh = {0};
+  mh.msg_iov = (struct iovec *)iov;
+  mh.msg_iovlen = (size_t)n;
+  return sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t tcp_read(sl_conn *c, void *buf, size_t len) {
+  return recv(c->fd, buf, len, MSG_DONTWAIT);
+}
+
+const struct sl_io sl__io_tcp = {.writev = tcp_writev, .read = tcp_read};
+
+void sl__conn_set_io(sl_conn *c, const struct sl_io *io, void *io_data) {
+  if (c->io && c->io->free) c->io->free(c);
+  c->io = io ? io : &sl__io_tcp;
+  c->io_data = io ? io_data : NULL;
 }
 
 static size_t pick(size_t v, size_t inherited) { return v ? v : inherited; }
@@ -51,6 +178,7 @@ sl_conn *sl__conn_new(sl_mgr *m, int fd, sl_handler fn, void *data) {
   c->data = data;
   c->tmo.idx = SIZE_MAX;
   c->tmo.internal = 1;
+  c->io = &sl__io_tcp;
   c->opened_ms = c->last_io_ms = c->last_progress_ms = m->now;
   sl__outq_init(&c->outq);
   c->next = m->conns;
@@ -63,7 +191,7 @@ sl_conn *sl__conn_new(sl_mgr *m, int fd, sl_handler fn, void *data) {
 
 /* Bits of SL_POLL_* the transport holds (see struct sl_io). */
 static int io_held(const sl_conn *c) {
-  return c->io && c->io->held ? c->io->held(c) : 0;
+  return c->io->held ? c->io->held(c) : 0;
 }
 
 int sl__conn_has_output(const sl_conn *c) {
@@ -76,15 +204,15 @@ int sl__conn_register(sl_conn *c) {
 
 void sl__conn_update_interest(sl_conn *c) {
   int want = 0;
-  if (c->fd < 0 || (c->flags & SL_F_CLOSING)) return;
+  if (c->fd < 0 || c->state >= SL_ST_CLOSING) return;
   if (c->flags & SL_F_LISTENER) {
     want = (c->flags & SL_F_ACCEPT_WAIT) ? 0 : SL_POLL_IN;
-  } else if (c->flags & SL_F_CONNECTING) {
+  } else if (c->state == SL_ST_CONNECTING) {
     want = SL_POLL_OUT;
   } else {
     size_t unread = c->in_len - c->in_off;
     int held = io_held(c);
-    if (!(c->flags & (SL_F_PAUSED | SL_F_EOF | SL_F_FLUSHING)) &&
+    if (!(c->flags & (SL_F_PAUSED | SL_F_EOF)) && c->state != SL_ST_DRAINING &&
         unread < c->lim.recv_max) {
       want |= SL_POLL_IN;
       /* Input the transport already took from the socket: no readiness
@@ -96,7 +224,7 @@ void sl__conn_update_interest(sl_conn *c) {
     }
     /* During a handshake the queue waits: only the transport writes. */
     if ((held & SL_POLL_OUT) ||
-        (c->outq.queued && !(c->flags & SL_F_HANDSHAKE)))
+        (c->outq.queued && c->state != SL_ST_HANDSHAKE))
       want |= SL_POLL_OUT;
   }
   if (want != c->interest) {
@@ -114,14 +242,19 @@ void sl__conn_mark_dirty(sl_conn *c) {
 
 /* ---- deadlines ----------------------------------------------------- */
 
+/* Resolving, connecting or in the transport's handshake: one deadline
+ * (connect_deadline) and no idle or stall clock. */
+static int opening(const sl_conn *c) {
+  return c->state >= SL_ST_RESOLVING && c->state <= SL_ST_HANDSHAKE;
+}
+
 /* When does this connection next need attention? Idle applies when nothing
  * is pending or in progress; stall when output is pending. Connecting and a
  * transport handshake have one deadline of their own and nothing else. */
 static uint64_t next_deadline(const sl_conn *c) {
   uint64_t d = UINT64_MAX;
   if (c->flags & SL_F_LISTENER) return d;
-  if (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING | SL_F_HANDSHAKE))
-    return c->connect_deadline;
+  if (opening(c)) return c->connect_deadline;
   if (sl__conn_has_output(c) && c->lim.stall_ms)
     d = c->last_progress_ms + c->lim.stall_ms;
   else if (!(c->flags & SL_F_BUSY) && c->lim.idle_ms)
@@ -133,19 +266,19 @@ static uint64_t next_deadline(const sl_conn *c) {
 static void on_deadline(sl_mgr *m, void *arg) {
   sl_conn *c = arg;
   uint64_t d = next_deadline(c);
-  if (c->flags & SL_F_CLOSING) return;
+  if (c->state >= SL_ST_CLOSING) return;
   if (d > m->now) {
     if (d != UINT64_MAX) sl__timer_arm(&m->timers, &c->tmo, d);
     return;
   }
   int reason;
-  int opening = (c->flags & (SL_F_CONNECTING | SL_F_RESOLVING | SL_F_HANDSHAKE)) != 0;
-  if (opening) reason = SL_CLOSE_TIMEOUT;
+  int was_opening = opening(c);
+  if (was_opening) reason = SL_CLOSE_TIMEOUT;
   else if (c->proto_deadline && c->proto_deadline <= m->now) reason = SL_CLOSE_TIMEOUT;
   else if (sl__conn_has_output(c)) reason = SL_CLOSE_STALL;
   else reason = SL_CLOSE_IDLE;
   if (reason == SL_CLOSE_TIMEOUT) c->proto_deadline = 0;
-  if (c->flags & SL_F_FLUSHING) {
+  if (c->state == SL_ST_DRAINING) {
     /* Already closing gracefully and still stuck: finish it now. */
     if (reason == SL_CLOSE_STALL) c->flags |= SL_F_RESET;
     sl__conn_mark_closing(c);
@@ -154,8 +287,8 @@ static void on_deadline(sl_mgr *m, void *arg) {
   sl__call(c, SL_EV_TIMEOUT, &reason);
   /* Handled: the protocol closed the connection, or (keepalive pings)
    * set a new deadline of its own, which cannot extend an opening. */
-  if ((c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) ||
-      (reason == SL_CLOSE_TIMEOUT && !opening && c->proto_deadline > m->now)) {
+  if (c->state >= SL_ST_DRAINING ||
+      (reason == SL_CLOSE_TIMEOUT && !was_opening && c->proto_deadline > m->now)) {
     sl__conn_rearm(c);
     return;
   }
@@ -184,7 +317,7 @@ void sl__conn_rearm(sl_conn *c) {
 
 int sl_sendv(sl_conn *c, const sl_part *parts, size_t n) {
   sl_mgr *m = c->mgr;
-  if (c->flags & (SL_F_CLOSING | SL_F_FLUSHING | SL_F_LISTENER))
+  if (c->state >= SL_ST_DRAINING || (c->flags & SL_F_LISTENER))
     return SL_ECLOSING;
   for (size_t i = 0; i < n; i++) {
     const sl_part *p = &parts[i];
@@ -214,7 +347,8 @@ int sl_sendv(sl_conn *c, const sl_part *parts, size_t n) {
   }
   if (!(c->flags & SL_F_FULL) && c->outq.queued >= c->lim.send_high)
     c->flags |= SL_F_FULL | SL_F_FULL_PENDING;
-  if (!(c->flags & (SL_F_CONNECTING | SL_F_RESOLVING))) sl__conn_mark_dirty(c);
+  if (c->state != SL_ST_CONNECTING && c->state != SL_ST_RESOLVING)
+    sl__conn_mark_dirty(c);
   return 0;
 }
 
@@ -254,39 +388,39 @@ int sl_printf(sl_conn *c, const char *fmt, ...) {
 }
 
 size_t sl_conn_room(const sl_conn *c) {
-  if (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) return 0;
+  if (c->state >= SL_ST_DRAINING) return 0;
   return c->outq.queued >= c->lim.send_max ? 0 : c->lim.send_max - c->outq.queued;
 }
 
 size_t sl_conn_queued(const sl_conn *c) { return c->outq.queued; }
 
-/* Write as much as the kernel takes now, with one sendmsg per batch of
- * segments. MSG_NOSIGNAL: a peer that closed never raises SIGPIPE. A
- * transport that holds bytes of its own (a TLS handshake flight) is called
- * with an empty batch to write them. */
+/* Write as much as the transport takes now, one writev per batch of
+ * segments. A transport that holds bytes of its own (a TLS handshake
+ * flight) is called with an empty batch to write them. */
 void sl__conn_flush(sl_conn *c) {
   sl_mgr *m = c->mgr;
   size_t total = 0;
   if (c->flags & SL_F_FULL_PENDING) {
     c->flags &= ~SL_F_FULL_PENDING;
+#ifdef SL_DEBUG_ASSERTS
+    c->full_balance++;
+    SL_ASSERT(c->full_balance == 1);
+#endif
     sl__call(c, SL_EV_FULL, NULL);
   }
-  while (sl__conn_has_output(c) &&
-         !(c->flags & (SL_F_CLOSING | SL_F_CONNECTING | SL_F_RESOLVING))) {
+  while (sl__conn_has_output(c) && c->state != SL_ST_CONNECTING &&
+         c->state != SL_ST_RESOLVING && c->state < SL_ST_CLOSING) {
     struct iovec iov[SL_IOV_BATCH];
     size_t want;
     int n = sl__outq_iov(&c->outq, iov, SL_IOV_BATCH, (size_t)1 << 30, &want);
-    struct msghdr mh = {0};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = (size_t)n;
-    ssize_t w = c->io ? c->io->writev(c, iov, n)
-                      : sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = c->io->writev(c, iov, n);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       sl__conn_fail(c, SL_CLOSE_ERROR, -errno, NULL);
       return;
     }
+    SL_ASSERT((size_t)w <= want);
     sl__outq_consume(&c->outq, &m->acct, (size_t)w);
     total += (size_t)w;
     if ((size_t)w < want || want == 0) break; /* the socket is full */
@@ -303,13 +437,17 @@ void sl__conn_flush(sl_conn *c) {
       c->credit = 0;
     }
     sl__call(c, SL_EV_WRITE, &total);
-    if ((c->flags & SL_F_FULL) && c->outq.queued <= c->lim.send_low) {
+    if ((c->flags & SL_F_FULL) && !(c->flags & SL_F_FULL_PENDING) &&
+        c->outq.queued <= c->lim.send_low) {
       c->flags &= ~SL_F_FULL;
+#ifdef SL_DEBUG_ASSERTS
+      c->full_balance--;
+      SL_ASSERT(c->full_balance == 0);
+#endif
       sl__call(c, SL_EV_DRAIN, NULL);
     }
   }
-  if ((c->flags & SL_F_FLUSHING) && !sl__conn_has_output(c) &&
-      !(c->flags & SL_F_CLOSING))
+  if (c->state == SL_ST_DRAINING && !sl__conn_has_output(c))
     sl__conn_mark_closing(c);
   sl__conn_update_interest(c);
   sl__conn_rearm(c);
@@ -352,7 +490,7 @@ static void release_input(sl_conn *c) {
 
 void sl__conn_on_readable(sl_conn *c) {
   sl_mgr *m = c->mgr;
-  if (c->flags & SL_F_HANDSHAKE) {
+  if (c->state == SL_ST_HANDSHAKE) {
     /* No application bytes yet: no input buffer either. */
     c->io->handshake(c);
     return;
@@ -373,8 +511,7 @@ void sl__conn_on_readable(sl_conn *c) {
     sl__conn_update_interest(c);
     return;
   }
-  ssize_t n = c->io ? c->io->read(c, c->in + c->in_len, room)
-                    : recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
+  ssize_t n = c->io->read(c, c->in + c->in_len, room);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     sl__conn_fail(c, SL_CLOSE_ERROR, -errno, NULL);
@@ -386,9 +523,9 @@ void sl__conn_on_readable(sl_conn *c) {
      * first, then the connection closes: a FIN looks the same whether the
      * peer half-closed or went away, and a viewer that went away must
      * release its slot at once, not after its next failed write. */
-    if (c->outq.queued) {
-      c->flags |= SL_F_FLUSHING;
-      if (!c->close_reason) c->close_reason = SL_CLOSE_PEER;
+    if (c->outq.queued && c->state < SL_ST_DRAINING) {
+      sl__conn_note_reason(c, SL_CLOSE_PEER, 0);
+      sl__conn_set_state(c, SL_ST_DRAINING);
       sl__conn_update_interest(c);
     } else {
       sl__conn_fail(c, SL_CLOSE_PEER, 0, NULL);
@@ -400,7 +537,7 @@ void sl__conn_on_readable(sl_conn *c) {
   c->last_io_ms = m->now;
   size_t got = (size_t)n;
   sl__call(c, SL_EV_READ, &got);
-  if (!(c->flags & SL_F_CLOSING)) sl__conn_update_interest(c);
+  if (c->state < SL_ST_CLOSING) sl__conn_update_interest(c);
 }
 
 const char *sl_conn_in(const sl_conn *c, size_t *len) {
@@ -427,34 +564,35 @@ void sl_conn_pause_read(sl_conn *c, int paused) {
 /* ---- closing ------------------------------------------------------- */
 
 void sl__conn_mark_closing(sl_conn *c) {
-  if (c->flags & SL_F_CLOSING) return;
-  c->flags |= SL_F_CLOSING;
+  if (c->state >= SL_ST_CLOSING) return;
+  sl__conn_set_state(c, SL_ST_CLOSING);
   c->close_next = c->mgr->closing;
   c->mgr->closing = c;
 }
 
 void sl__conn_fail(sl_conn *c, int reason, int err, const char *msg) {
-  if (c->flags & SL_F_CLOSING) return;
-  if (!c->close_reason || c->close_reason == SL_CLOSE_PEER) c->close_reason = reason;
+  if (c->state >= SL_ST_CLOSING) return;
+  sl__conn_note_reason(c, reason, 1);
   if (err && !c->err) c->err = err;
-  if (err && reason == SL_CLOSE_ERROR) {
+  if (msg || (err && reason == SL_CLOSE_ERROR))
     sl__call(c, SL_EV_ERROR, (void *)(msg ? msg : sl_strerror(err)));
-  }
   sl__conn_mark_closing(c);
 }
 
 void sl_conn_close_with(sl_conn *c, int how, int reason) {
-  if (c->flags & SL_F_CLOSING) return;
-  if (!c->close_reason) c->close_reason = reason;
+  if (c->state >= SL_ST_CLOSING) return;
+  sl__conn_note_reason(c, reason, 0);
   /* Nothing can be flushed before the connection (and its handshake,
-   * which needs reading, which flushing stops) is up: close now. */
+   * which needs reading, which draining stops) is up: close now. */
   if (how == SL_CLOSE_FLUSH && sl__conn_has_output(c) &&
-      !(c->flags & (SL_F_CONNECTING | SL_F_RESOLVING | SL_F_HANDSHAKE))) {
-    c->flags |= SL_F_FLUSHING;
+      ((c->state == SL_ST_NEW && !(c->flags & SL_F_CLIENT)) ||
+       c->state == SL_ST_OPEN)) {
+    sl__conn_set_state(c, SL_ST_DRAINING);
     sl__conn_update_interest(c);
     sl__conn_mark_dirty(c);
     return;
   }
+  if (how == SL_CLOSE_FLUSH && c->state == SL_ST_DRAINING) return;
   if (how == SL_CLOSE_RESET) c->flags |= SL_F_RESET;
   sl__conn_mark_closing(c);
 }
@@ -469,13 +607,9 @@ void sl__conn_set_proto(sl_conn *c, const struct sl_proto *p, void *pdata) {
   c->pdata = pdata;
 }
 
-void sl__conn_free(sl_conn *c) {
+/* Release everything of c; SL_EV_CLOSE was delivered (or never due). */
+static void release(sl_conn *c) {
   sl_mgr *m = c->mgr;
-  if (!(c->flags & SL_F_CLOSE_EV)) {
-    c->flags |= SL_F_CLOSE_EV;
-    if (!c->close_reason) c->close_reason = SL_CLOSE_LOCAL;
-    sl__call(c, SL_EV_CLOSE, NULL);
-  }
   sl__conn_set_proto(c, NULL, NULL);
   if (c->flags & SL_F_POLL) m->npoll--;
   sl__timer_disarm(&m->timers, &c->tmo);
@@ -484,8 +618,8 @@ void sl__conn_free(sl_conn *c) {
     while (*pp && *pp != c) pp = &(*pp)->dirty_next;
     if (*pp) *pp = c->dirty_next;
   }
-  if (c->io && c->io->free) c->io->free(c);
-  if (c->tls_ctx) sl__tls_ctx_unref(c->tls_ctx);
+  if (c->fd >= 0 && c->io->shutdown && !(c->flags & SL_F_RESET)) c->io->shutdown(c);
+  if (c->io->free) c->io->free(c);
   if (c->fd >= 0) {
     m->pops->del(m->poller, c->fd);
     if (c->flags & SL_F_RESET) {
@@ -510,6 +644,20 @@ void sl__conn_free(sl_conn *c) {
     for (sl_conn *o = m->conns; o; o = o->next)
       if (o->listener == c) o->listener = NULL;
   sl__free(c, sizeof(*c), SL_MEM_META);
+}
+
+void sl__conn_free(sl_conn *c) {
+  SL_ASSERT(c->state == SL_ST_CLOSING);
+  sl__conn_note_reason(c, SL_CLOSE_LOCAL, 0);
+  sl__conn_set_state(c, SL_ST_CLOSED);
+  sl__call(c, SL_EV_CLOSE, NULL);
+  release(c);
+}
+
+void sl__conn_refuse(sl_conn *c, int reason) {
+  sl__conn_note_reason(c, reason, 1);
+  sl__conn_set_state(c, SL_ST_CLOSED);
+  release(c);
 }
 
 /* ---- options and accessors ----------------------------------------- */
@@ -615,9 +763,7 @@ void sl_conn_set_data(sl_conn *c, void *data) { c->data = data; }
 void sl_conn_set_handler(sl_conn *c, sl_handler fn) { c->fn = fn; }
 int sl_conn_is_listener(const sl_conn *c) { return (c->flags & SL_F_LISTENER) != 0; }
 int sl_conn_is_client(const sl_conn *c) { return (c->flags & SL_F_CLIENT) != 0; }
-int sl_conn_is_closing(const sl_conn *c) {
-  return (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) != 0;
-}
+int sl_conn_is_closing(const sl_conn *c) { return c->state >= SL_ST_DRAINING; }
 int sl_conn_close_reason(const sl_conn *c) { return c->close_reason; }
 int sl_conn_error(const sl_conn *c) { return c->err; }
 const char *sl_conn_peer(const sl_conn *c) { return c->peer_str; }

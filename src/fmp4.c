@@ -12,6 +12,7 @@
  * arithmetic shows up as an error, never as an overflow.
  */
 #include "fmp4.h"
+#include "h264.h"
 
 #include <string.h>
 
@@ -112,48 +113,6 @@ void sl__boxw_close(sl__boxw *w, size_t off) {
 /* H.264 bitstream helpers                                             */
 /* ------------------------------------------------------------------ */
 
-/* Offset of the first byte after the next 00 00 01 at or after `from`,
- * with *sc set to where those three bytes begin; len when there is none. */
-static size_t find_start(const uint8_t *p, size_t len, size_t from,
-                         size_t *sc) {
-  size_t i = from + 2;
-  while (i < len) {
-    const uint8_t *one = memchr(p + i, 1, len - i);
-    if (one == NULL) break;
-    i = (size_t)(one - p);
-    if (p[i - 1] == 0 && p[i - 2] == 0) {
-      *sc = i - 2;
-      return i + 1;
-    }
-    i++;
-  }
-  *sc = len;
-  return len;
-}
-
-int sl__h264_next_nal(const uint8_t *p, size_t len, size_t *pos,
-                      const uint8_t **nal, size_t *n) {
-  size_t sc;
-  if (*pos >= len) return 0;
-  size_t s = find_start(p, len, *pos, &sc);
-  if (s >= len && sc >= len) {
-    *pos = len;
-    return 0;
-  }
-  size_t next;
-  find_start(p, len, s, &next);
-  /* The next start code begins at `next`; zero bytes before it are
-   * trailing_zero_8bits or the first byte of a 4-byte start code. A NAL
-   * unit never ends in 0x00 (its RBSP ends in a stop bit, and cabac_zero_
-   * words end in the 0x03 of emulation prevention), so they are not its. */
-  size_t e = next;
-  while (e > s && p[e - 1] == 0) e--;
-  *nal = p + s;
-  *n = e - s;
-  *pos = next;
-  return 1;
-}
-
 /* A bit reader over an RBSP (emulation prevention already removed). */
 typedef struct bits {
   const uint8_t *p;
@@ -191,18 +150,6 @@ static uint32_t read_ue(bits *b) {
   return (uint32_t)((1u << zeros) - 1u) + read_bits(b, zeros);
 }
 
-/* The profiles whose SPS carries chroma_format_idc and bit depths
- * (H.264 7.3.2.1.1). */
-static int profile_has_chroma(unsigned p) {
-  switch (p) {
-    case 100: case 110: case 122: case 244: case 44: case 83: case 86:
-    case 118: case 128: case 138: case 139: case 134: case 135:
-      return 1;
-    default:
-      return 0;
-  }
-}
-
 int sl__h264_sps_parse(const uint8_t *nal, size_t n, sl__h264_sps_info *out) {
   /* Everything needed sits in the first bytes: 3 fixed bytes and at most
    * four ue(v) of <= 63 bits, so 48 RBSP bytes are plenty. Unescape only
@@ -225,7 +172,7 @@ int sl__h264_sps_parse(const uint8_t *nal, size_t n, sl__h264_sps_info *out) {
   out->level_idc = read_bits(&b, 8);
   uint32_t sps_id = read_ue(&b);
   out->chroma_format_idc = 1;  /* 4:2:0 when the SPS does not say */
-  if (profile_has_chroma(out->profile_idc)) {
+  if (sl__h264_profile_has_chroma((int)out->profile_idc)) {
     out->has_chroma = 1;
     out->chroma_format_idc = read_ue(&b);
     if (out->chroma_format_idc == 3) (void)read_bit(&b);  /* separate planes */

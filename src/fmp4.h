@@ -38,15 +38,6 @@ size_t sl__boxw_open_full(sl__boxw *w, const char type[4], unsigned version,
 /* Write the size of the box opened at `off` (everything written since). */
 void sl__boxw_close(sl__boxw *w, size_t off);
 
-/* Annex-B iteration: finds the next NAL unit at or after *pos in p[0..len),
- * stores its bytes (header included, start code and trailing zero bytes
- * excluded; possibly empty) in *nal / *n, moves *pos past it and returns 1;
- * returns 0 when no start code is left. Start codes are 00 00 01, with any
- * number of zero bytes before them (so 4-byte codes work); bytes before the
- * first start code are ignored. */
-int sl__h264_next_nal(const uint8_t *p, size_t len, size_t *pos,
-                      const uint8_t **nal, size_t *n);
-
 /* What the avcC extension needs from an SPS (ITU-T H.264 7.3.2.1.1). */
 typedef struct sl__h264_sps_info {
   unsigned profile_idc, constraints, level_idc;

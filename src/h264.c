@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "h264.h"
 #include "sluice.h"
 
 #define DEFAULT_NAL_MAX ((size_t)4 << 20)
@@ -120,8 +121,51 @@ static int skip_scaling_list(br *b, int size) {
   return 0;
 }
 
-/* The profiles whose SPS carries chroma_format_idc and bit depths. */
-static int high_profile(int p) {
+/* ---- whole-buffer helpers (h264.h) --------------------------------- */
+
+/* Offset of the first byte after the next 00 00 01 at or after `from`,
+ * with *sc set to where those three bytes begin; len when there is none. */
+static size_t find_start(const uint8_t *p, size_t len, size_t from,
+                         size_t *sc) {
+  size_t i = from + 2;
+  while (i < len) {
+    const uint8_t *one = memchr(p + i, 1, len - i);
+    if (one == NULL) break;
+    i = (size_t)(one - p);
+    if (p[i - 1] == 0 && p[i - 2] == 0) {
+      *sc = i - 2;
+      return i + 1;
+    }
+    i++;
+  }
+  *sc = len;
+  return len;
+}
+
+int sl__h264_next_nal(const uint8_t *p, size_t len, size_t *pos,
+                      const uint8_t **nal, size_t *n) {
+  size_t sc;
+  if (*pos >= len) return 0;
+  size_t s = find_start(p, len, *pos, &sc);
+  if (s >= len && sc >= len) {
+    *pos = len;
+    return 0;
+  }
+  size_t next;
+  find_start(p, len, s, &next);
+  /* The next start code begins at `next`; zero bytes before it are
+   * trailing_zero_8bits or the first byte of a 4-byte start code. A NAL
+   * unit never ends in 0x00 (its RBSP ends in a stop bit, and cabac_zero_
+   * words end in the 0x03 of emulation prevention), so they are not its. */
+  size_t e = next;
+  while (e > s && p[e - 1] == 0) e--;
+  *nal = p + s;
+  *n = e - s;
+  *pos = next;
+  return 1;
+}
+
+int sl__h264_profile_has_chroma(int p) {
   switch (p) {
   case 100: case 110: case 122: case 244: case 44: case 83: case 86:
   case 118: case 128: case 138: case 139: case 134: case 135:
@@ -168,7 +212,7 @@ static int parse_sps(const unsigned char *p, size_t len, sl_h264_info *out,
   if (b.err || id > 31) return SL_EPROTO;
   out->sps_id = (int)id;
   uint32_t chroma = 1, depth = 0;
-  if (high_profile(out->profile_idc)) {
+  if (sl__h264_profile_has_chroma(out->profile_idc)) {
     chroma = br_ue(&b);
     if (chroma > 3) return SL_EPROTO;
     if (chroma == 3) x->separate_colour_plane = (int)br_u(&b, 1);
@@ -457,7 +501,10 @@ static void emit_au(sl_h264_reader *r) {
     int s = r->pps[r->au_first.pps_id].sps_id;
     if (r->sps[s].len) id = s;
   }
-  if (r->need_key && (!r->au_key || id < 0)) {
+  /* An IDR picture whose PPS or SPS is unknown cannot be made to decode
+   * on its own: it is no key AU. */
+  if (id < 0) r->au_key = 0;
+  if (r->need_key && !r->au_key) {
     r->st.drop_before_key++;
     goto out;
   }
@@ -556,25 +603,35 @@ static void decide(sl_h264_reader *r) {
   au_put(r, start_code, 4);
   au_put(r, &r->hdr, 1);
   au_put(r, r->pend, r->pend_len);
+  if (r->nal_skip) au_drop(r); /* a slice found too big while pending */
 }
 
-/* Payload bytes of the current NAL unit (held zeros included). */
+/* Payload bytes of the current NAL unit (held zeros included). A slice's
+ * first PEND_MAX bytes are always collected, even when the slice turns out
+ * too big, so that the boundary decision sees the same bytes however the
+ * input was split. */
 static void nal_put(sl_h264_reader *r, const unsigned char *p, size_t n) {
-  if (r->nal_skip || n == 0) return;
-  if (n > r->o.nal_max - r->nal_len) {
-    if (r->pending) decide(r);
+  if (n == 0) return;
+  if (!r->nal_skip && n > r->o.nal_max - r->nal_len) {
+    /* Take the part that fits first, so the AU sees the same bytes before
+     * the drop however the input was split. */
+    size_t fit = r->o.nal_max - r->nal_len;
+    nal_put(r, p, fit);
+    p += fit;
+    n -= fit;
     r->nal_skip = 1;
     r->st.drop_nal_too_big++;
-    au_drop(r);
-    return;
+    if (!r->pending) au_drop(r); /* else once decide() placed the NAL */
   }
-  r->nal_len += n;
-  if (r->nal_type == 7 || r->nal_type == 8) {
-    if (n > PS_MAX - r->ps_len) {
-      r->ps_over = 1;
-    } else if (!r->ps_over) {
-      memcpy(r->ps + r->ps_len, p, n);
-      r->ps_len += n;
+  if (!r->nal_skip) {
+    r->nal_len += n;
+    if (r->nal_type == 7 || r->nal_type == 8) {
+      if (n > PS_MAX - r->ps_len) {
+        r->ps_over = 1;
+      } else if (!r->ps_over) {
+        memcpy(r->ps + r->ps_len, p, n);
+        r->ps_len += n;
+      }
     }
   }
   if (r->pending) {
@@ -587,7 +644,7 @@ static void nal_put(sl_h264_reader *r, const unsigned char *p, size_t n) {
     if (r->pend_len < PEND_MAX) return;
     decide(r);
   }
-  au_put(r, p, n);
+  if (!r->nal_skip) au_put(r, p, n);
 }
 
 static void nal_begin(sl_h264_reader *r, unsigned char hdr) {
@@ -646,7 +703,10 @@ static int store_ps(sl_h264_reader *r) {
 static void nal_end(sl_h264_reader *r) {
   if (r->pending) decide(r);
   r->st.nals++;
-  if ((r->nal_type == 7 || r->nal_type == 8) && store_ps(r) != 0)
+  /* A parameter set over nal_max is already counted, and only a part of
+   * it was seen: it must not replace the one in force. */
+  if ((r->nal_type == 7 || r->nal_type == 8) && !r->nal_skip &&
+      store_ps(r) != 0)
     r->st.drop_bad_sps++;
 }
 

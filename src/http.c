@@ -17,6 +17,8 @@
 
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_HEADER_TIMEOUT_MS 10000u
+#define DEFAULT_BODY_TIMEOUT_MS 60000u
+#define DEFAULT_BODY_RATE_WINDOW_MS 5000u
 
 static int http_ev(sl_conn *c, int ev, void *ev_data);
 static void http_free(sl_conn *c);
@@ -101,6 +103,44 @@ static void arm_header_timeout(sl_conn *c, struct sl_http *h) {
   sl__conn_set_deadline(c, c->mgr->now + h->opts.header_timeout_ms);
 }
 
+/* The body's own bounds, from the end of the headers: the header timeout
+ * ends there, so a slow upload is not cut by a limit meant for slowloris
+ * heads, yet a body that stops, or trickles below body_min_rate, still
+ * ends in 408. One deadline serves both: the nearer of the total limit and
+ * the next rate check. */
+static void next_body_check(sl_conn *c, struct sl_http *h) {
+  uint64_t d = h->body_deadline;
+  if (h->opts.body_min_rate) {
+    uint64_t r = c->mgr->now + h->opts.body_rate_window_ms;
+    if (d == 0 || r < d) d = r;
+  }
+  sl__conn_set_deadline(c, d);
+}
+
+static void arm_body_timeout(sl_conn *c, struct sl_http *h) {
+  h->body_deadline = h->opts.body_timeout_ms == UINT32_MAX
+                         ? 0 : c->mgr->now + h->opts.body_timeout_ms;
+  h->body_rx = 0;
+  h->rate_mark = 0;
+  h->rate_grace = 1;
+  next_body_check(c, h);
+}
+
+/* A body deadline passed: 1 when the body broke a bound (answer 408). */
+static int body_too_slow(sl_conn *c, struct sl_http *h) {
+  if (h->body_deadline && c->mgr->now >= h->body_deadline) return 1;
+  if (h->opts.body_min_rate == 0) return 0;
+  /* The first window is a grace (connection setup, a client that reads
+   * the file it uploads); each later one must carry its share. */
+  unsigned long long want =
+      (unsigned long long)h->opts.body_min_rate * h->opts.body_rate_window_ms / 1000;
+  if (!h->rate_grace && h->body_rx - h->rate_mark < want) return 1;
+  h->rate_grace = 0;
+  h->rate_mark = h->body_rx;
+  next_body_check(c, h);
+  return 0;
+}
+
 struct sl_http *sl__http_attach(sl_conn *c, const sl_http_opts *o) {
   struct sl_http *h = sl__calloc(sizeof(*h), SL_MEM_META);
   if (h == NULL) return NULL;
@@ -114,6 +154,9 @@ struct sl_http *sl__http_attach(sl_conn *c, const sl_http_opts *o) {
   if (!h->opts.max_body) h->opts.max_body = DEFAULT_MAX_BODY;
   if (!h->opts.header_timeout_ms)
     h->opts.header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
+  if (!h->opts.body_timeout_ms) h->opts.body_timeout_ms = DEFAULT_BODY_TIMEOUT_MS;
+  if (!h->opts.body_rate_window_ms)
+    h->opts.body_rate_window_ms = DEFAULT_BODY_RATE_WINDOW_MS;
   h->lim.max_request_line = h->opts.max_request_line;
   h->lim.max_head = h->opts.max_head;
   h->lim.max_headers = h->opts.max_headers;
@@ -231,6 +274,7 @@ static int reply_parts(sl_conn *c, int status, const char *headers,
   struct sl_http *h = state(c);
   char head[2048];
   if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers,
                        (status == 204 || status == 304 || status < 200) ? -1
                                                                          : (long long)len,
@@ -299,6 +343,7 @@ int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
   struct sl_http *h = state(c);
   char head[2048];
   if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   if (mode != SL_HTTP_CHUNKED && mode != SL_HTTP_STREAM) return SL_EINVAL;
   if (mode == SL_HTTP_STREAM) h->keep_alive = 0;
   /* HTTP/1.0 clients cannot read chunked: stream until close instead. */
@@ -490,6 +535,7 @@ static void serve_more(sl_conn *c) {
         h->body_len = head;
         sl_conn_consume(c, head);
         h->body_state = h->msg.chunked ? 2 : 1;
+        arm_body_timeout(c, h);
         h->body_left = h->msg.chunked ? 0 : (unsigned long long)h->msg.content_length;
         sl__chunked_init(&h->chunk);
         if (h->msg.expect_continue) {
@@ -514,6 +560,7 @@ static void serve_more(sl_conn *c) {
       memcpy(h->body + h->body_len, p, take);
       h->body_len += take;
       h->body_left -= take;
+      h->body_rx += take;
       sl_conn_consume(c, take);
       if (h->body_left) return;
     } else {
@@ -542,6 +589,7 @@ static void serve_more(sl_conn *c) {
         used += (size_t)n;
       }
       sl_conn_consume(c, used);
+      h->body_rx += used;
       if (!done) return;
     }
     /* Body complete: re-parse the head from our copy and deliver. */
@@ -584,6 +632,10 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
       return 0;
     case SL_EV_TIMEOUT:
       if (*(int *)ev_data == SL_CLOSE_TIMEOUT && !h->in_request) {
+        if (h->body_state && !h->failed) {
+          if (body_too_slow(c, h)) fail_request(c, h, 408);
+          return 1;
+        }
         size_t len;
         sl_conn_in(c, &len);
         /* Part of a request arrived but not its end: 408. An idle
@@ -616,28 +668,7 @@ int sl_http_is_method(const sl_http_msg *m, const char *method) {
 
 int sl_http_match(const sl_http_msg *m, const char *pattern, sl_str *caps,
                   size_t ncaps) {
-  const char *p = m->path.ptr, *pe = m->path.ptr + m->path.len;
-  const char *q = pattern;
-  size_t ncap = 0;
-  while (*q) {
-    if (q[0] == '*' && q[1] == '*' && q[2] == '\0') {
-      if (ncap < ncaps) caps[ncap].ptr = p, caps[ncap].len = (size_t)(pe - p);
-      return 1;
-    }
-    if (q[0] == '*') {
-      const char *s = p;
-      while (p < pe && *p != '/') p++;
-      if (p == s) return 0; /* a segment is never empty */
-      if (ncap < ncaps) caps[ncap].ptr = s, caps[ncap].len = (size_t)(p - s);
-      ncap++;
-      q++;
-      continue;
-    }
-    if (p == pe || *p != *q) return 0;
-    p++;
-    q++;
-  }
-  return p == pe;
+  return sl__http_match_path(m->path, pattern, caps, ncaps);
 }
 
 /* Constant-time comparison of a secret; length is not hidden. */
@@ -674,6 +705,7 @@ int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
   struct sl_http *h = state(c);
   char head[2048];
   if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers, (long long)len, NULL);
   if (hl < 0) return SL_EMSGSIZE;
   int rc = sl_send(c, head, (size_t)hl);

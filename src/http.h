@@ -24,6 +24,11 @@ struct sl_http {
   sl_chunked chunk;
   char *body;
   size_t body_len, body_cap, head_len;
+  /* Body bounds (see next_body_check in http.c): the total deadline (0:
+   * none), bytes read since the head, and the count at the last check. */
+  uint64_t body_deadline;
+  unsigned long long body_rx, rate_mark;
+  int rate_grace;
   uint64_t requests, errors;
   /* A body source (static files): refilled as the peer drains. */
   void (*source_fill)(sl_conn *c, void *src);

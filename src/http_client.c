@@ -151,19 +151,6 @@ static int has_ctl(const char *s) {
   return 0;
 }
 
-/* Header lines: each ends in CRLF, no empty line, no bare CR or LF. */
-static int clean_header_lines(const char *h) {
-  size_t n = strlen(h);
-  if (n == 0) return 1;
-  if (n < 2 || h[n - 2] != '\r' || h[n - 1] != '\n') return 0;
-  for (size_t i = 0; i < n; i++) {
-    if (h[i] == '\r' && (i + 1 == n || h[i + 1] != '\n')) return 0;
-    if (h[i] == '\n' && (i == 0 || h[i - 1] != '\r')) return 0;
-    if (h[i] == '\n' && i + 2 < n && h[i + 1] == '\r') return 0; /* empty */
-  }
-  return h[0] != '\r';
-}
-
 /* 1 when the header lines `h` hold a field called `name`. */
 static int has_header_line(const char *h, const char *name) {
   size_t nl = strlen(name);
@@ -923,7 +910,7 @@ static int take_opts(struct sl_http_req *r, const sl_http_client_opts *o,
   if (ml == 0 || ml > 32) return SL_EINVAL;
   for (size_t i = 0; i < ml; i++)
     if (!is_tchar((unsigned char)method[i])) return SL_EINVAL;
-  if (o->headers && !clean_header_lines(o->headers)) return SL_EINVAL;
+  if (!sl__http_header_lines_ok(o->headers)) return SL_EINVAL;
   const char *user = o->user, *pass = o->pass;
   if (user == NULL && u->has_userinfo) {
     user = u->user;

@@ -75,6 +75,12 @@ static int ieq(sl_str s, const char *lit) {
   return lit[i] == '\0';
 }
 
+/* The public face of ieq (include/sluice.h). */
+int sl_strcaseeq(const char *a, size_t alen, const char *b) {
+  sl_str s = {a, alen};
+  return a != NULL && b != NULL && ieq(s, b);
+}
+
 /* 1 when [p, e) begins with `lit`, compared case-insensitively. */
 static int prefix_ieq(const char *p, const char *e, const char *lit) {
   for (; *lit; p++, lit++)
@@ -602,6 +608,22 @@ fail:
   return -1;
 }
 
+int sl__http_header_lines_ok(const char *h) {
+  if (h == NULL) return 1;
+  const char *p = h;
+  while (*p) {
+    const char *name = p;
+    while (IS(*p, C_TCHAR)) p++;
+    if (p == name || *p != ':') return 0;
+    for (p++; *p != '\r'; p++)
+      if (*p == '\0' || ((unsigned char)*p < ' ' && *p != '\t') || *p == 0x7f)
+        return 0;
+    if (p[1] != '\n') return 0;
+    p += 2;
+  }
+  return 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* URLs, ranges, paths                                                 */
 /* ------------------------------------------------------------------ */
@@ -621,15 +643,26 @@ static int decode_unit(const char *in, size_t len, size_t *i, int is_form) {
   return is_form && c == '+' ? ' ' : c;
 }
 
+long sl__url_decoded_len(const char *in, size_t len, int is_form, int *has_nul) {
+  size_t n = 0, i = 0;
+  *has_nul = 0;
+  while (i < len) {
+    int c = decode_unit(in, len, &i, is_form);
+    if (c < 0) return -1;
+    if (c == 0) *has_nul = 1;
+    n++;
+  }
+  return n > INT_MAX ? -1 : (long)n;
+}
+
 int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
                    int is_form) {
   /* Measure and validate first, so that a failed call writes nothing. */
-  size_t n = 0, i = 0;
-  while (i < len) {
-    if (decode_unit(in, len, &i, is_form) < 0) return SL_EINVAL;
-    n++;
-  }
-  if (n >= outcap || n > INT_MAX) return SL_EMSGSIZE;
+  int nul;
+  long m = sl__url_decoded_len(in, len, is_form, &nul);
+  if (m < 0) return SL_EINVAL;
+  size_t n = (size_t)m, i;
+  if (n >= outcap) return SL_EMSGSIZE;
   /* In place is safe: byte n is written only after in[>= n] was read. */
   for (i = 0, n = 0; i < len;) out[n++] = (char)decode_unit(in, len, &i, is_form);
   out[n] = '\0';
@@ -647,8 +680,8 @@ static int key_is(const char *p, const char *e, const char *name) {
   return name[k] == '\0';
 }
 
-int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
-  if (q.len == 0) return SL_ENOENT;
+int sl__http_query_find(sl_str q, const char *name, sl_str *val) {
+  if (q.len == 0) return 0;
   const char *p = q.ptr, *e = q.ptr + q.len;
   if (*p == '?') p++;
   while (p < e) {
@@ -656,12 +689,19 @@ int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
     const char *se = amp ? amp : e;
     const char *eqs = memchr(p, '=', (size_t)(se - p));
     if (key_is(p, eqs ? eqs : se, name)) {
-      const char *v = eqs ? eqs + 1 : se;
-      return sl__url_decode(v, (size_t)(se - v), out, outcap, 1);
+      val->ptr = eqs ? eqs + 1 : se;
+      val->len = (size_t)(se - val->ptr);
+      return 1;
     }
     p = se + (amp != NULL);
   }
-  return SL_ENOENT;
+  return 0;
+}
+
+int sl__http_query_get(sl_str q, const char *name, char *out, size_t outcap) {
+  sl_str v;
+  if (!sl__http_query_find(q, name, &v)) return SL_ENOENT;
+  return sl__url_decode(v.ptr, v.len, out, outcap, 1);
 }
 
 /* 1*DIGIT at *p, saturating at ULLONG_MAX (a huge position is simply past
@@ -768,4 +808,86 @@ int sl__http_clean_path(sl_str raw, char *out, size_t outcap) {
   if (n) clean(raw, out);
   out[n] = '\0';
   return (int)n;
+}
+
+/* ---- route matching ------------------------------------------------- */
+
+/* The next segment of the raw path at *p (just after a '/') that names
+ * something: empty and "." segments are skipped, as sl__http_clean_path
+ * drops them, so a route sees the path the static server would open.
+ * Returns 1 with [*s, *e) the raw segment and *p past it (and past its
+ * '/', with *after set, when one follows); 0 when none is left. */
+static int next_seg(const char **p, const char *pe, int *after, const char **s,
+                    const char **e) {
+  while (*p < pe || *after) {
+    const char *a = *p, *b = a;
+    while (b < pe && *b != '/') b++;
+    int dots = 0;
+    long n = segment(a, b, NULL, &dots);
+    *after = b < pe;
+    *p = b < pe ? b + 1 : pe;
+    if (n > 0 && dots == 0) {
+      *s = a;
+      *e = b;
+      return 1;
+    }
+    if (!*after) break;
+  }
+  return 0;
+}
+
+/* One pattern segment [q, qe) against one raw path segment [s, e),
+ * compared after decoding; '*' takes the rest of the segment (at least one
+ * byte) and must end the pattern segment. */
+static int seg_match(const char *q, const char *qe, const char *s,
+                     const char *e, sl_str *cap) {
+  size_t i = 0, len = (size_t)(e - s);
+  for (; q < qe; q++) {
+    if (*q == '*') {
+      if (q + 1 != qe || i == len) return 0;
+      if (cap) cap->ptr = s + i, cap->len = len - i;
+      return 2;
+    }
+    if (i == len || decode_unit(s, len, &i, 0) != (unsigned char)*q) return 0;
+  }
+  return i == len;
+}
+
+int sl__http_match_path(sl_str path, const char *pattern, sl_str *caps,
+                        size_t ncaps) {
+  const char *p = path.ptr, *pe = path.ptr + path.len, *q = pattern;
+  size_t ncap = 0, nseg = 0;
+  int after = 1; /* a '/' ends what was matched so far */
+  if (path.len == 0 || *p != '/' || *q != '/') return 0;
+  /* Unsafe paths match nothing: ".." (also %2e%2e), an encoded '/' or
+   * '\\', NUL and other controls, bad escapes. sl_http_serve_dir refuses
+   * the same set, so no route check can be sidestepped by a spelling the
+   * file server would still resolve. */
+  if (clean(path, NULL) < 0) return 0;
+  p++;
+  q++;
+  for (;;) {
+    const char *qe = q;
+    while (*qe && *qe != '/') qe++;
+    if (qe - q == 2 && q[0] == '*' && q[1] == '*' && *qe == '\0') {
+      if (!after) return 0;
+      if (ncap < ncaps) caps[ncap].ptr = p, caps[ncap].len = (size_t)(pe - p);
+      return 1;
+    }
+    if (q == qe && *qe == '\0') {
+      /* End of the pattern: nothing may be left of the path, and a
+       * trailing '/' must be on both or neither. */
+      const char *s, *e;
+      int had = after;
+      if (next_seg(&p, pe, &after, &s, &e)) return 0;
+      return nseg == 0 || had == (q[-1] == '/');
+    }
+    const char *s, *e;
+    if (!next_seg(&p, pe, &after, &s, &e)) return 0;
+    int r = seg_match(q, qe, s, e, ncap < ncaps ? &caps[ncap] : NULL);
+    if (r == 0) return 0;
+    if (r == 2) ncap++;
+    nseg++;
+    q = *qe ? qe + 1 : qe;
+  }
 }

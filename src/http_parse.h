@@ -93,6 +93,15 @@ int sl__http_parse_response(const char *buf, size_t len,
  * `m`, or NULL when absent. */
 const sl_str *sl__http_header(const sl_http_msg *m, const char *name);
 
+/* 1 when `h` (NUL-terminated, borrowed; NULL or "" is fine) is zero or
+ * more complete header lines an application may add to a message we send:
+ * each is a field name of token characters, a ':', a value without control
+ * characters other than HTAB, and CRLF. No empty line (it would end the head
+ * early and split the message), no bare CR or LF, nothing after the last
+ * CRLF (a missing CRLF would glue the next header onto this one). 0
+ * otherwise. The server's reply functions and the HTTP client share it. */
+int sl__http_header_lines_ok(const char *h);
+
 /* ------------------------------------------------------------------ */
 /* Chunked bodies (RFC 9112 section 7.1)                               */
 /* ------------------------------------------------------------------ */
@@ -162,6 +171,16 @@ int sl__chunked_decode(sl_chunked *c, const char *buf, size_t len,
 int sl__url_decode(const char *in, size_t len, char *out, size_t outcap,
                    int is_form);
 
+/* Measure and check the decoding of `in` (`len` bytes, borrowed) as
+ * sl__url_decode would do it, writing nothing: the decoded length, or -1
+ * for a bad escape. *has_nul is set to 1 when the result holds a NUL. */
+long sl__url_decoded_len(const char *in, size_t len, int is_form, int *has_nul);
+
+/* Find the parameter `name` (NUL-terminated, borrowed) in the query string
+ * `q` as sl__http_query_get does, without decoding its value: 1 with *val
+ * the raw value (pointing into `q`), or 0 when absent. */
+int sl__http_query_find(sl_str q, const char *name, sl_str *val);
+
 /* Find the parameter `name` (NUL-terminated, borrowed) in the query string
  * `q` (borrowed; "a=1&b=2", a leading '?' is skipped) and decode its value,
  * form-style, into `out` with a NUL, as sl__url_decode does. Keys are
@@ -194,5 +213,12 @@ int sl__http_parse_range(sl_str v, unsigned long long size,
  * happens exactly once, so "%252e%252e" becomes the harmless literal name
  * "%2e%2e". */
 int sl__http_clean_path(sl_str raw, char *out, size_t outcap);
+
+/* Match the raw request path `path` (borrowed) against `pattern` (see
+ * sl_http_match): segments are compared after percent-decoding, empty and
+ * "." segments are skipped, and a path sl__http_clean_path would reject
+ * matches nothing. Captures point into `path` (raw, still encoded). */
+int sl__http_match_path(sl_str path, const char *pattern, sl_str *caps,
+                        size_t ncaps);
 
 #endif

@@ -54,6 +54,22 @@ int sl_router_add(sl_router *r, const char *method, const char *pattern,
   return 0;
 }
 
+/* Append `method` to the comma-separated `allow` list unless it is there
+ * already (as a whole element) or would not fit. */
+static void add_allow(char *allow, size_t cap, size_t *alen, const char *method) {
+  size_t ml = strlen(method);
+  for (const char *p = allow; *p;) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n == ml && memcmp(p, method, ml) == 0) return;
+    p = e ? e + 2 : p + n;
+  }
+  if (*alen + ml + 3 >= cap) return;
+  if (*alen) allow[(*alen)++] = ',', allow[(*alen)++] = ' ';
+  memcpy(allow + *alen, method, ml + 1);
+  *alen += ml;
+}
+
 int sl_router_dispatch(sl_router *r, sl_conn *c, const sl_http_msg *m) {
   sl_str caps[SL_ROUTE_MAX_CAPS];
   char allow[128] = "";
@@ -67,12 +83,9 @@ int sl_router_dispatch(sl_router *r, sl_conn *c, const sl_http_msg *m) {
       rt->fn(c, m, caps, rt->data);
       return 1;
     }
-    size_t ml = strlen(rt->method);
-    if (alen + ml + 3 < sizeof(allow) && !strstr(allow, rt->method)) {
-      if (alen) allow[alen++] = ',', allow[alen++] = ' ';
-      memcpy(allow + alen, rt->method, ml + 1);
-      alen += ml;
-    }
+    add_allow(allow, sizeof(allow), &alen, rt->method);
+    /* A GET route answers HEAD too (dispatch above), so say so. */
+    if (strcmp(rt->method, "GET") == 0) add_allow(allow, sizeof(allow), &alen, "HEAD");
   }
   if (alen == 0) return 0;
   char hdr[192];

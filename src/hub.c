@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <strings.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -32,6 +33,11 @@ const char *sl_drop_reason_name(int reason) {
   return names[reason];
 }
 
+const char *sl_transport_name(int t) {
+  static const char *const names[] = {"mjpeg", "ws", "chunked", "raw", "fmp4", "ws-fmp4"};
+  return t >= 0 && t <= SL_TRANSPORT_WS_FMP4 ? names[t] : "?";
+}
+
 const char *sl_kind_name(int kind) {
   return kind == SL_KIND_MJPEG ? "mjpeg" : kind == SL_KIND_H264 ? "h264" : "?";
 }
@@ -52,7 +58,9 @@ const char *sl_evict_reason_name(int reason) {
 
 /* ---- live frames ---------------------------------------------------- */
 
-static size_t frame_bytes(const struct frame *f) { return sl__buf_size(f->buf); }
+static size_t frame_bytes(const struct frame *f) {
+  return sl__buf_size(f->buf) + (f->mp4 ? sl__buf_size(f->mp4) : 0);
+}
 
 /* No output queue of this manager holds the frame's buffer any more. The
  * hub's own hold is one of the buffer's queue holds when it is counted here
@@ -60,14 +68,22 @@ static size_t frame_bytes(const struct frame *f) { return sl__buf_size(f->buf); 
  * reference count alone cannot tell: the application may keep references
  * of its own (a pool of capture buffers, the last few frames), and the
  * record would then never be freed. */
+static int buf_unused(const sl_buf *b, size_t counted) {
+  if (sl_buf_refs(b) == 1) return 1;
+  return counted == 0 && atomic_load(&((sl_buf *)b)->qrefs) == 1;
+}
+
 static int frame_unused(const struct frame *f) {
-  if (sl_buf_refs(f->buf) == 1) return 1;
-  return f->counted == 0 && atomic_load(&f->buf->qrefs) == 1;
+  return buf_unused(f->buf, f->counted) && (f->mp4 == NULL || buf_unused(f->mp4, f->mp4_counted));
 }
 
 static void frame_free(sl_mgr *m, struct frame *f) {
   sl__acct_buf_release(&m->acct, f->buf, f->counted);
   sl_buf_unref(f->buf);
+  if (f->mp4) {
+    sl__acct_buf_release(&m->acct, f->mp4, f->mp4_counted);
+    sl_buf_unref(f->mp4);
+  }
   sl__codec_unref(f->codec);
   sl__free(f, sizeof(*f), SL_MEM_META);
 }
@@ -162,6 +178,7 @@ static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   f->pins = 1; /* as latest */
   f->codec = sl__codec_ref(h->codec);
   f->has_ps = (unsigned)has_ps;
+  if (f->codec) sl__h264_timing(h, f, h->latest);
   f->next = h->live;
   h->live = f;
   h->held += frame_bytes(f);
@@ -323,6 +340,19 @@ static void tick(sl_mgr *m, void *arg) {
 
 /* ---- lifecycle and registry ----------------------------------------- */
 
+/* The manager's hubs: a list whose head lives in the manager's module
+ * slot named by hubs_key (registered by the first sl_hub_new). */
+static const char hubs_key;
+
+static sl_hub **hubs_of(sl_mgr *m) { return (sl_hub **)sl__mgr_slot(m, &hubs_key); }
+
+/* sl_mgr_free: every hub still there goes, before the connections. */
+static void free_hubs(sl_mgr *m, void *state) {
+  (void)state;
+  sl_hub **head = hubs_of(m);
+  while (*head) sl_hub_free(*head);
+}
+
 sl_hub *sl_hub_new(sl_mgr *m, const char *name, const sl_hub_opts *opts,
                    int *err) {
   int rc = SL_ENOMEM;
@@ -350,9 +380,19 @@ sl_hub *sl_hub_new(sl_mgr *m, const char *name, const sl_hub_opts *opts,
   pthread_mutex_init(&h->lock, NULL);
   h->tick = sl_timer_add(m, TICK_MS, SL_TIMER_REPEAT, tick, h, &rc);
   if (h->tick == NULL) goto fail_lock;
-  h->next = m->hubs;
-  m->hubs = h;
+  sl_hub **head = hubs_of(m);
+  if (head == NULL) {
+    /* The first hub of this manager: sl_mgr_free frees what is left. */
+    rc = sl__mgr_on_free(m, &hubs_key, free_hubs, NULL);
+    if (rc) goto fail_tick;
+    head = hubs_of(m);
+  }
+  h->next = *head;
+  *head = h;
   return h;
+
+fail_tick:
+  sl_timer_free(m, h->tick);
 
 fail_lock:
   pthread_mutex_destroy(&h->lock);
@@ -368,7 +408,7 @@ fail:
 void sl_hub_free(sl_hub *h) {
   if (h == NULL) return;
   sl_mgr *m = h->mgr;
-  for (sl_hub **pp = &m->hubs; *pp; pp = &(*pp)->next)
+  for (sl_hub **pp = hubs_of(m); pp && *pp; pp = &(*pp)->next)
     if (*pp == h) {
       *pp = h->next;
       break;
@@ -396,18 +436,16 @@ void sl_hub_free(sl_hub *h) {
   hub_release(h);
 }
 
-void sl__hubs_free(sl_mgr *m) {
-  while (m->hubs) sl_hub_free(m->hubs);
-}
-
 sl_hub *sl_hub_find(sl_mgr *m, const char *name) {
-  for (sl_hub *h = m->hubs; h; h = h->next)
+  sl_hub **head = hubs_of(m);
+  for (sl_hub *h = head ? *head : NULL; h; h = h->next)
     if (strcmp(h->name, name) == 0) return h;
   return NULL;
 }
 
 sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev) {
-  return prev ? prev->next : m->hubs;
+  sl_hub **head = hubs_of(m);
+  return prev ? prev->next : head ? *head : NULL;
 }
 
 const char *sl_hub_name(const sl_hub *h) { return h->name; }
@@ -428,9 +466,40 @@ static int admit(sl_hub *h) {
   return 0;
 }
 
+/* The CORS lines for an HTTP viewer (RFC 6454 origins, Fetch standard
+ * CORS): off without a list; "*" in the list answers any page with "*";
+ * otherwise the request's Origin is echoed only when listed, with Vary so
+ * a cache does not hand one site's answer to another. Writes "" when
+ * nothing is allowed. */
+static void cors_lines(const char *const *list, const sl_http_msg *m,
+                       char *out, size_t cap) {
+  out[0] = '\0';
+  if (list == NULL) return;
+  const sl_str *origin = sl_http_get_header(m, "Origin");
+  for (const char *const *o = list; *o; o++) {
+    if (strcmp(*o, "*") == 0) {
+      snprintf(out, cap, "Access-Control-Allow-Origin: *\r\n");
+      return;
+    }
+    if (origin && strlen(*o) == origin->len &&
+        strncasecmp(*o, origin->ptr, origin->len) == 0) {
+      int n = snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n",
+                       (int)origin->len, origin->ptr);
+      if (n < 0 || (size_t)n >= cap) out[0] = '\0';
+      return;
+    }
+  }
+  /* Listed origins only: a cache must still know the answer depends on
+   * Origin, or it could serve this refusal to a listed page. */
+  snprintf(out, cap, "Vary: Origin\r\n");
+}
+
 int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
                   const sl_sub_opts *opts, const sl_ws_opts *ws) {
   int rc;
+  char cors[320], hdr[512];
+  cors_lines(opts && opts->cors_origins ? opts->cors_origins : h->o.sub.cors_origins, m,
+             cors, sizeof(cors));
   if (admit(h) != 0) {
     h->refused++;
     sl_http_reply(c, 503, "Retry-After: 5\r\nContent-Type: text/plain\r\n",
@@ -442,26 +511,34 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
                   "406 Not Acceptable: this stream is H.264, not MJPEG\n", 52);
     return SL_EINVAL;
   }
+  if (h->o.kind != SL_KIND_H264 &&
+      (transport == SL_TRANSPORT_FMP4 || transport == SL_TRANSPORT_WS_FMP4)) {
+    sl_http_reply(c, 406, "Content-Type: text/plain\r\n",
+                  "406 Not Acceptable: fMP4 needs an H.264 stream\n", 47);
+    return SL_EINVAL;
+  }
   switch (transport) {
     case SL_TRANSPORT_MJPEG:
-      rc = sl_http_start(c, 200,
-                         "Content-Type: multipart/x-mixed-replace; boundary=sluiceframe\r\n"
-                         "Pragma: no-cache\r\nAccess-Control-Allow-Origin: *\r\n"
-                         "X-Accel-Buffering: no\r\n",
-                         SL_HTTP_STREAM);
+      snprintf(hdr, sizeof(hdr),
+               "Content-Type: multipart/x-mixed-replace; boundary=sluiceframe\r\n"
+               "Pragma: no-cache\r\n%sX-Accel-Buffering: no\r\n", cors);
+      rc = sl_http_start(c, 200, hdr, SL_HTTP_STREAM);
       break;
     case SL_TRANSPORT_CHUNKED:
-      rc = sl_http_start(c, 200, "Content-Type: application/octet-stream\r\n",
-                         SL_HTTP_CHUNKED);
-      break;
     case SL_TRANSPORT_RAW:
-      rc = sl_http_start(c, 200,
-                         h->o.kind == SL_KIND_H264
-                             ? "Content-Type: video/h264\r\nCache-Control: no-store\r\n"
-                             : "Content-Type: application/octet-stream\r\n",
-                         SL_HTTP_STREAM);
+      snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\n%s",
+               h->o.kind == SL_KIND_H264 ? "video/h264\r\nCache-Control: no-store"
+                                         : "application/octet-stream", cors);
+      rc = sl_http_start(c, 200, hdr,
+                         transport == SL_TRANSPORT_RAW ? SL_HTTP_STREAM : SL_HTTP_CHUNKED);
+      break;
+    case SL_TRANSPORT_FMP4:
+      snprintf(hdr, sizeof(hdr), "Content-Type: video/mp4\r\nCache-Control: no-store\r\n%s",
+               cors);
+      rc = sl_http_start(c, 200, hdr, SL_HTTP_STREAM);
       break;
     case SL_TRANSPORT_WS:
+    case SL_TRANSPORT_WS_FMP4:
       rc = sl_ws_upgrade(c, m, ws);
       break;
     default:
@@ -521,6 +598,8 @@ void sl_hub_stats_get(sl_hub *h, sl_hub_stats *o) {
   o->gop_cuts = h->gop_cuts;
   o->resyncs = h->resyncs;
   o->codec_changes = h->codec_changes;
+  o->mp4_fragments = h->mp4_built;
+  o->mp4_bytes = h->mp4_bytes;
   o->no_config = h->no_config + h->bad_config;
   if (h->codec) {
     const sl_h264_info *in = &h->codec->info;

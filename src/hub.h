@@ -25,6 +25,11 @@ struct frame {
   unsigned pins;        /* latest + policy-queue entries + GOP cache */
   size_t counted;       /* for sl__acct_buf_release */
   struct codec *codec;  /* H.264: the configuration it was published under */
+  sl_buf *mp4;          /* H.264: its fMP4 fragment, built at the first
+                           fMP4 viewer's need and shared by all */
+  size_t mp4_counted;   /* for sl__acct_buf_release */
+  uint64_t dts;         /* fMP4 decode time, 90 kHz, from the hub's start */
+  uint32_t dur;         /* fMP4 sample duration, 90 kHz */
   unsigned in_gop : 1;
   unsigned has_ps : 1;  /* H.264: carries SPS and PPS in-band */
 };
@@ -35,6 +40,7 @@ struct codec {
   uint64_t gen;         /* 1, 2, ... per hub */
   sl_buf *ps;           /* SPS + PPS, Annex-B */
   sl_buf *msg;          /* the WebSocket config message (JSON text) */
+  sl_buf *init;         /* fMP4 init segment, built at the first need */
   sl_h264_info info;
 };
 
@@ -114,6 +120,9 @@ struct sl_hub {
   struct frame *gop_head, *gop_tail;
   size_t gop_frames, gop_bytes;
   uint64_t gop_cuts, resyncs;
+  uint64_t ts0;             /* timestamp of the first frame (fMP4 time 0) */
+  uint64_t mp4_built, mp4_bytes; /* fragments built (once per frame) */
+  uint64_t mp4_failed;      /* fragments that could not be built */
   uint64_t drops[SL_DROP_NREASONS];
   int not_ready;            /* a lossless subscriber is full */
   sl_timer *tick;
@@ -135,6 +144,13 @@ int sl__h264_config(sl_hub *h, const struct h264_scan *sc);
 struct codec *sl__codec_ref(struct codec *k);
 void sl__codec_unref(struct codec *k);
 void sl__gop_add(sl_hub *h, struct frame *f);
+/* The frame's fMP4 fragment and its configuration's init segment, built
+ * once; NULL when they cannot be (memory, counted in mp4_failed). */
+sl_buf *sl__h264_fragment(sl_hub *h, struct frame *f);
+sl_buf *sl__h264_init(sl_hub *h, struct codec *k);
+/* Set the frame's fMP4 decode time and duration; `prev` is the previous
+ * frame (the hub's latest before it) or NULL. */
+void sl__h264_timing(sl_hub *h, struct frame *f, const struct frame *prev);
 void sl__gop_clear(sl_hub *h);
 /* hub_sub.c */
 int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o);

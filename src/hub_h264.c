@@ -22,37 +22,16 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "h264.h"
 #include "hub.h"
 
 /* ---- access units ---------------------------------------------------- */
-
-/* The next NAL unit of Annex-B `p` at or after *pos: its bytes without
- * the start code (trailing zero bytes belong to the next start code).
- * Returns 0 at the end. */
-static int next_nal(const unsigned char *p, size_t len, size_t *pos,
-                    const unsigned char **nal, size_t *nlen) {
-  size_t i = *pos;
-  /* Find a start code 00 00 01. */
-  while (i + 3 <= len && !(p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1)) i++;
-  if (i + 3 > len) {
-    *pos = len;
-    return 0;
-  }
-  size_t s = i + 3, e = s;
-  while (e + 3 <= len && !(p[e] == 0 && p[e + 1] == 0 && (p[e + 2] == 1 || p[e + 2] == 0)))
-    e++;
-  if (e + 3 > len) e = len;
-  *pos = e;
-  *nal = p + s;
-  *nlen = e - s;
-  return 1;
-}
 
 void sl__h264_scan(const void *au, size_t len, struct h264_scan *out) {
   const unsigned char *p = au, *nal;
   size_t pos = 0, n;
   memset(out, 0, sizeof(*out));
-  while (next_nal(p, len, &pos, &nal, &n)) {
+  while (sl__h264_next_nal(p, len, &pos, &nal, &n)) {
     if (n == 0) continue;
     int type = nal[0] & 0x1f;
     if (type >= 1 && type <= 5) out->vcl = 1;
@@ -72,6 +51,7 @@ void sl__h264_scan(const void *au, size_t len, struct h264_scan *out) {
 static void codec_free(struct codec *k) {
   sl_buf_unref(k->ps);
   sl_buf_unref(k->msg);
+  if (k->init) sl_buf_unref(k->init);
   sl__free(k, sizeof(*k), SL_MEM_META);
 }
 
@@ -188,4 +168,52 @@ void sl__gop_add(sl_hub *h, struct frame *f) {
   h->gop_tail = f;
   h->gop_frames++;
   h->gop_bytes += len;
+}
+
+/* ---- fragmented MP4 --------------------------------------------------- */
+
+/* The fMP4 timescale: 90 kHz, as RTP and MPEG-TS use for video. */
+#define MP4_TIMESCALE 90000u
+
+sl_buf *sl__h264_init(sl_hub *h, struct codec *k) {
+  if (k->init == NULL) {
+    int err = 0;
+    k->init = sl_fmp4_init(sl_buf_cdata(k->ps), sl_buf_len(k->ps), k->info.width,
+                           k->info.height, MP4_TIMESCALE, &err);
+    if (k->init == NULL) h->mp4_failed++;
+  }
+  return k->init;
+}
+
+sl_buf *sl__h264_fragment(sl_hub *h, struct frame *f) {
+  if (f->mp4 == NULL) {
+    int err = 0;
+    f->mp4 = sl_fmp4_fragment(sl_buf_cdata(f->buf), sl_buf_len(f->buf), (uint32_t)f->seq,
+                              f->dts, f->dur, (f->flags & SL_FRAME_KEY) != 0, &err);
+    if (f->mp4 == NULL) {
+      h->mp4_failed++;
+      return NULL;
+    }
+    /* Held once, like the frame itself, however many viewers send it. */
+    h->held += sl__buf_size(f->mp4);
+    h->mp4_built++;
+    h->mp4_bytes += sl_buf_len(f->mp4);
+    sl__acct_buf_hold(&h->mgr->acct, f->mp4, &f->mp4_counted);
+  }
+  return f->mp4;
+}
+
+/* Decode time and duration: the frame's timestamp from the hub's first
+ * frame, and the nominal frame interval (the SPS's rate, else the measured
+ * one) rather than the gap to the previous frame, whose jitter would make
+ * a player see discontinuities. */
+void sl__h264_timing(sl_hub *h, struct frame *f, const struct frame *prev) {
+  if (h->frames_in == 0) h->ts0 = f->ts;
+  f->dts = (f->ts - h->ts0) * (MP4_TIMESCALE / 1000u);
+  double fps = h->codec && h->codec->info.fps > 0 ? h->codec->info.fps : 0;
+  if (!(fps > 0) && prev && f->ts > prev->ts) fps = 1000.0 / (double)(f->ts - prev->ts);
+  if (!(fps >= 1 && fps <= 240)) fps = 30;
+  f->dur = (uint32_t)((double)MP4_TIMESCALE / fps + 0.5);
+  /* Never behind the previous frame's decode time. */
+  if (prev && prev->codec && f->dts <= prev->dts) f->dts = prev->dts + 1;
 }

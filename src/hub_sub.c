@@ -306,9 +306,67 @@ static void put_be32(unsigned char *p, uint32_t v) {
  * configuration message first when it changed for this viewer, then one
  * binary message of a 16-byte header (docs/h264.md) and the unit. The
  * only per-viewer bytes are the headers. */
+/* The 16-byte header of a WebSocket media message (docs/h264.md). */
+static void ws_header(unsigned char hdr[16], int type, const struct sub *s,
+                      const struct frame *f) {
+  memset(hdr, 0, 16);
+  hdr[0] = (unsigned char)type;
+  hdr[1] = (unsigned char)(((f->flags & SL_FRAME_KEY) ? 1 : 0) | (s->gap ? 2 : 0));
+  put_be32(hdr + 4, (uint32_t)f->seq);
+  put_be32(hdr + 8, (uint32_t)(f->wall_ms >> 32));
+  put_be32(hdr + 12, (uint32_t)f->wall_ms);
+}
+
+enum { WS_MSG_AU = 1, WS_MSG_INIT = 2, WS_MSG_FRAGMENT = 3 };
+
+/* fMP4: the init segment when the configuration is new to this viewer,
+ * then the frame's fragment; both built once for every viewer. Over HTTP a
+ * configuration change ends the response once it is written (a file gets
+ * one moov; the player reconnects and reads the new one). */
+static int send_fmp4(struct sub *s, struct frame *f) {
+  sl_conn *c = s->c;
+  sl_hub *h = s->hub;
+  int ws = s->transport == SL_TRANSPORT_WS_FMP4, rc;
+  if (s->codec_gen != f->codec->gen) {
+    if (!ws && s->codec_gen != 0) {
+      sl_conn_close(c, SL_CLOSE_FLUSH);
+      return SL_ECLOSING;
+    }
+    sl_buf *init = sl__h264_init(h, f->codec);
+    if (init == NULL) return SL_ENOMEM;
+    if (ws) {
+      rc = sl_ws_send_buf(c, SL_WS_TEXT, f->codec->msg, 0, sl_buf_len(f->codec->msg));
+      if (rc) return rc;
+      unsigned char hdr[16];
+      ws_header(hdr, WS_MSG_INIT, s, f);
+      hdr[1] = 0;
+      sl_part parts[2] = {{hdr, NULL, 0, 16}, {NULL, init, 0, sl_buf_len(init)}};
+      rc = sl_ws_sendv(c, SL_WS_BINARY, parts, 2);
+    } else {
+      rc = sl_send_buf(c, init, 0, sl_buf_len(init));
+    }
+    if (rc) return rc;
+    s->codec_gen = f->codec->gen;
+  }
+  sl_buf *frag = sl__h264_fragment(h, f);
+  if (frag == NULL) return SL_ENOMEM;
+  if (!ws) return sl_send_buf(c, frag, 0, sl_buf_len(frag));
+  unsigned char hdr[16];
+  ws_header(hdr, WS_MSG_FRAGMENT, s, f);
+  sl_part parts[2] = {{hdr, NULL, 0, 16}, {NULL, frag, 0, sl_buf_len(frag)}};
+  return sl_ws_sendv(c, SL_WS_BINARY, parts, 2);
+}
+
+/* H.264: the access unit, behind the parameter sets when it is a keyframe
+ * that lacks them in-band (shared references both). Over a WebSocket: the
+ * configuration message first when it changed for this viewer, then one
+ * binary message of a 16-byte header (docs/h264.md) and the unit. The
+ * only per-viewer bytes are the headers. */
 static int send_h264(struct sub *s, struct frame *f) {
   sl_conn *c = s->c;
   size_t len = sl_buf_len(f->buf);
+  if (s->transport == SL_TRANSPORT_FMP4 || s->transport == SL_TRANSPORT_WS_FMP4)
+    return send_fmp4(s, f);
   sl_buf *ps = (f->flags & SL_FRAME_KEY) && !f->has_ps ? f->codec->ps : NULL;
   size_t pslen = ps ? sl_buf_len(ps) : 0;
   int rc;
@@ -319,11 +377,8 @@ static int send_h264(struct sub *s, struct frame *f) {
         if (rc) return rc;
         s->codec_gen = f->codec->gen;
       }
-      unsigned char hdr[16] = {1, 0, 0, 0};
-      hdr[1] = (unsigned char)(((f->flags & SL_FRAME_KEY) ? 1 : 0) | (s->gap ? 2 : 0));
-      put_be32(hdr + 4, (uint32_t)f->seq);
-      put_be32(hdr + 8, (uint32_t)(f->wall_ms >> 32));
-      put_be32(hdr + 12, (uint32_t)f->wall_ms);
+      unsigned char hdr[16];
+      ws_header(hdr, WS_MSG_AU, s, f);
       sl_part parts[3] = {{hdr, NULL, 0, 16}, {NULL, ps, 0, pslen}, {NULL, f->buf, 0, len}};
       if (ps == NULL) parts[1] = parts[2];
       return sl_ws_sendv(c, SL_WS_BINARY, parts, ps ? 3 : 2);

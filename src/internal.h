@@ -42,52 +42,91 @@ struct sl_proto {
   int (*accept)(sl_conn *listener, sl_conn *c);
 };
 
-/* Byte transport of a connection: NULL means the plain socket. TLS and the
- * fake connections of unit tests provide their own. writev and read return
- * bytes moved, or -1 with errno set (EAGAIN when nothing can move now); a
- * transport that fails the connection itself (sl__conn_fail) returns -1
- * with any errno. writev returns the bytes of the queue's front it is done
- * with: the queue keeps the rest, so the output queue stays the one place
- * where a connection's bytes wait. The last three are optional. */
+/* Transport hooks: the byte pipe under a connection, below the protocol
+ * (struct sl_proto) and above the socket. Every connection has one: plain
+ * TCP (sl__io_tcp) unless a module installs its own with sl__conn_set_io
+ * (TLS; the fake connections of unit tests). The core calls only these
+ * hooks to move bytes, so it knows nothing of what a transport is.
+ *
+ *   writev    write from the front of the output queue; returns the bytes
+ *             of the queue it is done with (the queue keeps the rest, so
+ *             the output queue stays the one place where bytes wait), or
+ *             -1 with errno (EAGAIN: nothing can move now).
+ *   read      read into the input buffer: bytes, 0 at the end, or -1 with
+ *             errno. A transport that fails the connection itself
+ *             (sl__conn_fail) returns -1 with any errno.
+ *   held      optional: what the transport holds beyond the queue and the
+ *             input buffer. SL_POLL_OUT for bytes still to write (a
+ *             handshake flight, an alert), SL_POLL_IN for input already
+ *             taken from the socket that the poller can no longer signal.
+ *   handshake optional: the transport has a handshake. A client enters
+ *             SL_ST_HANDSHAKE when its TCP connect completes (loop.c), a
+ *             server-side connection when the transport is attached (the
+ *             transport moves it); the core calls this whenever the socket
+ *             is readable, and the transport ends the handshake with
+ *             sl__conn_announce.
+ *   shutdown  optional: the goodbye on the wire (TLS close_notify), once,
+ *             just before the fd closes; not called on a reset.
+ *   free      optional: release the transport's state; the fd is open.
+ *   accept    optional, on a listener: give connection `c`, just
+ *             accepted, its transport (before SL_EV_OPEN). 0, or an SL_E*
+ *             code and the connection is refused.
+ * All hooks run on the loop thread. */
 struct sl_io {
   ssize_t (*writev)(sl_conn *c, const struct iovec *iov, int n);
   ssize_t (*read)(sl_conn *c, void *buf, size_t len);
-  /* What the transport holds beyond the queue and the input buffer:
-   * SL_POLL_OUT for bytes still to write to the socket (a handshake
-   * flight, an alert), SL_POLL_IN for input already taken from the socket
-   * that the poller can no longer signal (decrypted, not yet read). */
   int (*held)(const sl_conn *c);
-  /* Drive the handshake while SL_F_HANDSHAKE is set: called instead of
-   * read when the socket is readable, and when a client connects. */
   void (*handshake)(sl_conn *c);
-  /* Release the transport's state; the fd is still open. */
+  void (*shutdown)(sl_conn *c);
   void (*free)(sl_conn *c);
+  int (*accept)(sl_conn *listener, sl_conn *c);
 };
 
+/* The default transport: sendmsg/recv on the socket. */
+extern const struct sl_io sl__io_tcp;
+
+/* The connection lifecycle (conn.c explains it; sl__conn_set_state is the
+ * only writer of c->state). */
+enum sl_state {
+  SL_ST_NEW,        /* created, not announced: SL_EV_OPEN runs here */
+  SL_ST_RESOLVING,  /* client: the host name is being looked up */
+  SL_ST_CONNECTING, /* client: TCP connect in progress */
+  SL_ST_HANDSHAKE,  /* the transport's handshake (TLS) */
+  SL_ST_OPEN,       /* announced (SL_EV_ACCEPT/CONNECT), or a listener */
+  SL_ST_DRAINING,   /* closing after the output is flushed */
+  SL_ST_CLOSING,    /* on the closing list: freed at the next reap */
+  SL_ST_CLOSED,     /* SL_EV_CLOSE delivered, being freed */
+  SL_ST_COUNT
+};
+
+/* Connection flags. The first group mirrors c->state so modules can test
+ * set membership with one AND (`flags & (SL_F_CLOSING | SL_F_FLUSHING)`):
+ * sl__conn_set_state writes them, nothing else may. The others are
+ * independent conditions of an open connection. */
 enum {
-  SL_F_LISTENER = 1u << 0,
-  SL_F_CLIENT = 1u << 1,
-  SL_F_RESOLVING = 1u << 2,
-  SL_F_CONNECTING = 1u << 3,
-  SL_F_CLOSING = 1u << 4,  /* freed at the next reap */
-  SL_F_FLUSHING = 1u << 5, /* graceful close: drain output first */
-  SL_F_RESET = 1u << 6,    /* close with RST */
-  SL_F_PAUSED = 1u << 7,   /* reading paused by the application */
-  SL_F_FULL = 1u << 8,     /* between FULL and DRAIN */
-  SL_F_BUSY = 1u << 9,     /* idle timeout off */
-  SL_F_POLL = 1u << 10,    /* wants SL_EV_POLL */
-  SL_F_EOF = 1u << 11,     /* peer sent FIN */
-  SL_F_DIRTY = 1u << 12,   /* on the flush list */
-  SL_F_ACCEPT_WAIT = 1u << 13, /* listener paused after EMFILE */
-  SL_F_FULL_PENDING = 1u << 14, /* FULL to deliver at the flush phase */
-  SL_F_CLOSE_EV = 1u << 15,     /* SL_EV_CLOSE delivered */
-  SL_F_HANDSHAKE = 1u << 16,    /* transport handshake in progress (TLS):
-                                   no application bytes either way, the
-                                   connect_deadline bounds it, and
-                                   SL_EV_ACCEPT/CONNECT wait for its end */
-  SL_F_IO_INPUT = 1u << 17,     /* the transport holds input: read it at
-                                   the flush phase (see sl_io.held) */
-  SL_F_ANNOUNCED = 1u << 18,    /* SL_EV_ACCEPT or SL_EV_CONNECT delivered */
+  SL_F_RESOLVING = 1u << 0,  /* state RESOLVING */
+  SL_F_CONNECTING = 1u << 1, /* state CONNECTING */
+  SL_F_HANDSHAKE = 1u << 2,  /* state HANDSHAKE: no application bytes
+                                either way, connect_deadline bounds it */
+  SL_F_FLUSHING = 1u << 3,   /* state DRAINING */
+  SL_F_CLOSING = 1u << 4,    /* state CLOSING or CLOSED */
+  SL_F_STATE_BITS = 0x1fu,
+
+  SL_F_LISTENER = 1u << 5,
+  SL_F_CLIENT = 1u << 6,
+  SL_F_ANNOUNCED = 1u << 7,  /* SL_EV_ACCEPT/CONNECT delivered (set by
+                                sl__conn_announce only) */
+  SL_F_RESET = 1u << 8,      /* close with RST */
+  SL_F_PAUSED = 1u << 9,     /* reading paused by the application */
+  SL_F_FULL = 1u << 10,      /* between FULL and DRAIN */
+  SL_F_FULL_PENDING = 1u << 11, /* FULL to deliver at the flush phase */
+  SL_F_BUSY = 1u << 12,      /* idle timeout off */
+  SL_F_POLL = 1u << 13,      /* wants SL_EV_POLL */
+  SL_F_EOF = 1u << 14,       /* peer sent FIN */
+  SL_F_DIRTY = 1u << 15,     /* on the flush list */
+  SL_F_ACCEPT_WAIT = 1u << 16, /* listener paused after EMFILE */
+  SL_F_IO_INPUT = 1u << 17,  /* the transport holds input: read it at the
+                                flush phase (see sl_io.held) */
 };
 
 struct sl_conn {
@@ -98,6 +137,7 @@ struct sl_conn {
   uint64_t id;
   int fd;
   unsigned flags;
+  enum sl_state state;
   int interest;                  /* SL_POLL_* registered now */
   int close_reason;
   int err;
@@ -109,11 +149,8 @@ struct sl_conn {
    * its subscribers' WRITE, DRAIN and CLOSE this way). */
   void (*tap)(sl_conn *c, int ev, void *ev_data, void *arg);
   void *tap_arg;
-  const struct sl_io *io;
-  void *io_data;
-  /* A listener's TLS context (a reference): its accepted connections do
-   * the server handshake with it. */
-  struct sl_tls_ctx *tls_ctx;
+  const struct sl_io *io;        /* never NULL (sl__io_tcp) */
+  void *io_data;                 /* the transport's state */
   struct sl_conn *listener;      /* accepted by (may be gone: use id) */
 
   sl_limits lim;                 /* resolved limits (no zeros) */
@@ -133,9 +170,13 @@ struct sl_conn {
   char peer_str[64];
   char *host;                    /* sl_connect: host to resolve */
   uint16_t port;
+#ifdef SL_DEBUG_ASSERTS
+  int full_balance;              /* SL_EV_FULL delivered minus SL_EV_DRAIN */
+#endif
 };
 
 struct sl_wmsg;
+struct sl_mod;
 
 struct sl_mgr {
   sl_mgr_opts opts;
@@ -165,11 +206,39 @@ struct sl_mgr {
   pthread_t loop_thread;         /* the thread in sl_mgr_poll */
   int loop_thread_set;
   uint64_t (*clock)(void);       /* tests: a fake clock */
-  struct sl_hub *hubs;           /* registry of named hubs (hub.c) */
   uint32_t *per_ip;              /* connection counts by hashed IP */
-  struct sl_tls_ctx *tls_client; /* default TLS client context, lazy */
-  size_t tls_held;               /* TLS record buffers (in acct.held) */
+  size_t io_held;                /* bytes transports hold (in acct.held) */
+  struct sl_mod *mods;           /* modules' state (sl__mgr_on_free) */
 };
+
+/* ---- module hooks on the manager ----
+ * A module above the core (hubs, TLS) that keeps state per manager
+ * registers it once with a cleanup callback; sl_mgr_free runs the
+ * callbacks, newest first, before it closes the connections (the
+ * connections' own SL_EV_CLOSE still runs after). `key` is the address of
+ * a static object of the module: it names the slot without the core
+ * knowing the module. Loop thread only. */
+
+/* Register `state` under `key` with `fn` to run at sl_mgr_free. 0, or
+ * SL_ENOMEM (nothing registered), or SL_EALREADY when `key` has a slot. */
+int sl__mgr_on_free(sl_mgr *m, const void *key,
+                    void (*fn)(sl_mgr *m, void *state), void *state);
+/* The state slot registered under `key` (the callback may rewrite it), or
+ * NULL when none. */
+void **sl__mgr_slot(sl_mgr *m, const void *key);
+
+/* Debug assertions: compiled into Debug, sanitizer and TSan builds
+ * (CMake defines SL_DEBUG_ASSERTS), nothing in release. A failed one
+ * logs the condition and its place, then aborts: it marks a bug in the
+ * library, never bad input. */
+#ifdef SL_DEBUG_ASSERTS
+void sl__assert_fail(const char *cond, const char *file, int line);
+#define SL_ASSERT(cond) \
+  do { if (!(cond)) sl__assert_fail(#cond, __FILE__, __LINE__); } while (0)
+#else
+/* Type-checked but never evaluated. */
+#define SL_ASSERT(cond) do { (void)sizeof(cond); } while (0)
+#endif
 
 /* Deliver an event: protocol first, then the user handler. */
 void sl__call(sl_conn *c, int ev, void *ev_data);
@@ -190,13 +259,32 @@ void sl__conn_on_readable(sl_conn *c);
 void sl__conn_on_writable(sl_conn *c);
 /* Flush as much output as the socket takes now; deliver WRITE/DRAIN. */
 void sl__conn_flush(sl_conn *c);
-/* Free a closing connection (after SL_EV_CLOSE). */
+/* Free a closing connection (delivers SL_EV_CLOSE first). */
 void sl__conn_free(sl_conn *c);
+/* Free a connection the application never saw (refused at accept, a
+ * listener that failed to register): no SL_EV_CLOSE. */
+void sl__conn_refuse(sl_conn *c, int reason);
+/* Move c to state `to` (asserts the transition is legal). The one writer
+ * of c->state and of the SL_F_STATE_BITS. */
+void sl__conn_set_state(sl_conn *c, enum sl_state to);
+/* The connection is up (accepted, connected, handshake done): move to
+ * OPEN, deliver SL_EV_ACCEPT (server side) or SL_EV_CONNECT (client) once,
+ * then flush what was queued meanwhile and start the idle clock. */
+void sl__conn_announce(sl_conn *c);
 /* Put the connection on the closing list (idempotent). */
 void sl__conn_mark_closing(sl_conn *c);
+/* Record why the connection closes. The rule: the first reason wins,
+ * except that SL_CLOSE_PEER (a FIN) yields to a failure noted after it
+ * (`failure` 1), so a reset after a FIN reads as the error. */
+void sl__conn_note_reason(sl_conn *c, int reason, int failure);
+/* Install transport `io` with its state (the previous one's is freed). */
+void sl__conn_set_io(sl_conn *c, const struct sl_io *io, void *io_data);
 /* 1 when output waits: queued bytes, or bytes the transport holds. */
 int sl__conn_has_output(const sl_conn *c);
-/* Mark the connection closing with a reason and error (first one wins). */
+/* Fail the connection: note the reason as a failure (see
+ * sl__conn_note_reason) and the error (first one wins), deliver SL_EV_ERROR
+ * with `msg` (or the error's text) when there is a message or a
+ * SL_CLOSE_ERROR error, and mark it closing. No-op when already closing. */
 void sl__conn_fail(sl_conn *c, int reason, int err, const char *msg);
 /* Start a non-blocking connect to a resolved address. */
 void sl__conn_start_connect(sl_conn *c, const struct sockaddr *sa,
@@ -243,8 +331,6 @@ int sl__log_enabled(int level);
 int sl__on_loop_thread(const sl_mgr *m);
 /* Refresh m->now from the clock. */
 void sl__mgr_tick(sl_mgr *m);
-/* Free every hub of the manager (hub.c). */
-void sl__hubs_free(sl_mgr *m);
 #define SL_DEBUG(...) \
   do { if (sl__log_enabled(SL_LOG_DEBUG)) sl_log(SL_LOG_DEBUG, __VA_ARGS__); } while (0)
 

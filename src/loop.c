@@ -16,7 +16,6 @@
 
 #include "alloc.h"
 #include "internal.h"
-#include "tls.h"
 
 #define PER_IP_BUCKETS 4096
 #define MAX_EVENTS 256
@@ -112,6 +111,48 @@ fail_nomgr:
   return NULL;
 }
 
+/* ---- module state and cleanup (sl__mgr_on_free) ---------------------- */
+
+struct sl_mod {
+  struct sl_mod *next;
+  const void *key;
+  void (*fn)(sl_mgr *m, void *state);
+  void *state;
+};
+
+int sl__mgr_on_free(sl_mgr *m, const void *key,
+                    void (*fn)(sl_mgr *m, void *state), void *state) {
+  if (sl__mgr_slot(m, key)) return SL_EALREADY;
+  struct sl_mod *e = sl__calloc(sizeof(*e), SL_MEM_META);
+  if (e == NULL) return SL_ENOMEM;
+  e->key = key;
+  e->fn = fn;
+  e->state = state;
+  e->next = m->mods;
+  m->mods = e;
+  return 0;
+}
+
+void **sl__mgr_slot(sl_mgr *m, const void *key) {
+  for (struct sl_mod *e = m->mods; e; e = e->next)
+    if (e->key == key) return &e->state;
+  return NULL;
+}
+
+/* Newest first; an entry stays findable while its callback runs (a
+ * module's cleanup may look its own state up), and a callback that
+ * registers another module is run in the same call. */
+static void run_on_free(sl_mgr *m) {
+  while (m->mods) {
+    struct sl_mod *e = m->mods;
+    if (e->fn) e->fn(m, e->state);
+    struct sl_mod **pp = &m->mods;
+    while (*pp != e) pp = &(*pp)->next;
+    *pp = e->next;
+    sl__free(e, sizeof(*e), SL_MEM_META);
+  }
+}
+
 /* Free every connection marked closing. SL_EV_CLOSE handlers may close
  * more; they join the list and are freed in the same call. */
 static void reap(sl_mgr *m) {
@@ -125,19 +166,17 @@ static void reap(sl_mgr *m) {
 void sl_mgr_free(sl_mgr *m) {
   if (m == NULL) return;
   sl__resolver_stop(m);
-  sl__hubs_free(m);
-  for (sl_conn *c = m->conns; c; c = c->next) {
-    if (!(c->flags & SL_F_CLOSING)) {
-      if (!c->close_reason) c->close_reason = SL_CLOSE_SHUTDOWN;
-      sl__conn_mark_closing(c);
-    }
-  }
+  run_on_free(m);
+  for (sl_conn *c = m->conns; c; c = c->next)
+    sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_SHUTDOWN);
   while (m->conns) {
     reap(m);
     /* Anything left that is not closing was opened by a close handler. */
-    for (sl_conn *c = m->conns; c; c = c->next) sl__conn_mark_closing(c);
+    for (sl_conn *c = m->conns; c; c = c->next)
+      sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_SHUTDOWN);
   }
-  sl__tls_mgr_fini(m);
+  /* State that close handlers registered meanwhile. */
+  run_on_free(m);
   sl__timers_fini(&m->timers);
   m->pops->del(m->poller, m->wfd[0]);
   sl__wakeup_close(m);
@@ -223,10 +262,10 @@ sl_conn *sl_listen(sl_mgr *m, const char *url, sl_handler fn, void *data,
   sl__addr_str((struct sockaddr *)&ss, c->peer_str, sizeof(c->peer_str));
   if ((rc = sl__conn_register(c)) != 0) {
     c->fd = -1; /* closed below */
-    c->flags |= SL_F_CLOSE_EV;
-    sl__conn_free(c);
+    sl__conn_refuse(c, SL_CLOSE_ERROR);
     goto fail;
   }
+  sl__conn_set_state(c, SL_ST_OPEN);
   sl__call(c, SL_EV_OPEN, NULL);
   return c;
 
@@ -296,7 +335,7 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
         if (sl__conn_register(c) != 0) reject = 1;
         else if (l->proto && l->proto->accept && l->proto->accept(l, c) != 0)
           reject = 1;
-        else if (l->tls_ctx && sl__tls_accept(l->tls_ctx, c) != 0)
+        else if (l->io->accept && l->io->accept(l, c) != 0)
           reject = 1;
       }
     }
@@ -304,9 +343,8 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
       /* Over a limit: refuse with an RST; the peer learns at once. */
       m->st.rejected++;
       if (c) {
-        c->flags |= SL_F_CLOSING | SL_F_CLOSE_EV | SL_F_RESET;
-        c->close_reason = SL_CLOSE_LIMIT;
-        sl__conn_free(c); /* never seen by the application */
+        c->flags |= SL_F_RESET;
+        sl__conn_refuse(c, SL_CLOSE_LIMIT); /* never seen by the application */
       } else {
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -316,12 +354,14 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
     }
     m->st.accepted++;
     sl__call(c, SL_EV_OPEN, NULL);
-    /* Over TLS, SL_EV_ACCEPT comes when the handshake completes. */
-    if (!(c->flags & (SL_F_CLOSING | SL_F_HANDSHAKE))) {
-      c->flags |= SL_F_ANNOUNCED;
-      sl__call(c, SL_EV_ACCEPT, NULL);
-    }
-    sl__conn_rearm(c);
+    /* A transport with a handshake (TLS: the listener's accept hook or
+     * sl_conn_tls in the OPEN handler) is in HANDSHAKE now; it announces
+     * the connection when the handshake completes. */
+    if ((c->state == SL_ST_NEW || c->state == SL_ST_DRAINING) &&
+        !(c->flags & SL_F_ANNOUNCED))
+      sl__conn_announce(c);
+    else
+      sl__conn_rearm(c);
   }
 }
 
@@ -338,7 +378,7 @@ void sl__conn_start_connect(sl_conn *c, const struct sockaddr *sa,
   memcpy(&c->peer, sa, len);
   c->peer_len = len;
   sl__addr_str(sa, c->peer_str, sizeof(c->peer_str));
-  c->flags |= SL_F_CONNECTING;
+  sl__conn_set_state(c, SL_ST_CONNECTING);
   c->interest = SL_POLL_OUT;
   int rc = sl__conn_register(c);
   if (rc) {
@@ -361,18 +401,14 @@ static void on_connected(sl_conn *c) {
     sl__conn_fail(c, SL_CLOSE_ERROR, -e, NULL);
     return;
   }
-  c->flags &= ~SL_F_CONNECTING;
   c->last_io_ms = c->last_progress_ms = c->mgr->now;
-  if (c->flags & SL_F_HANDSHAKE) {
+  if (c->io->handshake) {
     /* TLS: SL_EV_CONNECT comes when the handshake completes. */
+    sl__conn_set_state(c, SL_ST_HANDSHAKE);
     c->io->handshake(c);
     return;
   }
-  sl__conn_update_interest(c);
-  c->flags |= SL_F_ANNOUNCED;
-  sl__call(c, SL_EV_CONNECT, NULL);
-  if (c->outq.queued && !(c->flags & SL_F_CLOSING)) sl__conn_mark_dirty(c);
-  sl__conn_rearm(c);
+  sl__conn_announce(c);
 }
 
 sl_conn *sl_connect(sl_mgr *m, const char *url, sl_handler fn, void *data,
@@ -400,6 +436,7 @@ sl_conn *sl_connect(sl_mgr *m, const char *url, sl_handler fn, void *data,
   c->connect_deadline = m->now + SL_CONNECT_TIMEOUT_MS;
   c->port = port;
   sl__call(c, SL_EV_OPEN, NULL);
+  if (c->state != SL_ST_NEW) return c; /* closed by its OPEN handler */
   if (sl__literal_addr(host, port, &ss, &len) == 0) {
     sl__conn_start_connect(c, (struct sockaddr *)&ss, len);
     return c;
@@ -441,11 +478,9 @@ sl_timer *sl_timer_add(sl_mgr *m, uint64_t ms, int flags, sl_timer_fn fn,
   return t;
 }
 
-static struct sl_timer *running_timer;
-
 void sl_timer_free(sl_mgr *m, sl_timer *t) {
   if (t == NULL) return;
-  if (t == running_timer) {
+  if (t == m->timers.running) {
     t->dead = 1; /* freed after its callback returns */
     return;
   }
@@ -465,9 +500,9 @@ static int run_timers(sl_mgr *m) {
       t->fn(m, t->arg);
       continue;
     }
-    running_timer = t;
+    m->timers.running = t;
     t->fn(m, t->arg);
-    running_timer = NULL;
+    m->timers.running = NULL;
     if (t->dead || t->period == 0) {
       sl__free(t, sizeof(*t), SL_MEM_META);
       continue;
@@ -488,9 +523,9 @@ static void flush_dirty(sl_mgr *m) {
     c->flags &= ~SL_F_DIRTY;
     if (c->flags & SL_F_IO_INPUT) {
       c->flags &= ~SL_F_IO_INPUT;
-      if (!(c->flags & SL_F_CLOSING)) sl__conn_on_readable(c);
+      if (c->state < SL_ST_CLOSING) sl__conn_on_readable(c);
     }
-    if (!(c->flags & SL_F_CLOSING)) sl__conn_flush(c);
+    if (c->state < SL_ST_CLOSING) sl__conn_flush(c);
   }
 }
 
@@ -517,18 +552,18 @@ int sl_mgr_poll(sl_mgr *m, int timeout_ms) {
       dispatched += sl__wakeup_dispatch(m);
       continue;
     }
-    if (c->flags & SL_F_CLOSING) continue;
+    if (c->state >= SL_ST_CLOSING) continue;
     dispatched++;
     if (c->flags & SL_F_LISTENER) {
       on_accept(m, c);
       continue;
     }
-    if (c->flags & SL_F_CONNECTING) {
+    if (c->state == SL_ST_CONNECTING) {
       if (e & (SL_POLL_OUT | SL_POLL_ERR | SL_POLL_IN)) on_connected(c);
       continue;
     }
-    if ((e & SL_POLL_OUT) && !(c->flags & SL_F_CLOSING)) sl__conn_on_writable(c);
-    if ((e & (SL_POLL_IN | SL_POLL_ERR)) && !(c->flags & SL_F_CLOSING)) {
+    if ((e & SL_POLL_OUT) && c->state < SL_ST_CLOSING) sl__conn_on_writable(c);
+    if ((e & (SL_POLL_IN | SL_POLL_ERR)) && c->state < SL_ST_CLOSING) {
       if (c->interest & SL_POLL_IN) sl__conn_on_readable(c);
       else if (e & SL_POLL_ERR) {
         int se = 0;
@@ -541,7 +576,7 @@ int sl_mgr_poll(sl_mgr *m, int timeout_ms) {
   dispatched += run_timers(m);
   if (m->npoll)
     for (sl_conn *c = m->conns; c; c = c->next)
-      if ((c->flags & SL_F_POLL) && !(c->flags & SL_F_CLOSING))
+      if ((c->flags & SL_F_POLL) && c->state < SL_ST_CLOSING)
         sl__call(c, SL_EV_POLL, NULL);
   flush_dirty(m);
   reap(m);
@@ -557,7 +592,7 @@ void sl_mgr_stats_get(const sl_mgr *m, sl_mgr_stats *out) {
   out->out_ref = m->acct.out_ref;
   out->in = m->acct.in;
   out->queued = m->acct.queued;
-  out->tls = m->tls_held;
+  out->tls = m->io_held;
   out->conns = m->nconns;
 }
 

@@ -5,6 +5,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "internal.h"
 
 struct sl_seg {
   struct sl_seg *next;
@@ -17,6 +18,26 @@ struct sl_seg {
 };
 
 void sl__outq_init(struct sl_outq *q) { memset(q, 0, sizeof(*q)); }
+
+/* Debug builds: queued == owned + referenced == the unsent bytes of the
+ * segments, and nseg counts them. The walk is O(segments), so it runs on
+ * queues of up to 256 segments (the unit and most net tests). */
+#ifdef SL_DEBUG_ASSERTS
+static void check_queue(const struct sl_outq *q) {
+  SL_ASSERT(q->queued == q->owned + q->referenced);
+  SL_ASSERT((q->head == NULL) == (q->tail == NULL));
+  if (q->nseg > 256) return;
+  size_t owned = 0, referenced = 0, nseg = 0;
+  for (const struct sl_seg *s = q->head; s; s = s->next, nseg++) {
+    if (s->buf) referenced += s->len;
+    else owned += s->len;
+    SL_ASSERT(s->next != NULL || s == q->tail);
+  }
+  SL_ASSERT(owned == q->owned && referenced == q->referenced && nseg == q->nseg);
+}
+#else
+#define check_queue(q) ((void)0)
+#endif
 
 void sl__acct_held(struct sl_acct *acct, long long delta) {
   acct->held = (size_t)((long long)acct->held + delta);
@@ -71,7 +92,7 @@ static void link_seg(struct sl_outq *q, struct sl_seg *s) {
  * (and hubs) hold it. A buffer already counted by another manager is
  * counted here per holder; *counted records how much, to undo it. */
 static void hold(struct sl_acct *acct, sl_buf *b, size_t *counted) {
-  struct sl_acct *expect = NULL;
+  void *expect = NULL;
   size_t size = sl__buf_size(b);
   atomic_compare_exchange_strong(&b->qacct, &expect, acct);
   if (atomic_load(&b->qacct) == acct) {
@@ -95,7 +116,7 @@ static void unhold(struct sl_acct *acct, sl_buf *b, size_t counted) {
   }
   if (atomic_fetch_sub(&b->qrefs, 1) == 1) {
     size_t size = sl__buf_size(b);
-    struct sl_acct *expect = acct;
+    void *expect = acct;
     acct->out_ref -= size;
     sl__acct_held(acct, -(long long)size);
     atomic_compare_exchange_strong(&b->qacct, &expect, NULL);
@@ -193,6 +214,7 @@ int sl__outq_push(struct sl_outq *q, struct sl_acct *acct,
     q->queued += p->len;
     acct->queued += p->len;
   }
+  check_queue(q);
   return 0;
 
 fail:
@@ -241,6 +263,8 @@ void sl__outq_consume(struct sl_outq *q, struct sl_acct *acct, size_t n) {
       free_seg(acct, s);
     }
   }
+  SL_ASSERT(n == 0);
+  check_queue(q);
 }
 
 void sl__outq_clear(struct sl_outq *q, struct sl_acct *acct) {

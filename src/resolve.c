@@ -56,8 +56,7 @@ static void unref(struct sl_resolver *r) {
 static void on_result(sl_mgr *m, void *arg) {
   struct req *q = arg;
   sl_conn *c = sl_conn_find(m, q->conn_id);
-  if (c && (c->flags & SL_F_RESOLVING) && !(c->flags & SL_F_CLOSING)) {
-    c->flags &= ~SL_F_RESOLVING;
+  if (c && c->state == SL_ST_RESOLVING) {
     if (q->err) {
       sl__conn_fail(c, SL_CLOSE_ERROR, SL_ERESOLVE, "cannot resolve host");
     } else {
@@ -146,7 +145,7 @@ int sl__resolve_start(sl_mgr *m, sl_conn *c) {
   r->pending++;
   pthread_cond_signal(&r->cond);
   pthread_mutex_unlock(&r->lock);
-  c->flags |= SL_F_RESOLVING;
+  sl__conn_set_state(c, SL_ST_RESOLVING);
   return 0;
 }
 

@@ -26,6 +26,10 @@ struct sl_timers {
   struct sl_timer **heap;
   size_t n, cap;
   uint64_t seq;
+  /* The timer whose callback runs now (loop.c run_timers): sl_timer_free
+   * on it only marks it dead. Per manager, so loops on other threads
+   * never see it. */
+  struct sl_timer *running;
 };
 
 void sl__timers_init(struct sl_timers *ts);

@@ -22,10 +22,16 @@
  * one decrypted record, which sl_io.held reports so the core reads it even
  * though the poller will not signal it.
  *
- * The handshake runs while SL_F_HANDSHAKE is set: the core calls
+ * The handshake runs in state SL_ST_HANDSHAKE: the core calls
  * tls_handshake when the socket is readable (and when a client connects),
  * bounds it by connect_deadline, and keeps the queue waiting; completion
- * clears the flag and delivers SL_EV_ACCEPT or SL_EV_CONNECT.
+ * announces the connection (sl__conn_announce: SL_EV_ACCEPT or
+ * SL_EV_CONNECT).
+ *
+ * The hooks: tls_io is the transport of a TLS connection; a TLS listener
+ * has tls_listen_io, whose accept hook gives each accepted connection
+ * tls_io and whose io_data is the listener's context (a reference). The
+ * manager's default client context is a module slot (sl__mgr_on_free).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -115,7 +121,7 @@ static void set_error(const char *what, const char *detail) {
 /* ---- accounting of the record buffer ------------------------------ */
 
 static void rec_account(sl_conn *c, long long delta) {
-  c->mgr->tls_held += (size_t)delta; /* wraps back on release */
+  c->mgr->io_held += (size_t)delta; /* wraps back on release */
   sl__acct_held(&c->mgr->acct, delta);
 }
 
@@ -484,14 +490,26 @@ int sl__tls_server_ok(const struct sl_tls_ctx *ctx) {
   return ctx && ctx->server ? 0 : SL_EINVAL;
 }
 
-struct sl_tls_ctx *sl__tls_default_client(sl_mgr *m, int *err) {
-  if (m->tls_client == NULL) m->tls_client = sl_tls_client_new(NULL, err);
-  return m->tls_client;
+/* Names the manager's slot of the default client context. */
+static const char default_client_key;
+
+static void drop_default_client(sl_mgr *m, void *ctx) {
+  (void)m;
+  sl__tls_ctx_unref(ctx);
 }
 
-void sl__tls_mgr_fini(sl_mgr *m) {
-  sl__tls_ctx_unref(m->tls_client);
-  m->tls_client = NULL;
+struct sl_tls_ctx *sl__tls_default_client(sl_mgr *m, int *err) {
+  void **slot = sl__mgr_slot(m, &default_client_key);
+  if (slot) return *slot;
+  struct sl_tls_ctx *ctx = sl_tls_client_new(NULL, err);
+  if (ctx == NULL) return NULL;
+  int rc = sl__mgr_on_free(m, &default_client_key, drop_default_client, ctx);
+  if (rc) {
+    sl__tls_ctx_unref(ctx);
+    if (err) *err = rc;
+    return NULL;
+  }
+  return ctx;
 }
 
 /* ---- failing -------------------------------------------------------- */
@@ -539,11 +557,7 @@ static void fail(sl_conn *c, struct sl_tls *t, int ssl_err, const char *what) {
   }
   snprintf(msg, sizeof(msg), "TLS %s with %s failed: %s", what, c->peer_str, why);
   SL_DEBUG("%s", msg);
-  if (!c->err) c->err = SL_ETLS;
-  if (!c->close_reason || c->close_reason == SL_CLOSE_PEER)
-    c->close_reason = t->server ? SL_CLOSE_PROTOCOL : SL_CLOSE_ERROR;
-  sl__call(c, SL_EV_ERROR, msg);
-  sl__conn_mark_closing(c);
+  sl__conn_fail(c, t->server ? SL_CLOSE_PROTOCOL : SL_CLOSE_ERROR, SL_ETLS, msg);
 }
 
 /* ---- the transport -------------------------------------------------- */
@@ -566,18 +580,9 @@ static void handshake_step(sl_conn *c, struct sl_tls *t) {
     return;
   }
   t->done = 1;
-  c->flags &= ~SL_F_HANDSHAKE;
-  c->flags |= SL_F_ANNOUNCED;
-  /* The stall clock of bytes queued meanwhile starts now. */
-  c->last_io_ms = c->last_progress_ms = c->mgr->now;
-  c->credit = 0;
   SL_DEBUG("TLS with %s: %s %s", c->peer_str, SSL_get_version(t->ssl),
            SSL_get_cipher_name(t->ssl));
-  sl__call(c, t->server ? SL_EV_ACCEPT : SL_EV_CONNECT, NULL);
-  if (c->flags & SL_F_CLOSING) return;
-  sl__conn_update_interest(c);
-  if (sl__conn_has_output(c)) sl__conn_mark_dirty(c);
-  sl__conn_rearm(c);
+  sl__conn_announce(c);
 }
 
 /* Expected name and SNI of a client connection. */
@@ -677,7 +682,7 @@ static ssize_t tls_writev(sl_conn *c, const struct iovec *iov, int n) {
   for (int k = 0; k < n; k++) want += iov[k].iov_len;
   /* The record in flight goes first. */
   if (rec_send(c, t) != 0) return -1;
-  if (t->rec_off < t->rec_len || (c->flags & SL_F_HANDSHAKE)) {
+  if (t->rec_off < t->rec_len || c->state == SL_ST_HANDSHAKE) {
     if (t->rec_len == 0) rec_release(c, t);
     errno = EAGAIN;
     return -1;
@@ -768,25 +773,48 @@ static int tls_held(const sl_conn *c) {
   return m;
 }
 
+/* close_notify, if the socket takes it now: never waited for. (The core
+ * calls this only with the socket open and no reset asked.) */
+static void tls_shutdown(sl_conn *c) {
+  struct sl_tls *t = c->io_data;
+  if (t == NULL || !t->done || t->failed) return;
+  ERR_clear_error();
+  if (SSL_shutdown(t->ssl) >= 0) rec_send(c, t);
+}
+
 static void tls_free(sl_conn *c) {
   struct sl_tls *t = c->io_data;
   if (t == NULL) return;
-  if (t->done && !t->failed && !(c->flags & SL_F_RESET) && c->fd >= 0) {
-    /* close_notify, if the socket takes it now: never waited for. */
-    ERR_clear_error();
-    if (SSL_shutdown(t->ssl) >= 0) rec_send(c, t);
-  }
   ERR_clear_error();
   rec_release(c, t);
   SSL_free(t->ssl);
   sl__tls_ctx_unref(t->ctx);
   sl__free(t, sizeof(*t), SL_MEM_META);
-  c->io = NULL;
+  c->io = &sl__io_tcp;
   c->io_data = NULL;
 }
 
-static const struct sl_io tls_io = {tls_writev, tls_read, tls_held, tls_handshake,
-                                    tls_free};
+static const struct sl_io tls_io = {
+  .writev = tls_writev, .read = tls_read, .held = tls_held,
+  .handshake = tls_handshake, .shutdown = tls_shutdown, .free = tls_free,
+};
+
+static int start_server(sl_conn *c, struct sl_tls_ctx *ctx);
+
+/* A TLS listener: io_data is its context (a reference). */
+static int tls_listen_accept(sl_conn *l, sl_conn *c) {
+  return start_server(c, l->io_data);
+}
+
+static void tls_listen_free(sl_conn *l) {
+  sl__tls_ctx_unref(l->io_data);
+  l->io = &sl__io_tcp;
+  l->io_data = NULL;
+}
+
+static const struct sl_io tls_listen_io = {
+  .accept = tls_listen_accept, .free = tls_listen_free,
+};
 
 /* ---- attaching ------------------------------------------------------ */
 
@@ -810,9 +838,7 @@ static int attach(sl_conn *c, struct sl_tls_ctx *ctx) {
   t->server = ctx->server;
   if (t->server) SSL_set_accept_state(t->ssl);
   else SSL_set_connect_state(t->ssl);
-  c->io = &tls_io;
-  c->io_data = t;
-  c->flags |= SL_F_HANDSHAKE;
+  sl__conn_set_io(c, &tls_io, t);
   return 0;
 }
 
@@ -822,25 +848,29 @@ static int start_server(sl_conn *c, struct sl_tls_ctx *ctx) {
   if (rc) return rc;
   struct sl_tls *t = c->io_data;
   t->started = 1;
+  sl__conn_set_state(c, SL_ST_HANDSHAKE);
   c->connect_deadline = c->mgr->now + ctx->handshake_ms;
   sl__conn_update_interest(c);
   sl__conn_rearm(c);
   return 0;
 }
 
-int sl__tls_accept(struct sl_tls_ctx *ctx, sl_conn *c) { return start_server(c, ctx); }
-
 int sl_conn_tls(sl_conn *c, sl_tls_ctx *ctx, const char *host) {
   if (ctx == NULL) return SL_EINVAL;
-  if (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) return SL_ECLOSING;
+  if (c->state >= SL_ST_DRAINING) return SL_ECLOSING;
   if (c->flags & SL_F_LISTENER) {
     if (!ctx->server) return SL_EINVAL;
-    sl__tls_ctx_ref(ctx);
-    sl__tls_ctx_unref(c->tls_ctx);
-    c->tls_ctx = ctx;
+    if (c->io == &tls_listen_io) {
+      sl__tls_ctx_ref(ctx);
+      sl__tls_ctx_unref(c->io_data);
+      c->io_data = ctx;
+      return 0;
+    }
+    if (c->io != &sl__io_tcp) return SL_EINVAL;
+    sl__conn_set_io(c, &tls_listen_io, sl__tls_ctx_ref(ctx));
     return 0;
   }
-  if (c->io) return c->io == &tls_io ? SL_EALREADY : SL_EINVAL;
+  if (c->io != &sl__io_tcp) return c->io == &tls_io ? SL_EALREADY : SL_EINVAL;
   if (c->flags & SL_F_ANNOUNCED) return SL_EINVAL;
   int client = (c->flags & SL_F_CLIENT) != 0;
   if (client == ctx->server) return SL_EINVAL;
@@ -860,12 +890,12 @@ sl_conn *sl_listen_tls(sl_mgr *m, const char *url, sl_tls_ctx *ctx, sl_handler f
     return NULL;
   }
   sl_conn *l = sl_listen(m, url, fn, data, err);
-  if (l) l->tls_ctx = sl__tls_ctx_ref(ctx);
+  if (l) sl__conn_set_io(l, &tls_listen_io, sl__tls_ctx_ref(ctx));
   return l;
 }
 
 int sl_conn_is_tls(const sl_conn *c) {
-  return c->io == &tls_io || c->tls_ctx != NULL;
+  return c->io == &tls_io || c->io == &tls_listen_io;
 }
 
 static struct sl_tls *established(const sl_conn *c) {

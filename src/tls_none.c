@@ -2,7 +2,7 @@
  * The TLS API of a library built without OpenSSL (CMake SL_TLS=OFF):
  * every call fails with SL_ENOTSUP, so programs link and run unchanged
  * and learn at run time that TLS is not there. No listener or connection
- * can get a TLS context, so the core's hooks are never reached.
+ * can get a TLS context or transport.
  */
 #include "tls.h"
 
@@ -56,11 +56,6 @@ int sl_conn_tls_peer(const sl_conn *c, char *out, size_t cap) {
   return SL_ENOTSUP;
 }
 
-int sl__tls_accept(struct sl_tls_ctx *ctx, sl_conn *c) {
-  (void)ctx, (void)c;
-  return SL_ENOTSUP;
-}
-
 struct sl_tls_ctx *sl__tls_ctx_ref(struct sl_tls_ctx *ctx) { return ctx; }
 
 void sl__tls_ctx_unref(struct sl_tls_ctx *ctx) { (void)ctx; }
@@ -75,5 +70,3 @@ struct sl_tls_ctx *sl__tls_default_client(sl_mgr *m, int *err) {
   if (err) *err = SL_ENOTSUP;
   return NULL;
 }
-
-void sl__tls_mgr_fini(sl_mgr *m) { (void)m; }

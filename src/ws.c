@@ -554,6 +554,24 @@ int sl_ws_same_origin(const sl_http_msg *m) {
   return n == host->len && strncasecmp(p, host->ptr, n) == 0;
 }
 
+const char *const sl_ws_any_origin[2] = {"*", NULL};
+
+/* Browsers always send Origin, and a WebSocket is not bound by CORS: a
+ * page of another site must not get a socket to our streams (cross-site
+ * WebSocket hijacking). So without a list only the same origin may, and a
+ * list is exact: its pages only ("*" for any), no Origin refused. */
+static int origin_allowed(const sl_http_msg *m, const char *const *list) {
+  if (list == NULL) return sl_ws_same_origin(m);
+  const sl_str *origin = sl__http_header(m, "Origin");
+  for (const char *const *o = list; *o; o++) {
+    if (strcmp(*o, "*") == 0) return 1;
+    if (origin && strlen(*o) == origin->len &&
+        strncasecmp(*o, origin->ptr, origin->len) == 0)
+      return 1;
+  }
+  return 0;
+}
+
 int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m, const sl_ws_opts *opts) {
   const sl_str *key = sl__http_header(m, "Sec-WebSocket-Key");
   const sl_str *ver = sl__http_header(m, "Sec-WebSocket-Version");
@@ -573,17 +591,9 @@ int sl_ws_upgrade(sl_conn *c, const sl_http_msg *m, const sl_ws_opts *opts) {
     sl_http_reply_status(c, 400);
     return SL_EWS;
   }
-  if (opts && opts->origins) {
-    /* Browsers always send Origin; a page of another site must not get a
-     * socket to our streams (cross-site WebSocket hijacking). */
-    const sl_str *origin = sl__http_header(m, "Origin");
-    int ok = 0;
-    for (const char *const *o = opts->origins; *o && origin && !ok; o++)
-      ok = strlen(*o) == origin->len && strncasecmp(*o, origin->ptr, origin->len) == 0;
-    if (!ok) {
-      sl_http_reply_status(c, 403);
-      return SL_EWS;
-    }
+  if (!origin_allowed(m, opts ? opts->origins : NULL)) {
+    sl_http_reply_status(c, 403);
+    return SL_EWS;
   }
   struct sl_ws *w = ws_new(opts, 0);
   if (w == NULL) return SL_ENOMEM;

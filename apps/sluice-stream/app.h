@@ -42,6 +42,7 @@ typedef struct ss_app {
   char basic_user[128], basic_pass[128];
   const char *origins[SS_MAX_ORIGINS + 1];
   int any_origin;
+  const char *cors[SS_MAX_ORIGINS + 1]; /* --cors: sub.cors_origins */
   int allow_lossless;
   int log_level;
   char tls_cert[512], tls_key[512]; /* HTTPS when both are set */

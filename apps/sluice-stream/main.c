@@ -56,6 +56,10 @@ static void usage(FILE *f) {
 "      --basic USER:PASS    require HTTP Basic auth (pages included)\n"
 "      --allow-origin URL   allow WebSocket viewers from this page origin\n"
 "                           (repeatable; default: same origin only; * = any)\n"
+"      --cors ORIGIN[,ORIGIN]  let pages of these origins read the HTTP streams\n"
+"                           (/stream.mjpg, /stream.bin) across sites: CORS\n"
+"                           headers for them only (repeatable; * = any page;\n"
+"                           default: none, same-origin pages only)\n"
 "      --allow-lossless     let viewers ask for policy=lossless\n"
 "      --tls-cert FILE      serve every endpoint over HTTPS/WSS with this PEM\n"
 "                           certificate (chain) ...\n"
@@ -85,7 +89,7 @@ enum {
   OPT_STREAM = 256, OPT_SIZE, OPT_FPS, OPT_QUALITY, OPT_MAX_FRAME, OPT_SOURCE_USER,
   OPT_MAX_VIEWERS, OPT_BUDGET, OPT_TOKEN, OPT_BASIC, OPT_ORIGIN, OPT_LOSSLESS,
   OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY,
-  OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX
+  OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX, OPT_CORS
 };
 
 static const struct option long_opts[] = {
@@ -101,6 +105,7 @@ static const struct option long_opts[] = {
     {"budget", required_argument, 0, OPT_BUDGET}, {"token", required_argument, 0, OPT_TOKEN},
     {"basic", required_argument, 0, OPT_BASIC},
     {"allow-origin", required_argument, 0, OPT_ORIGIN},
+    {"cors", required_argument, 0, OPT_CORS},
     {"allow-lossless", no_argument, 0, OPT_LOSSLESS},
     {"tls-cert", required_argument, 0, OPT_TLS_CERT},
     {"tls-key", required_argument, 0, OPT_TLS_KEY},
@@ -114,6 +119,8 @@ static const struct option long_opts[] = {
 static char *source_user_store;
 static char origin_store[SS_MAX_ORIGINS][256];
 static int norigins;
+static char cors_store[SS_MAX_ORIGINS][256];
+static int ncors;
 
 static int fail(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "sluice-stream: ");
@@ -266,6 +273,22 @@ static int apply(ss_app *a, int opt, const char *v) {
       snprintf(origin_store[norigins], 256, "%s", v);
       a->origins[norigins] = origin_store[norigins];
       norigins++;
+      return 0;
+    case OPT_CORS:
+      for (const char *p = v; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        int any = n == 1 && *p == '*';
+        if (ncors == SS_MAX_ORIGINS || n == 0 || n >= 256 ||
+            (!any && strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0))
+          return fail("--cors %s: use origins such as http://example.com:8000 or * (at most %s)",
+                      v, "16");
+        snprintf(cors_store[ncors], 256, "%.*s", (int)n, p);
+        a->cors[ncors] = cors_store[ncors];
+        ncors++;
+        p += n + (e != NULL);
+      }
+      a->sub.cors_origins = a->cors;
       return 0;
     case OPT_LOSSLESS:
       a->allow_lossless = 1;
@@ -480,7 +503,13 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   if (a->tls) signal(SIGHUP, on_hup);
-  const char *host = a->listen, *scheme = a->tls ? "https" : "http";
+  /* The address as bound: with port 0 (tests) the kernel picked the port,
+   * and this line is how the caller learns it. */
+  char host[sizeof(a->listen) + 8];
+  const char *colon = strrchr(a->listen, ':');
+  snprintf(host, sizeof(host), "%.*s:%d", colon ? (int)(colon - a->listen) : 0, a->listen,
+           sl_conn_local_port(a->listener));
+  const char *scheme = a->tls ? "https" : "http";
   printf("sluice-stream %s: serving %s://%s/  (dashboard: %s://%s/dashboard, "
          "metrics: /metrics)\n", sl_version(), scheme, host, scheme, host);
   for (int i = 0; i < a->nstreams; i++)

@@ -112,6 +112,7 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
   else if (strcmp(rest, "ws") == 0) transport = SL_TRANSPORT_WS;
   else if (strcmp(rest, "stream.bin") == 0) transport = SL_TRANSPORT_CHUNKED;
   else if (h264 && strcmp(rest, "stream.h264") == 0) transport = SL_TRANSPORT_RAW;
+  else if (h264 && strcmp(rest, "stream.mp4") == 0) transport = SL_TRANSPORT_FMP4;
   else {
     sl_http_reply_status(c, 404);
     return;
@@ -121,17 +122,27 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
     sl_http_reply_status(c, status);
     return;
   }
-  sl_ws_opts ws = {0};
-  if (transport == SL_TRANSPORT_WS && !a->any_origin) {
-    if (a->origins[0]) {
-      ws.origins = a->origins;
-    } else if (!sl_ws_same_origin(m)) {
-      /* Without an allow-list, only pages of this server may open a
-       * viewer's socket: another site's page must not. */
-      sl_http_reply_status(c, 403);
+  /* The WebSocket of an H.264 stream carries access units for WebCodecs,
+   * or with ?format=fmp4 fMP4 for Media Source Extensions. */
+  char fmt[16];
+  int frc = sl_http_query(m, "format", fmt, sizeof(fmt));
+  if (frc >= 0) {
+    if (transport != SL_TRANSPORT_WS || !h264 ||
+        (strcmp(fmt, "fmp4") != 0 && strcmp(fmt, "h264") != 0)) {
+      sl_http_reply(c, 400, "Content-Type: text/plain\r\n",
+                    "400 Bad Request: format is h264 or fmp4, on an H.264 stream's ws\n", 65);
       return;
     }
+    if (strcmp(fmt, "fmp4") == 0) transport = SL_TRANSPORT_WS_FMP4;
+  } else if (frc != SL_ENOENT) {
+    sl_http_reply_status(c, 400);
+    return;
   }
+  sl_ws_opts ws = {0};
+  /* Without an allow-list the library's default holds: only pages of this
+   * server (or non-browser clients) may open a viewer's socket. */
+  if (a->any_origin) ws.origins = SL_WS_ANY_ORIGIN;
+  else if (a->origins[0]) ws.origins = a->origins;
   ws.ping_ms = 20000;
   sl_hub_attach(st->hub, c, m, transport, &o, &ws);
 }

@@ -1,7 +1,10 @@
 /*
  * Relays: "http://..." (an MJPEG-over-HTTP stream: multipart/x-mixed-replace
- * or plain concatenated JPEGs, read with multipart.h) and "ws://..." (a
- * sluice WebSocket stream: one binary message per JPEG), and both over TLS,
+ * or plain concatenated JPEGs, read with multipart.h; with codec H.264, a
+ * raw Annex-B stream such as another sluice-stream's /stream.h264, cut into
+ * access units by sl_h264_reader) and "ws://..." (a sluice WebSocket
+ * stream: one binary message per JPEG, or with codec H.264 one access unit
+ * per message behind its 16-byte header), and both over TLS,
  * "https://" and "wss://" (the server verified against the system's CAs;
  * SSL_CERT_FILE names another bundle). Everything runs on the loop thread,
  * with the library's HTTP and WebSocket clients; there is no thread.
@@ -59,7 +62,11 @@ struct relay {
   unsigned char *buf;
   size_t have, cap;
   unsigned long long lost0, garbage0; /* mp counters already counted */
+  sl_h264_reader *rd;       /* codec H.264 over http: the unit reader */
 };
+
+/* The access unit header of a sluice WebSocket H.264 message (hub_sub.c). */
+#define WS_AU_HEADER 16
 
 static int connect_upstream(struct relay *r, int *err);
 static void lost(struct relay *r);
@@ -163,8 +170,39 @@ static void publish(struct relay *r, const void *data, size_t len) {
   }
 }
 
+static void on_au(const sl_h264_au *au, void *arg) {
+  struct relay *r = arg;
+  publish(r, sl_buf_cdata(au->buf), sl_buf_len(au->buf));
+}
+
+/* A new H.264 body: a reader with no state from the previous connection
+ * (whose last unit may have been cut). */
+static int reader_reset(struct relay *r) {
+  sl_h264_reader_free(r->rd);
+  int rc = 0;
+  sl_h264_reader_opts ro = {.au_max = r->s->o.max_frame, .on_au = on_au, .arg = r};
+  r->rd = sl_h264_reader_new(&ro, &rc);
+  return rc;
+}
+
+static void sync_reader(struct relay *r) {
+  sl_h264_reader_stats st;
+  sl_h264_reader_stats_get(r->rd, &st);
+  unsigned long long lost = st.drop_nal_too_big + st.drop_au_too_big +
+                            st.drop_before_key + st.drop_bad_sps;
+  atomic_fetch_add(&r->s->errors, lost - r->lost0);
+  atomic_fetch_add(&r->s->garbage, st.garbage_bytes - r->garbage0);
+  r->lost0 = lost;
+  r->garbage0 = st.garbage_bytes;
+}
+
 /* Append body bytes and publish every frame they complete. */
 static void feed(struct relay *r, const char *p, size_t n) {
+  if (r->rd) {
+    sl_h264_reader_feed(r->rd, p, n);
+    sync_reader(r);
+    return;
+  }
   while (n > 0) {
     size_t k = r->cap - r->have < n ? r->cap - r->have : n;
     memcpy(r->buf + r->have, p, k);
@@ -234,14 +272,33 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
         return;
       }
       const sl_str *ct = sl_http_get_header(m, "Content-Type");
-      int multi = ss_mp_init(&r->mp, ct ? ct->ptr : NULL, ct ? ct->len : 0,
-                             r->s->o.max_frame);
+      int is_h264 = ct && ct->len >= 10 && strncasecmp(ct->ptr, "video/h264", 10) == 0;
+      int want_h264 = r->s->o.codec == SS_CODEC_H264;
+      if (is_h264 != want_h264 && (is_h264 || (ct && ct->len >= 6 &&
+                                               strncasecmp(ct->ptr, "video/", 6) == 0))) {
+        snprintf(r->why, sizeof(r->why), "upstream sends %.*s but this stream is %s "
+                 "(an H.264 relay takes a URL ending in .h264, or --codec h264)",
+                 (int)ct->len, ct->ptr, want_h264 ? "H.264" : "MJPEG");
+        atomic_fetch_add(&r->s->errors, 1);
+        sl_http_req_cancel(r->req);
+        return;
+      }
       r->have = 0;
       r->lost0 = r->garbage0 = 0;
+      if (want_h264) {
+        int rc = reader_reset(r);
+        if (rc) {
+          snprintf(r->why, sizeof(r->why), "H.264 reader: %s", sl_strerror(rc));
+          sl_http_req_cancel(r->req);
+          return;
+        }
+      } else {
+        ss_mp_init(&r->mp, ct ? ct->ptr : NULL, ct ? ct->len : 0, r->s->o.max_frame);
+      }
       r->body = 1;
       atomic_store(&r->s->connected, 1);
       sl_log(SL_LOG_INFO, "relay %s: connected (%s)", r->shown,
-             multi ? "multipart" : "plain MJPEG stream");
+             want_h264 ? "H.264 Annex-B" : r->mp.blen ? "multipart" : "plain MJPEG stream");
       return;
     }
     case SL_EV_HTTP_CHUNK: {
@@ -249,8 +306,13 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
       if (!r->body) return;
       if (d->len == 0) {
         snprintf(r->why, sizeof(r->why), "upstream ended the stream");
-        ss_split_finish(&r->mp.sp);
-        sync_mp(r);
+        if (r->rd) {
+          sl_h264_reader_flush(r->rd);
+          sync_reader(r);
+        } else {
+          ss_split_finish(&r->mp.sp);
+          sync_mp(r);
+        }
         r->body = 0;
         return;
       }
@@ -282,10 +344,17 @@ static void on_ws(sl_conn *c, int ev, void *ev_data) {
       const sl_ws_msg *m = ev_data;
       if (m->opcode != SL_WS_BINARY) return; /* text: status, not frames */
       const unsigned char *p = (const unsigned char *)m->data.ptr;
-      if (m->data.len >= 4 && p[0] == 0xFF && p[1] == 0xD8)
+      if (r->s->o.codec == SS_CODEC_H264) {
+        /* An access unit behind its header; the keyframes carry SPS/PPS. */
+        if (m->data.len > WS_AU_HEADER && p[0] == 1)
+          publish(r, p + WS_AU_HEADER, m->data.len - WS_AU_HEADER);
+        else
+          atomic_fetch_add(&r->s->errors, 1);
+      } else if (m->data.len >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
         publish(r, p, m->data.len);
-      else
+      } else {
         atomic_fetch_add(&r->s->errors, 1);
+      }
       return;
     }
     case SL_EV_ERROR:
@@ -309,7 +378,9 @@ static int connect_upstream(struct relay *r, int *err) {
     return r->wsc ? 0 : -1;
   }
   sl_http_client_opts ho = {.user = s->o.user, .pass = s->o.pass,
-                            .headers = "Accept: multipart/x-mixed-replace, image/jpeg, */*\r\n"};
+                            .headers = s->o.codec == SS_CODEC_H264
+                                           ? "Accept: video/h264, */*\r\n"
+                                           : "Accept: multipart/x-mixed-replace, image/jpeg, */*\r\n"};
   r->req = sl_http_request(s->mgr, r->url, &ho, on_http, r, err);
   return r->req ? 0 : -1;
 }
@@ -317,6 +388,7 @@ static int connect_upstream(struct relay *r, int *err) {
 /* ---- the kind ------------------------------------------------------- */
 
 static void free_relay(struct relay *r) {
+  sl_h264_reader_free(r->rd);
   free(r->url);
   free(r->auth);
   free(r->buf);
@@ -356,9 +428,10 @@ static int open_relay(ss_source *s, const char *url, char *err, size_t errlen) {
   } else {
     /* The HTTP client reads user:pass@ itself and answers challenges. */
     r->url = strdup(url);
-    r->cap = s->o.max_frame + SS_MP_HEAD_MAX;
-    r->buf = malloc(r->cap);
-    if (r->buf == NULL) {
+    /* H.264 units are assembled by the reader, bounded by max_frame. */
+    r->cap = s->o.codec == SS_CODEC_H264 ? 0 : s->o.max_frame + SS_MP_HEAD_MAX;
+    r->buf = r->cap ? malloc(r->cap) : NULL;
+    if (r->cap && r->buf == NULL) {
       ss__fail(err, errlen, "relay: out of memory for a %zu-byte frame buffer",
                r->cap);
       free_relay(r);

@@ -6,10 +6,7 @@
 
 #include "app.h"
 
-const char *ss_transport_name(int t) {
-  static const char *const n[] = {"mjpeg", "ws", "chunked", "raw"};
-  return t >= 0 && t <= 3 ? n[t] : "?";
-}
+const char *ss_transport_name(int t) { return sl_transport_name(t); }
 
 const char *ss_policy_name(int p) { return sl_policy_name(p); }
 

@@ -70,7 +70,7 @@ static const char *const rel_boundary = "--sluiceframe";
 /* Open one client of `kind`: connect, send its request, hand it to the
  * loop. Returns the slot, or -1 when connect failed. */
 static inline int rel_add(struct rel_loop *L, int kind) {
-  int fd = rel_dial(L->port, kind == REL_STALLED ? REL_STALL_RCVBUF : 0);
+  int fd = test_dial("127.0.0.1", L->port, kind == REL_STALLED ? REL_STALL_RCVBUF : 0);
   if (fd < 0) return -1;
   pthread_mutex_lock(&L->lock);
   int i = atomic_load(&L->n);
@@ -98,7 +98,7 @@ static inline int rel_add(struct rel_loop *L, int kind) {
     default:
       req = "GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   }
-  rel_send_all(fd, req, strlen(req));
+  test_send_all(fd, req, strlen(req));
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   struct epoll_event ev;
   memset(&ev, 0, sizeof(ev));

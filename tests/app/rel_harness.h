@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test.h"
+#include "common.h"
 
 /* Built with AddressSanitizer: the server binary of this build is too
  * (SS_BINARY is the build's own), so RSS means little and valgrind cannot
@@ -60,52 +60,8 @@ static inline long rel_scaled(long n) {
 struct rel_srv {
   pid_t pid;
   int port;
-  char log[192];
+  char log[320];
 };
-
-static inline int rel_free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  socklen_t l = sizeof(a);
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof(a));
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* A blocking connect to 127.0.0.1:port with an optional small receive
- * buffer (set before connect, so the window is small from the SYN on).
- * Returns the descriptor or -1. */
-static inline int rel_dial(int port, int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-static inline int rel_send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    c += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
 
 /* The last `max` bytes of the server's log, for failure messages. */
 static inline const char *rel_log_tail(const struct rel_srv *s, size_t max) {
@@ -122,23 +78,26 @@ static inline const char *rel_log_tail(const struct rel_srv *s, size_t max) {
   return buf;
 }
 
-/* Start sluice-stream on a free loopback port with `extra` arguments
- * (NULL-terminated). `wrap` (NULL-terminated, may be NULL) is a command
- * that runs the binary (valgrind). `nofile` > 0 sets both RLIMIT_NOFILE
- * limits in the child before exec. Waits until the port answers, at most
- * `start_ms`. stdout and stderr go to s->log. */
-static inline void rel_srv_start_ex(struct rel_srv *s, const char *const *wrap,
-                                    const char *const *extra, long nofile, int start_ms) {
-  s->port = rel_free_port();
-  snprintf(s->log, sizeof(s->log), "/tmp/sluice-rel-%d-%d.log", (int)getpid(), s->port);
-  char listen_addr[64];
-  snprintf(listen_addr, sizeof(listen_addr), "127.0.0.1:%d", s->port);
+/* Start sluice-stream on 127.0.0.1 port 0 with `extra` arguments
+ * (NULL-terminated); the port it got is read back from its "serving" line
+ * into s->port, so no other process can take it in between. `wrap`
+ * (NULL-terminated, may be NULL) is a command that runs the binary
+ * (valgrind). `nofile` > 0 sets both RLIMIT_NOFILE limits in the child
+ * before exec. `ca`, when set, becomes its SSL_CERT_FILE (the CAs its relays
+ * trust). stdout and stderr go to `log` (NULL: a fresh name under /tmp),
+ * copied to s->log. Waits at most `start_ms` for the port. */
+static inline void rel_srv_spawn(struct rel_srv *s, const char *const *wrap,
+                                 const char *const *extra, long nofile, int start_ms,
+                                 const char *ca, const char *log) {
+  static int seq;
+  if (log) snprintf(s->log, sizeof(s->log), "%s", log);
+  else snprintf(s->log, sizeof(s->log), "/tmp/sluice-rel-%d-%d.log", (int)getpid(), ++seq);
   const char *argv[64];
   int n = 0;
   for (int i = 0; wrap && wrap[i] && n < 40; i++) argv[n++] = wrap[i];
   argv[n++] = SS_BINARY;
   argv[n++] = "--listen";
-  argv[n++] = listen_addr;
+  argv[n++] = "127.0.0.1:0";
   for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
   argv[n] = NULL;
   s->pid = fork();
@@ -152,24 +111,20 @@ static inline void rel_srv_start_ex(struct rel_srv *s, const char *const *wrap,
       struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
       setrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (ca) setenv("SSL_CERT_FILE", ca, 1);
     execvp(argv[0], (char *const *)argv);
     _exit(127);
   }
-  uint64_t end = test_now_ms() + (uint64_t)start_ms;
-  while (test_now_ms() < end) {
-    int st;
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid)
-      CHECK_MSG(0, "sluice-stream exited at start (status %d): %s", st, rel_log_tail(s, 2000));
-    int fd = rel_dial(s->port, 0);
-    if (fd >= 0) {
-      close(fd);
-      usleep(200000); /* let the first frames arrive */
-      return;
-    }
-    usleep(50000);
-  }
-  kill(s->pid, SIGKILL);
-  CHECK_MSG(0, "sluice-stream did not start: %s", rel_log_tail(s, 2000));
+  s->port = test_wait_log_port(s->log, ": serving ", s->pid, start_ms);
+  CHECK(s->port > 0);
+  CHECK_MSG(test_port_open(s->port), "sluice-stream said port %d but does not answer: %s",
+            s->port, rel_log_tail(s, 2000));
+  usleep(200000); /* let the first frames arrive */
+}
+
+static inline void rel_srv_start_ex(struct rel_srv *s, const char *const *wrap,
+                                    const char *const *extra, long nofile, int start_ms) {
+  rel_srv_spawn(s, wrap, extra, nofile, start_ms, NULL, NULL);
 }
 
 static inline void rel_srv_start(struct rel_srv *s, const char *const *extra) {
@@ -226,48 +181,6 @@ static inline void rel_srv_check_clean(struct rel_srv *s, int status) {
 
 /* ---- requests -------------------------------------------------------- */
 
-/* GET `path` with Connection: close; reads to EOF (at most 5 s). Returns
- * the malloc'd response (head and body, NUL-terminated; the caller frees)
- * and its status in *status, or NULL when the exchange failed. */
-static inline char *rel_get(int port, const char *path, int *status, size_t *len_out) {
-  int fd = rel_dial(port, 0);
-  if (fd < 0) return NULL;
-  char req[512];
-  int rl = snprintf(req, sizeof(req),
-                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-  if (rel_send_all(fd, req, (size_t)rl) != 0) {
-    close(fd);
-    return NULL;
-  }
-  size_t cap = 1 << 16, len = 0;
-  char *buf = malloc(cap + 1);
-  uint64_t end = test_now_ms() + 5000;
-  for (;;) {
-    if (len == cap) {
-      if (cap >= (64u << 20)) break;
-      cap *= 2;
-      buf = realloc(buf, cap + 1);
-    }
-    struct pollfd p = {fd, POLLIN, 0};
-    int left = (int)(end - test_now_ms());
-    if (left <= 0 || poll(&p, 1, left) <= 0) break;
-    ssize_t r = recv(fd, buf + len, cap - len, 0);
-    if (r <= 0) break;
-    len += (size_t)r;
-  }
-  close(fd);
-  buf[len] = '\0';
-  int st = 0;
-  if (sscanf(buf, "HTTP/1.1 %d", &st) != 1) st = 0;
-  if (status) *status = st;
-  if (len_out) *len_out = len;
-  if (st == 0) {
-    free(buf);
-    return NULL;
-  }
-  return buf;
-}
-
 /* The integer after "key": at the first occurrence past `from` (or the
  * start); -1 when absent. */
 static inline long long rel_json_num(const char *json, const char *from, const char *key) {
@@ -291,7 +204,7 @@ struct rel_stats {
 
 static inline int rel_stats_get(int port, struct rel_stats *st) {
   int status;
-  char *r = rel_get(port, "/api/stats", &status, NULL);
+  char *r = test_http_get(port, "/api/stats", &status, NULL);
   if (r == NULL || status != 200) {
     free(r);
     return -1;
@@ -315,7 +228,7 @@ static inline int rel_stats_get(int port, struct rel_stats *st) {
  * "sluice_closed_total{reason=\"stall\"}"; -1 when absent. */
 static inline long long rel_metric(int port, const char *series) {
   int status;
-  char *r = rel_get(port, "/metrics", &status, NULL);
+  char *r = test_http_get(port, "/metrics", &status, NULL);
   if (r == NULL) return -1;
   long long v = -1;
   size_t sl = strlen(series);

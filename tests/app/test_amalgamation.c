@@ -49,26 +49,18 @@ TEST_T(amalgamation_two_files_one_cc_line_echo_no_internal_symbols, 120) {
   CHECK(sl__ != 0);
 
   /* It echoes. */
-  int port = rel_free_port();
-  char addr[64], path[160];
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  char path[160], log[192];
   snprintf(path, sizeof(path), "%s/echo", dir);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    freopen("/dev/null", "w", stdout);
-    execl(path, path, addr, (char *)NULL);
-    _exit(127);
-  }
-  int fd = -1;
-  for (int i = 0; i < 100 && fd < 0; i++) {
-    fd = rel_dial(port, 0);
-    if (fd < 0) usleep(50000);
-  }
+  snprintf(log, sizeof(log), "%s/echo.log", dir);
+  /* Port 0: the example prints the port it got. */
+  char *eargv[] = {path, "127.0.0.1:0", NULL};
+  pid_t pid = test_spawn(log, eargv);
+  int port = test_wait_log_port(log, "echoing on port ", pid, 10000);
+  int fd = test_dial("127.0.0.1", port, 0);
   CHECK(fd >= 0);
   static char msg[20000], got[20000];
   for (size_t i = 0; i < sizeof(msg); i++) msg[i] = (char)('a' + i % 26);
-  CHECK_EQ(rel_send_all(fd, msg, sizeof(msg)), 0);
+  CHECK_EQ(test_send_all(fd, msg, sizeof(msg)), 0);
   size_t n = 0;
   uint64_t end = test_now_ms() + 5000;
   while (n < sizeof(got) && test_now_ms() < end) {

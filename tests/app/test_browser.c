@@ -20,9 +20,10 @@
  *                                   error, the block code on the canvas is the
  *                                   frame number of the access unit and close
  *                                   to the newest published; without WebCodecs
- *                                   it says so and opens nothing; the stream
- *                                   picker switches to an MJPEG stream and back;
- *                                   the dashboard shows kind, codec and GOP
+ *                                   it says so and opens nothing; on a second
+ *                                   server with both kinds the stream picker
+ *                                   switches H.264 -> MJPEG -> H.264; the
+ *                                   dashboard shows kind, codec and GOP
  *   browser_h264_frozen_tab         `--codec h264`: the viewer page frozen lets
  *                                   go and resumes at a keyframe; with keep=1
  *                                   frozen 60 s holding its socket, the server
@@ -34,8 +35,9 @@
  *                                   keyframe with the gap bit after the skip
  *
  * Missing Chromium, node or playwright-core, or (for the H.264 tests) a
- * sluice-stream built without openh264: skipped, or a failure under
- * CI=true. The tests are slow (about 3 min together, 2 x 60 s of it frozen tabs), so they are
+ * sluice-stream built without openh264, or bash and curl: skipped, or a
+ * failure under CI=true. The tests are slow (about 3 min together, 2 x 60 s
+ * of it frozen tabs), so they are
  * compiled out of sanitizer builds (make test's ASan build), which would add
  * nothing to what they check. Artifacts go to $SLUICE_ARTIFACTS, by default
  * build/artifacts/ in the source tree. */
@@ -54,6 +56,8 @@
 
 #if SL_BROWSER_TESTS
 
+#include "rel_harness.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -66,113 +70,19 @@
 #define BROWSER_DIR SL_SOURCE_DIR "/tests/browser"
 #define PLAYWRIGHT SL_SOURCE_DIR "/tests/node/node_modules/playwright-core/package.json"
 
-struct srv {
-  pid_t pid;
-  pid_t feeder; /* curl writing the server's stdin, or 0 */
-  int port;
-  char log[128];
-};
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  socklen_t l = sizeof(a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof(a));
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
+/* sluice-stream with its defaults (640x480, 30 fps test pattern), on port
+ * 0 read back from its log, plus up to 8 more arguments (NULL-terminated
+ * `extra`, may be NULL), behind the command prefix `wrap` (may be NULL). */
+static void srv_start(struct rel_srv *s, const char *const *wrap, const char *const *extra) {
+  const char *argv[12] = {"--log-level", "info"};
+  int n = 2;
+  for (int i = 0; extra && extra[i] && n < 11; i++) argv[n++] = extra[i];
+  argv[n] = NULL;
+  rel_srv_spawn(s, wrap, argv, 0, 10000, NULL, NULL);
 }
 
-static int can_dial(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
-/* sluice-stream with its defaults (640x480, 30 fps test pattern), plus up
- * to 8 more arguments (NULL-terminated `extra`, may be NULL). With `feed`,
- * its stdin is what `curl -sN feed` reads (for --source -). */
-static int srv_start(struct srv *s, const char *const *extra, const char *feed) {
-  s->port = free_port();
-  s->feeder = 0;
-  snprintf(s->log, sizeof(s->log), "/tmp/sluice-stream-browser-%d.log", s->port);
-  char listen[64];
-  snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
-  int p[2] = {-1, -1};
-  if (feed) {
-    if (pipe(p) != 0) return -1;
-    s->feeder = fork();
-    if (s->feeder == 0) {
-      dup2(p[1], 1);
-      close(p[0]);
-      close(p[1]);
-      execlp("curl", "curl", "-sN", feed, (char *)NULL);
-      _exit(127);
-    }
-  }
-  s->pid = fork();
-  if (s->pid == 0) {
-    if (feed) {
-      dup2(p[0], 0);
-      close(p[0]);
-      close(p[1]);
-    }
-    int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    const char *argv[16] = {SS_BINARY, "--listen", listen, "--log-level", "info"};
-    int n = 5;
-    for (int i = 0; extra && extra[i] && n < 15; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    execv(SS_BINARY, (char *const *)argv);
-    _exit(127);
-  }
-  if (feed) {
-    close(p[0]);
-    close(p[1]);
-  }
-  for (int i = 0; i < 200; i++) {
-    if (can_dial(s->port)) return 0;
-    int st;
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-      s->pid = -1; /* it gave up */
-      return -1;
-    }
-    usleep(50000);
-  }
-  return -1;
-}
-
-/* SIGTERM and wait: exit status (or -1); then its feeder, if any. */
-static int srv_stop(struct srv *s) {
-  int st = 0, rc = -1;
-  if (s->pid > 0) {
-    kill(s->pid, SIGTERM);
-    for (int i = 0; i < 100 && rc == -1; i++) {
-      if (waitpid(s->pid, &st, WNOHANG) == s->pid) rc = WIFEXITED(st) ? WEXITSTATUS(st) : -2;
-      else usleep(50000);
-    }
-    if (rc == -1) {
-      kill(s->pid, SIGKILL);
-      waitpid(s->pid, &st, 0);
-    }
-    if (rc == -2) rc = -1;
-    s->pid = -1;
-  }
-  if (s->feeder > 0) {
-    kill(s->feeder, SIGTERM);
-    waitpid(s->feeder, &st, 0);
-    s->feeder = 0;
-  }
-  return rc;
-}
+/* SIGTERM and wait: exit status (or -1). */
+static int srv_stop(struct rel_srv *s) { return rel_srv_stop(s, 5000); }
 
 static const char *chromium(void) {
   const char *c = getenv("SLUICE_CHROMIUM");
@@ -188,10 +98,7 @@ static void need_browser(void) {
     snprintf(why, sizeof(why), "node is missing (apt-get install nodejs npm)");
   else if (access(PLAYWRIGHT, R_OK) != 0)
     snprintf(why, sizeof(why), "playwright-core is missing: (cd tests/node && npm install)");
-  if (why[0]) {
-    if (test_in_ci()) CHECK_MSG(0, "%s; CI may not skip", why);
-    TEST_SKIP(why);
-  }
+  TEST_NEED(why[0] == '\0', why);
 }
 
 static const char *artifacts(void) {
@@ -203,15 +110,13 @@ static const char *artifacts(void) {
  * skip (a failure under CI=true). */
 static void need_h264(void) {
 #ifndef SS_HAVE_OPENH264
-  const char *why = "sluice-stream was built without openh264 (apt-get install libopenh264-dev, reconfigure)";
-  if (test_in_ci()) CHECK_MSG(0, "%s; CI may not skip", why);
-  TEST_SKIP(why);
+  TEST_NEED(0, "sluice-stream was built without openh264 (apt-get install libopenh264-dev, reconfigure)");
 #endif
 }
 
 /* The server must have shut down cleanly (`stopped`: srv_stop's answer)
  * with no library memory left. */
-static void srv_check_stop(struct srv *s, int stopped, const char *script) {
+static void srv_check_stop(struct rel_srv *s, int stopped, const char *script) {
   CHECK_MSG(stopped == 0, "sluice-stream exited %d after %s (log %s)", stopped, script, s->log);
   CHECK_MSG(test_sh("grep -q 'library memory now 0 bytes' %s", s->log) == 0,
             "sluice-stream did not release all its memory (log %s)", s->log);
@@ -219,33 +124,27 @@ static void srv_check_stop(struct srv *s, int stopped, const char *script) {
 }
 
 /* Run tests/browser/SCRIPT.js against a fresh server (started with the
- * NULL-terminated `extra` arguments); it must exit 0, and the server must
- * then shut down cleanly with no library memory left. With `mixed`, a
- * second server comes up too, passed to the script as --mixed URL, with
- * both kinds of stream: its default stream is H.264 from stdin (the first
- * server's /stream.h264, read by curl) and its stream "jpeg" the MJPEG
+ * NULL-terminated `extra` arguments, may be NULL); it must exit 0, and the
+ * server must then shut down cleanly with no library memory left. With
+ * `mixed`, a second server comes up too, passed to the script as --mixed
+ * URL, with both kinds of stream: its default stream is H.264 from stdin
+ * (the first server's /stream.h264, read by curl; bash's exec keeps the
+ * server's pid the one the harness stops) and its stream "jpeg" the MJPEG
  * pattern. */
 static void run_script_with(const char *script, const char *const *extra, int mixed) {
   need_browser();
-  struct srv s, m;
-  if (srv_start(&s, extra, NULL) != 0) {
-    srv_stop(&s);
-    CHECK_MSG(0, "sluice-stream did not start (log %s)", s.log);
-  }
-  char feed[96], opt[128] = "";
+  if (mixed)
+    TEST_NEED(test_sh("command -v bash >/dev/null 2>&1 && command -v curl >/dev/null 2>&1") == 0,
+              "bash or curl is missing (apt-get install bash curl)");
+  struct rel_srv s, m;
+  srv_start(&s, NULL, extra);
+  char feed[256], opt[64] = "";
   if (mixed) {
-    if (test_sh("command -v curl >/dev/null 2>&1") != 0) {
-      srv_stop(&s);
-      if (test_in_ci()) CHECK_MSG(0, "curl is missing; CI may not skip");
-      TEST_SKIP("curl is missing (apt-get install curl)");
-    }
-    snprintf(feed, sizeof(feed), "http://127.0.0.1:%d/stream.h264", s.port);
+    snprintf(feed, sizeof(feed), "exec \"$0\" \"$@\" < <(exec curl -sN http://127.0.0.1:%d/stream.h264)",
+             s.port);
+    const char *wrap[] = {"bash", "-c", feed, NULL};
     const char *margs[] = {"--source", "-", "--stream", "jpeg=testpattern", NULL};
-    if (srv_start(&m, margs, feed) != 0) {
-      srv_stop(&m);
-      srv_stop(&s);
-      CHECK_MSG(0, "the second sluice-stream did not start (log %s)", m.log);
-    }
+    srv_start(&m, wrap, margs);
     snprintf(opt, sizeof(opt), " --mixed http://127.0.0.1:%d", m.port);
   }
   fflush(stdout);

@@ -151,10 +151,10 @@ TEST_T(rel_stalled_viewers_bounded_healthy_unaffected, 200) {
   struct rel_srv s0;
   const char *args0[] = {"--fps", "10", "--log-level", "warn", NULL};
   rel_srv_start(&s0, args0);
-  int sentinel = rel_dial(s0.port, REL_STALL_RCVBUF);
+  int sentinel = test_dial("127.0.0.1", s0.port, REL_STALL_RCVBUF);
   CHECK(sentinel >= 0);
   const char *vreq = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
-  CHECK_EQ(rel_send_all(sentinel, vreq, strlen(vreq)), 0);
+  CHECK_EQ(test_send_all(sentinel, vreq, strlen(vreq)), 0);
   uint64_t t_sentinel = test_now_ms();
 
   struct rel_srv s;
@@ -170,9 +170,12 @@ TEST_T(rel_stalled_viewers_bounded_healthy_unaffected, 200) {
   CHECK(wait_viewers(s.port, NHEALTHY, 5000));
   sleep_ms(500);
   long c0[NHEALTHY], c1[NHEALTHY];
+  struct rel_stats k0, k1;
+  CHECK_EQ(rel_stats_get(s.port, &k0), 0);
   counts(&L, 0, NHEALTHY, c0);
   sleep_ms(secs * 1000);
   counts(&L, 0, NHEALTHY, c1);
+  CHECK_EQ(rel_stats_get(s.port, &k1), 0);
   double control = 0;
   long cmin = 1L << 30, cmax = 0;
   for (int i = 0; i < NHEALTHY; i++) {
@@ -183,7 +186,13 @@ TEST_T(rel_stalled_viewers_bounded_healthy_unaffected, 200) {
   }
   say("  control: %d healthy alone for %d s: %.1f frames each (min %ld, max %ld, %.1f fps)\n",
       NHEALTHY, secs, control, cmin, cmax, control / secs);
-  CHECK_MSG(control > secs * 20, "control got only %.1f frames in %d s", control, secs);
+  /* The control is measured against what the server published in the same
+   * interval, not against a frame rate: a loaded machine publishes fewer
+   * frames, and the viewers must still get (nearly) all of them. */
+  long long published = k1.seq - k0.seq;
+  CHECK_MSG(published > 0, "the server published nothing in %d s", secs);
+  CHECK_MSG(control >= 0.9 * (double)published,
+            "control got %.1f frames of %lld published in %d s", control, published, secs);
 
   struct rel_stats base;
   CHECK_EQ(rel_stats_get(s.port, &base), 0);
@@ -248,7 +257,12 @@ TEST_T(rel_stalled_viewers_bounded_healthy_unaffected, 200) {
       base.rss / 1048576.0, st.rss / 1048576.0, rss_per / 1024.0, growth,
       REL_ASAN ? " (ASan build: not asserted)" : "");
   if (!REL_ASAN) {
-    CHECK_MSG(rss_per < 64 * 1024, "RSS grew %.0f B per stalled viewer", rss_per);
+    /* Against the library's own count per stalled viewer in this run (the
+     * bytes it holds beside the frames): RSS may add the allocator's and
+     * the kernel's share on top, a bounded factor, not an unbounded one. */
+    double lib_per = per_viewer > 1024 ? per_viewer : 1024;
+    CHECK_MSG(rss_per < 32 * lib_per, "RSS grew %.0f B per stalled viewer, library %.0f B",
+              rss_per, per_viewer);
     /* Flat: a short phase tolerates one allocator step more. */
     double max_growth = secs >= 60 ? 1024 : 4096;
     CHECK_MSG(growth < max_growth, "RSS grows %.0f B per stalled viewer per minute", growth);
@@ -342,12 +356,12 @@ struct churn {
 /* One GET on a new connection, read to its end (the server closes:
  * Connection: close). 0 when the response was a complete 200. */
 static int churn_request(int port, const char *path) {
-  int fd = rel_dial(port, 0);
+  int fd = test_dial("127.0.0.1", port, 0);
   if (fd < 0) return -1;
   char req[160];
   int n =
       snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
-  if (rel_send_all(fd, req, (size_t)n) != 0) {
+  if (test_send_all(fd, req, (size_t)n) != 0) {
     close(fd);
     return -1;
   }
@@ -377,10 +391,10 @@ static int churn_request(int port, const char *path) {
 /* A viewer joins, reads its first part (head, multipart head, the whole
  * first frame), and leaves. 0 on success. */
 static int churn_viewer(int port) {
-  int fd = rel_dial(port, 0);
+  int fd = test_dial("127.0.0.1", port, 0);
   if (fd < 0) return -1;
   const char *req = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
-  if (rel_send_all(fd, req, strlen(req)) != 0) {
+  if (test_send_all(fd, req, strlen(req)) != 0) {
     close(fd);
     return -1;
   }
@@ -629,9 +643,9 @@ TEST_T(rel_fd_exhaustion_no_busy_loop_then_recovers, 60) {
   int fds[FD_CLIENTS];
   const char *req = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
   for (int i = 0; i < FD_CLIENTS; i++) {
-    fds[i] = rel_dial(s.port, 0);
+    fds[i] = test_dial("127.0.0.1", s.port, 0);
     CHECK(fds[i] >= 0);
-    CHECK_EQ(rel_send_all(fds[i], req, strlen(req)), 0);
+    CHECK_EQ(test_send_all(fds[i], req, strlen(req)), 0);
     fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
   }
   sleep_ms(1000);
@@ -671,7 +685,7 @@ TEST_T(rel_fd_exhaustion_no_busy_loop_then_recovers, 60) {
   char *r = NULL;
   uint64_t end = test_now_ms() + 5000;
   while (test_now_ms() < end) {
-    r = rel_get(s.port, "/api/streams", &status, NULL);
+    r = test_http_get(s.port, "/api/streams", &status, NULL);
     if (r && status == 200) break;
     free(r);
     r = NULL;
@@ -707,10 +721,10 @@ static void close_rst(int fd) {
 /* A viewer that resets its connection at byte `at` of the response (0:
  * right after its request). Returns the bytes it had read. */
 static size_t viewer_reset_at(int port, size_t at) {
-  int fd = rel_dial(port, 0);
+  int fd = test_dial("127.0.0.1", port, 0);
   CHECK(fd >= 0);
   const char *req = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
-  CHECK_EQ(rel_send_all(fd, req, strlen(req)), 0);
+  CHECK_EQ(test_send_all(fd, req, strlen(req)), 0);
   static char buf[1 << 16];
   size_t got = 0;
   uint64_t deadline = test_now_ms() + 5000;
@@ -731,12 +745,12 @@ static size_t viewer_reset_at(int port, size_t at) {
  * server did not end the stream after it. *closed_ms: from the send to
  * the server's end of the stream. */
 static int ws_garbage(int port, const void *bytes, size_t len, uint64_t *closed_ms) {
-  int fd = rel_dial(port, 0);
+  int fd = test_dial("127.0.0.1", port, 0);
   CHECK(fd >= 0);
   const char *up =
       "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
       "Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-  CHECK_EQ(rel_send_all(fd, up, strlen(up)), 0);
+  CHECK_EQ(test_send_all(fd, up, strlen(up)), 0);
   static unsigned char buf[1 << 20];
   size_t have = 0, pos = 0;
   uint64_t deadline = test_now_ms() + 8000;
@@ -753,7 +767,7 @@ static int ws_garbage(int port, const void *bytes, size_t len, uint64_t *closed_
     }
   }
   uint64_t t0 = test_now_ms();
-  rel_send_all(fd, bytes, len);
+  test_send_all(fd, bytes, len);
   int code = -1;
   while (code == -1) {
     /* Parse whole server frames from pos. */
@@ -831,10 +845,10 @@ TEST_T(rel_peers_reset_or_send_garbage_closed_cleanly, 90) {
   for (int k = 0; k < 20; k++)
     for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
       if (at[i] == 0) {
-        int fd = rel_dial(s.port, 0);
+        int fd = test_dial("127.0.0.1", s.port, 0);
         CHECK(fd >= 0);
         const char *req = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
-        CHECK_EQ(rel_send_all(fd, req, strlen(req)), 0);
+        CHECK_EQ(test_send_all(fd, req, strlen(req)), 0);
         close_rst(fd);
       } else {
         viewer_reset_at(s.port, at[i]);
@@ -881,18 +895,18 @@ TEST_T(rel_peers_reset_or_send_garbage_closed_cleanly, 90) {
   }
   /* Random bytes from the first one on, then the client just goes. */
   for (int k = 0; k < 20; k++) {
-    int fd = rel_dial(s.port, 0);
+    int fd = test_dial("127.0.0.1", s.port, 0);
     CHECK(fd >= 0);
     const char *up =
         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
         "Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
         "dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    CHECK_EQ(rel_send_all(fd, up, strlen(up)), 0);
+    CHECK_EQ(test_send_all(fd, up, strlen(up)), 0);
     for (size_t i = 0; i < sizeof(rnd); i++) {
       x = x * 1103515245u + 12345u;
       rnd[i] = (unsigned char)(x >> 16);
     }
-    rel_send_all(fd, rnd, sizeof(rnd));
+    test_send_all(fd, rnd, sizeof(rnd));
     if (k % 2)
       close_rst(fd);
     else
@@ -917,10 +931,10 @@ TEST_T(rel_half_closed_viewer_is_closed_cleanly, 60) {
   CHECK_EQ(rel_stats_get(s.port, &base), 0);
   int fds = rel_fd_count(s.pid);
   for (int mid = 0; mid < 2; mid++) {
-    int fd = rel_dial(s.port, 0);
+    int fd = test_dial("127.0.0.1", s.port, 0);
     CHECK(fd >= 0);
     const char *req = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK_EQ(rel_send_all(fd, req, strlen(req)), 0);
+    CHECK_EQ(test_send_all(fd, req, strlen(req)), 0);
     static char buf[1 << 16];
     int before = 0, after = 0, eof = 0;
     size_t m = 0;
@@ -987,10 +1001,10 @@ TEST_T(rel_valgrind_server_no_leak_no_error, 150) {
   CHECK(rel_add(&L, REL_HEALTHY) == 0);
   CHECK(rel_add(&L, REL_HEALTHY) == 1);
   int st;
-  char *r = rel_get(s.port, "/snapshot.jpg", &st, NULL);
+  char *r = test_http_get(s.port, "/snapshot.jpg", &st, NULL);
   CHECK_EQ(st, 200);
   free(r);
-  r = rel_get(s.port, "/api/stats", &st, NULL);
+  r = test_http_get(s.port, "/api/stats", &st, NULL);
   CHECK_EQ(st, 200);
   free(r);
   sleep_ms(3000);

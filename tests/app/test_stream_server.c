@@ -15,83 +15,23 @@
 
 #include "mjpeg_split.h"
 #include "pattern.h"
+#include "rel_harness.h"
 #include "sluice.h"
-#include "test.h"
 
-struct srv {
-  pid_t pid;
-  int port;
-  char log[128];
-};
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  socklen_t l = sizeof(a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof(a));
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-static int dial(int port, int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-/* Start the server with extra arguments (NULL-terminated). */
-static void srv_start(struct srv *s, const char *const *extra) {
-  s->port = free_port();
-  snprintf(s->log, sizeof(s->log), "/tmp/sluice-stream-test-%d.log", s->port);
-  char listen[64];
-  snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
-  const char *argv[32] = {SS_BINARY, "--listen", listen, "--log-level", "info"};
-  int n = 5;
+/* Start the server (port 0, read back) with extra arguments
+ * (NULL-terminated). */
+static void srv_start(struct rel_srv *s, const char *const *extra) {
+  const char *argv[32] = {"--log-level", "info"};
+  int n = 2;
   for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
   argv[n] = NULL;
-  s->pid = fork();
-  if (s->pid == 0) {
-    int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execv(SS_BINARY, (char *const *)argv);
-    _exit(127);
-  }
-  for (int i = 0; i < 100; i++) {
-    int fd = dial(s->port, 0);
-    if (fd >= 0) {
-      close(fd);
-      usleep(100000); /* let the first frames arrive */
-      return;
-    }
-    usleep(50000);
-  }
-  CHECK_MSG(0, "sluice-stream did not start (log %s)", s->log);
+  rel_srv_spawn(s, NULL, argv, 0, 5000, NULL, NULL);
 }
 
 /* SIGTERM and wait: exit status (or -1). */
-static int srv_stop(struct srv *s) {
-  int st = 0;
-  kill(s->pid, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    if (waitpid(s->pid, &st, WNOHANG) == s->pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    usleep(50000);
-  }
-  kill(s->pid, SIGKILL);
-  waitpid(s->pid, &st, 0);
-  return -1;
-}
+static int srv_stop(struct rel_srv *s) { return rel_srv_stop(s, 5000); }
+
+static int dial(int port, int rcvbuf) { return test_dial("127.0.0.1", port, rcvbuf); }
 
 /* One request, read until close or `max` bytes or timeout; returns bytes. */
 static size_t fetch(int port, const char *req, char *out, size_t max, int timeout_ms) {
@@ -133,7 +73,7 @@ static void need(const char *tool) {
 
 TEST_T(stream_ffmpeg_decodes_60_frames_in_order, 60) {
   need("ffmpeg");
-  struct srv s;
+  struct rel_srv s;
   srv_start(&s, NULL);
   char cmd[512];
   /* Decoding without a single error ... */
@@ -177,7 +117,7 @@ TEST_T(stream_ffmpeg_decodes_60_frames_in_order, 60) {
 }
 
 TEST_T(stream_two_named_streams_and_api, 60) {
-  struct srv s;
+  struct rel_srv s;
   const char *args[] = {"--stream", "cam2=testpattern", "--size", "320x240", NULL};
   srv_start(&s, args);
   CHECK_EQ(status_of(s.port, "/snapshot.jpg", NULL), 200);
@@ -203,7 +143,7 @@ TEST_T(stream_metrics_parse_with_prometheus_client, 60) {
     if (test_in_ci()) CHECK_MSG(0, "python3-prometheus-client missing");
     TEST_SKIP("python3-prometheus-client");
   }
-  struct srv s;
+  struct rel_srv s;
   srv_start(&s, NULL);
   int fd = dial(s.port, 0); /* one viewer, so per-viewer series exist */
   const char *req = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -231,7 +171,7 @@ TEST_T(stream_metrics_parse_with_prometheus_client, 60) {
 }
 
 TEST_T(stream_token_required_everywhere, 60) {
-  struct srv s;
+  struct rel_srv s;
   const char *args[] = {"--token", "s3cret", "--stream", "cam2=testpattern", NULL};
   srv_start(&s, args);
   const char *paths[] = {"/stream.mjpg", "/ws", "/snapshot.jpg", "/metrics", "/api/stats",
@@ -259,7 +199,7 @@ TEST_T(stream_token_required_everywhere, 60) {
 }
 
 TEST_T(stream_lossless_only_when_allowed, 60) {
-  struct srv s;
+  struct rel_srv s;
   srv_start(&s, NULL);
   CHECK_EQ(status_of(s.port, "/stream.mjpg?policy=lossless", NULL), 403);
   CHECK_EQ(status_of(s.port, "/stream.mjpg?policy=bogus", NULL), 400);
@@ -273,7 +213,7 @@ TEST_T(stream_lossless_only_when_allowed, 60) {
 }
 
 TEST_T(stream_foreign_websocket_origin_refused, 60) {
-  struct srv s;
+  struct rel_srv s;
   srv_start(&s, NULL);
   char hdr[512];
   const char *ws = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -290,6 +230,47 @@ TEST_T(stream_foreign_websocket_origin_refused, 60) {
   CHECK_EQ(status_of(s.port, "/ws", hdr), 101);
   snprintf(hdr, sizeof(hdr), "%sOrigin: http://evil.example\r\n", ws);
   CHECK_EQ(status_of(s.port, "/ws", hdr), 403);
+  CHECK_EQ(srv_stop(&s), 0);
+}
+
+/* The head of `path` fetched with `extra_hdr`, into resp. */
+static void head_of(int port, const char *path, const char *extra_hdr, char *resp, size_t cap) {
+  char req[1024];
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sConnection: close\r\n\r\n",
+           path, port, extra_hdr ? extra_hdr : "");
+  CHECK(cap >= 4096);
+  fetch(port, req, resp, 2000, 2000);
+  char *end = strstr(resp, "\r\n\r\n");
+  CHECK_MSG(end != NULL, "no head: %s", resp);
+  end[2] = '\0';
+}
+
+TEST_T(stream_cors_only_for_listed_origins, 60) {
+  struct rel_srv s;
+  char resp[4096];
+  srv_start(&s, NULL);
+  /* Default: no CORS, whatever the page. */
+  head_of(s.port, "/stream.mjpg", "Origin: http://dash.example:8000\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "Access-Control-Allow-Origin") == NULL, "%s", resp);
+  CHECK_EQ(srv_stop(&s), 0);
+  const char *args[] = {"--cors", "http://dash.example:8000,https://ops.example", NULL};
+  srv_start(&s, args);
+  head_of(s.port, "/stream.mjpg", "Origin: https://ops.example\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "\r\nAccess-Control-Allow-Origin: https://ops.example\r\n") != NULL,
+            "%s", resp);
+  CHECK(strstr(resp, "\r\nVary: Origin\r\n") != NULL);
+  head_of(s.port, "/stream.mjpg", "Origin: http://evil.example\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "Access-Control-Allow-Origin") == NULL, "%s", resp);
+  /* The WebSocket rule is its own: --cors does not open /ws. */
+  const char *ws = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://ops.example\r\n";
+  CHECK_EQ(status_of(s.port, "/ws", ws), 403);
+  CHECK_EQ(srv_stop(&s), 0);
+  const char *any[] = {"--cors", "*", "--allow-origin", "*", NULL};
+  srv_start(&s, any);
+  head_of(s.port, "/stream.mjpg", "Origin: http://evil.example\r\n", resp, sizeof(resp));
+  CHECK_MSG(strstr(resp, "\r\nAccess-Control-Allow-Origin: *\r\n") != NULL, "%s", resp);
+  CHECK_EQ(status_of(s.port, "/ws", ws), 101);
   CHECK_EQ(srv_stop(&s), 0);
 }
 
@@ -325,7 +306,7 @@ static long stat_value(int port, const char *key) {
 }
 
 TEST_T(stream_stalled_viewer_bounded_healthy_unaffected, 90) {
-  struct srv s;
+  struct rel_srv s;
   const char *args[] = {"--size", "1280x720", "--quality", "90", NULL};
   srv_start(&s, args);
   const char *req = "GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -366,7 +347,7 @@ TEST_T(stream_cli_errors_and_shutdown, 60) {
   CHECK_EQ(test_sh("%s --bogus 2>/dev/null", SS_BINARY), 2);
   CHECK_EQ(test_sh("%s --bogus 2>&1 | grep -q 'unknown option --bogus'", SS_BINARY), 0);
   CHECK_EQ(test_sh("%s --size 12 2>&1 | grep -q 'WIDTHxHEIGHT'", SS_BINARY), 0);
-  struct srv s;
+  struct rel_srv s;
   srv_start(&s, NULL);
   /* The port is taken: a clear message and a failure exit. */
   CHECK_EQ(test_sh("%s --listen 127.0.0.1:%d 2>&1 | grep -q 'already in use'", SS_BINARY, s.port), 0);

@@ -17,81 +17,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rel_harness.h"
 #include "tls_test.h"
 
-struct proc {
-  pid_t pid;
-  int port;
-  char log[256];
-};
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  socklen_t l = sizeof(a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof(a));
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-static int dial(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
-/* Start sluice-stream with `extra` arguments (NULL-terminated); `ca`, when
- * set, becomes SSL_CERT_FILE (the CAs its relays trust). */
-static void start(struct proc *p, const char *name, const char *ca,
+/* Start sluice-stream (port 0, read back) with `extra` arguments
+ * (NULL-terminated), its log in tls_dir/NAME.log; `ca`, when set, becomes
+ * SSL_CERT_FILE (the CAs its relays trust). */
+static void start(struct rel_srv *p, const char *name, const char *ca,
                   const char *const *extra) {
-  p->port = free_port();
-  snprintf(p->log, sizeof(p->log), "%s/%s.log", tls_dir, name);
-  char listen[64];
-  snprintf(listen, sizeof(listen), "127.0.0.1:%d", p->port);
-  const char *argv[32] = {SS_BINARY, "--listen", listen, "--log-level", "info",
-                          "--size", "320x240"};
-  int n = 7;
+  char log[256];
+  snprintf(log, sizeof(log), "%s/%s.log", tls_dir, name);
+  const char *argv[32] = {"--log-level", "info", "--size", "320x240"};
+  int n = 4;
   for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
   argv[n] = NULL;
-  p->pid = fork();
-  if (p->pid == 0) {
-    int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (ca) setenv("SSL_CERT_FILE", ca, 1);
-    execv(SS_BINARY, (char *const *)argv);
-    _exit(127);
-  }
-  for (int i = 0; i < 100; i++) {
-    if (dial(p->port)) {
-      usleep(100000); /* the first frames */
-      return;
-    }
-    usleep(30000);
-  }
-  CHECK_MSG(0, "sluice-stream did not start (log %s)", p->log);
+  rel_srv_spawn(p, NULL, argv, 0, 5000, ca, log);
 }
 
 /* SIGTERM; its exit status (0: stopped with every counter at zero). */
-static int stop(struct proc *p) {
-  int st = 0;
-  kill(p->pid, SIGTERM);
-  for (int i = 0; i < 100; i++) {
-    if (waitpid(p->pid, &st, WNOHANG) == p->pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    usleep(30000);
-  }
-  kill(p->pid, SIGKILL);
-  waitpid(p->pid, &st, 0);
-  return -1;
-}
+static int stop(struct rel_srv *p) { return rel_srv_stop(p, 3000); }
 
 static long file_size(const char *path) {
   struct stat st;
@@ -160,7 +104,7 @@ TEST_T(stream_tls_everything_over_https_and_sighup_reload, 30) {
   snprintf(cert, sizeof(cert), "%s", tls_path("live.pem"));
   snprintf(key, sizeof(key), "%s", tls_path("live.key"));
   const char *args[] = {"--tls-cert", cert, "--tls-key", key, NULL};
-  struct proc p;
+  struct rel_srv p;
   start(&p, "tls", NULL, args);
   const char *ca = tls_path("ca.pem");
   CHECK_EQ(test_sh("grep -q 'serving https://127.0.0.1:%d/' %s", p.port, p.log), 0);
@@ -215,7 +159,7 @@ TEST_T(stream_tls_relays_https_and_wss_sources, 30) {
   snprintf(cert, sizeof(cert), "%s", tls_path("srv.pem"));
   snprintf(key, sizeof(key), "%s", tls_path("srv.key"));
   const char *up_args[] = {"--tls-cert", cert, "--tls-key", key, NULL};
-  struct proc up, relay;
+  struct rel_srv up, relay;
   start(&up, "upstream", NULL, up_args);
   /* A plain server relaying the TLS one twice: MJPEG over https:// and
    * WebSocket over wss://, trusting the test CA through SSL_CERT_FILE. */

@@ -1,7 +1,8 @@
 /*
  * Shared by the HTTP loopback tests (test_http_server.c, test_http_interop.c):
  * a server whose manager runs on a thread of its own, and a small blocking
- * HTTP/1.1 client for byte-exact exchanges.
+ * HTTP/1.1 client for byte-exact exchanges. The general helpers (dial,
+ * WAIT_FOR, leak checks, files, tools) are in tests/common.h.
  *
  * Threads: the manager belongs to the server thread from srv_start to
  * srv_stop. The test thread touches it only through srv_run (sl_mgr_call,
@@ -27,8 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "sluice.h"
-#include "test.h"
 
 /* ---- the server thread ---------------------------------------------- */
 
@@ -124,13 +125,6 @@ static inline void srv_stop(struct srv *s) {
   s->m = NULL;
 }
 
-/* Every byte the library allocated has been released. */
-static inline void check_mem_zero(void) {
-  sl_mem_stats ms;
-  sl_mem_stats_get(&ms);
-  CHECK_EQ(ms.total, 0);
-}
-
 /* ---- a blocking raw client ------------------------------------------ */
 
 #define CLI_BUF (256 * 1024)
@@ -143,28 +137,10 @@ struct cli {
   char buf[CLI_BUF];
 };
 
-/* Connect to 127.0.0.1:port; every read waits at most 5 s. rcvbuf > 0
- * shrinks the receive buffer first, for slow readers. */
-static inline int raw_connect_port(int port, int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_MSG(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
-            strerror(errno));
-  return fd;
-}
-
 static inline struct cli *cli_open(int port) {
   struct cli *k = malloc(sizeof(*k));
   CHECK(k != NULL);
-  k->fd = raw_connect_port(port, 0);
+  k->fd = test_connect(port, 0);
   k->eof = 0;
   k->len = 0;
   return k;
@@ -334,65 +310,6 @@ static inline void cli_once(int port, const char *req, struct resp *r, int close
             "no complete response to %.60s", req);
   if (closes) CHECK_EQ(cli_wait_eof(k, 3000), 1);
   cli_close(k);
-}
-
-/* ---- tools and files ------------------------------------------------ */
-
-/* Outside CI a missing tool skips the test; under CI=true the runner
- * counts the skip as a failure. */
-#define NEED_TOOL(name)                                                      \
-  do {                                                                       \
-    if (test_sh("command -v %s >/dev/null 2>&1", name) != 0)                 \
-      TEST_SKIP(name " is not installed");                                   \
-  } while (0)
-
-/* Run a shell command and capture its stdout (NUL-terminated, truncated to
- * cap). Returns its exit status, or -1. */
-static inline int sh_capture(char *out, size_t cap, const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof(cmd), fmt, ap);
-  va_end(ap);
-  FILE *p = popen(cmd, "r");
-  CHECK(p != NULL);
-  size_t n = 0, r;
-  char sink[4096];
-  while ((r = fread(n + 1 < cap ? out + n : sink, 1,
-                    n + 1 < cap ? cap - 1 - n : sizeof(sink), p)) > 0)
-    if (n + 1 < cap) n += r;
-  out[n] = '\0';
-  int st = pclose(p);
-  return (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
-}
-
-/* A fresh temporary directory, its path in `dir` (at least 64 bytes). */
-static inline void make_tmpdir(char *dir) {
-  strcpy(dir, "/tmp/sl-http-XXXXXX");
-  CHECK(mkdtemp(dir) != NULL);
-}
-
-static inline void write_file(const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  CHECK_MSG(f != NULL, "fopen %s: %s", path, strerror(errno));
-  CHECK_EQ(fwrite(data, 1, len, f), len);
-  CHECK_EQ(fclose(f), 0);
-}
-
-/* A deterministic body pattern and a checksum both sides can compute. */
-static inline void fill_pattern(unsigned char *p, size_t n, unsigned seed) {
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; i++) {
-    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-    p[i] = (unsigned char)x;
-  }
-}
-
-static inline uint32_t fnv1a(const void *data, size_t n) {
-  const unsigned char *p = data;
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h;
 }
 
 #endif

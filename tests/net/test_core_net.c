@@ -1,5 +1,10 @@
 /* Loopback integration tests of the core: real sockets on 127.0.0.1 and
- * ::1, each run with the epoll and the poll backend. */
+ * ::1, each run with the epoll and the poll backend.
+ *
+ * No test waits a fixed time for something to happen: it runs the loop
+ * until the condition holds (WAIT_FOR_MGR, generous bounds that only a
+ * hang reaches). Checks that nothing happens run a fixed number of loop
+ * iterations (run_iters). The idle deadline runs on the fake clock. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,40 +16,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "internal.h" /* the fake clock hook, for the idle test */
+#include "common.h"
 #include "sluice.h"
-#include "test.h"
 
 #define BOTH(name, timeout)                                             \
   static void name(int backend);                                        \
   TEST_T(name##_epoll, timeout) { name(SL_BACKEND_EPOLL); }             \
   TEST_T(name##_poll, timeout) { name(SL_BACKEND_POLL); }               \
   static void name(int backend)
-
-/* A raw client socket; rcvbuf > 0 shrinks its receive buffer first so a
- * stalled reader stalls quickly. */
-static int raw_connect(const char *ip, int port, int rcvbuf) {
-  int v6 = strchr(ip, ':') != NULL;
-  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof(ss));
-  socklen_t len;
-  if (v6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    inet_pton(AF_INET6, ip, &a->sin6_addr);
-    len = sizeof(*a);
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    inet_pton(AF_INET, ip, &a->sin_addr);
-    len = sizeof(*a);
-  }
-  CHECK_EQ(connect(fd, (struct sockaddr *)&ss, len), 0);
-  return fd;
-}
 
 /* Read what is available without blocking; returns bytes read, -1 at EOF
  * or reset. */
@@ -61,20 +41,27 @@ static long raw_read_some(int fd, size_t max) {
   return total;
 }
 
-static void spin(sl_mgr *m, int ms) {
-  uint64_t t0 = test_now_ms();
-  while (test_now_ms() - t0 < (uint64_t)ms) sl_mgr_poll(m, 5);
+/* `n` loop iterations of up to 5 ms each: for checks that something does
+ * NOT happen (no extra read, no event), which no condition can wait for. */
+static void run_iters(sl_mgr *m, int n) {
+  for (int i = 0; i < n; i++) sl_mgr_poll(m, 5);
 }
 
-static void check_all_freed(sl_mgr *m) {
+/* Bytes readable from fd within the loop's progress, until `want` have
+ * arrived (5 s at most); returns how many did. */
+static long read_until(sl_mgr *m, int fd, long want) {
+  long got = 0, r = 0;
+  WAIT_FOR_MGR(m, (r = raw_read_some(fd, 1 << 20)) < 0 || (got += r) >= want, 5000);
+  return got;
+}
+
+static void check_all_freed(sl_mgr *m) { CHECK_MGR_FREE_CLEAN(m); }
+
+/* Connections the manager holds, listeners included. */
+static size_t conns(sl_mgr *m) {
   sl_mgr_stats st;
   sl_mgr_stats_get(m, &st);
-  CHECK_EQ(st.held, 0);
-  CHECK_EQ(st.queued, 0);
-  sl_mgr_free(m);
-  sl_mem_stats ms;
-  sl_mem_stats_get(&ms);
-  CHECK_EQ(ms.total, 0);
+  return st.conns;
 }
 
 /* ---- a sender that pushes as fast as the handler allows ---- */
@@ -128,12 +115,11 @@ BOTH(stalled_peer_is_bounded_then_closed, 30) {
   memset(sl_buf_data(fl.chunk), 'z', 16 * 1024);
   sl_conn *l = sl_listen(m, "127.0.0.1:0", flood_ev, NULL, NULL);
   CHECK(l != NULL);
-  int fd = raw_connect("127.0.0.1", sl_conn_local_port(l), 4096);
-  spin(m, 250);
-  CHECK(fl.c != NULL);
-  /* The kernel's buffers absorbed a few rounds; now it is stuck full.
+  int fd = test_connect(sl_conn_local_port(l), 4096);
+  /* The kernel's buffers absorb a few rounds; then it is stuck full.
    * FULL and DRAIN come in pairs, and the last FULL is unanswered. */
-  CHECK(fl.fulls >= 1);
+  WAIT_FOR_MGR(m, fl.c != NULL && fl.fulls >= 1 && fl.refused > 0, 5000);
+  run_iters(m, 10);
   CHECK_EQ(fl.fulls, fl.drains + 1);
   int drains0 = fl.drains;
   CHECK(fl.refused > 0);
@@ -152,7 +138,7 @@ BOTH(stalled_peer_is_bounded_then_closed, 30) {
     sl_mgr_poll(m, 5);
   }
   CHECK(fl.drains > drains0);
-  spin(m, 20);
+  run_iters(m, 4);
   CHECK_EQ(fl.fulls, fl.drains + 1); /* refilled on DRAIN: FULL again */
 
   /* The peer stalls again: closed after stall_ms, with RST. */
@@ -195,7 +181,7 @@ BOTH(fast_sender_is_paused_at_recv_max, 30) {
   sl_mgr_opts o = {.backend = backend, .limits = lim};
   sl_mgr *m = sl_mgr_new(&o, NULL);
   sl_conn *l = sl_listen(m, "127.0.0.1:0", hold_ev, NULL, NULL);
-  int fd = raw_connect("127.0.0.1", sl_conn_local_port(l), 0);
+  int fd = test_connect(sl_conn_local_port(l), 0);
   int sz = 16384;
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
   fcntl(fd, F_SETFL, O_NONBLOCK);
@@ -210,7 +196,7 @@ BOTH(fast_sender_is_paused_at_recv_max, 30) {
     if (n > 0) sent += (size_t)n;
     sl_mgr_poll(m, 2);
     if (n < 0 && errno == EAGAIN && last_in == lim.recv_max) {
-      spin(m, 50);
+      run_iters(m, 10);
       n = send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
       if (n < 0) blocked = 1;
       else sent += (size_t)n;
@@ -224,13 +210,11 @@ BOTH(fast_sender_is_paused_at_recv_max, 30) {
   /* The peer's bytes wait in the kernel, not in our memory. */
   CHECK(sent > lim.recv_max);
   int reads_before = reads;
-  spin(m, 100);
+  run_iters(m, 20);
   CHECK_EQ(reads, reads_before); /* no busy loop on a paused reader */
   close(fd);
   sl_mgr_free(m);
-  sl_mem_stats ms;
-  sl_mem_stats_get(&ms);
-  CHECK_EQ(ms.total, 0);
+  CHECK_MEM_CLEAN();
 }
 
 /* ---- consuming input resumes reading ---- */
@@ -251,7 +235,7 @@ BOTH(consumer_receives_everything, 30) {
   sl_mgr_opts o = {.backend = backend, .limits = lim};
   sl_mgr *m = sl_mgr_new(&o, NULL);
   sl_conn *l = sl_listen(m, "127.0.0.1:0", eat_ev, NULL, NULL);
-  int fd = raw_connect("127.0.0.1", sl_conn_local_port(l), 0);
+  int fd = test_connect(sl_conn_local_port(l), 0);
   fcntl(fd, F_SETFL, O_NONBLOCK);
   char junk[8192];
   memset(junk, 'b', sizeof(junk));
@@ -262,21 +246,21 @@ BOTH(consumer_receives_everything, 30) {
     if (n > 0) sent += (size_t)n;
     sl_mgr_poll(m, 0);
   }
-  uint64_t t0 = test_now_ms();
-  while (consumed < sent && test_now_ms() - t0 < 5000) sl_mgr_poll(m, 5);
+  WAIT_FOR_MGR(m, consumed >= sent, 5000);
   CHECK_EQ(consumed, sent);
   close(fd);
-  spin(m, 30);
+  WAIT_FOR_MGR(m, conns(m) == 1, 5000);
   check_all_freed(m);
 }
 
 /* ---- send_max refuses and changes nothing; sendv is atomic ---- */
 
 static sl_conn *accepted;
-static int closes;
+static int closes, keep_reads;
 static void keep_ev(sl_conn *c, int ev, void *ev_data) {
   (void)ev_data;
   if (ev == SL_EV_ACCEPT) accepted = c;
+  if (ev == SL_EV_READ) keep_reads++;
   if (ev == SL_EV_CLOSE && !sl_conn_is_listener(c)) {
     closes++;
     if (c == accepted) accepted = NULL;
@@ -289,9 +273,8 @@ BOTH(send_limits_refuse_without_side_effects, 30) {
   sl_mgr *m = sl_mgr_new(&o, NULL);
   sl_conn *l = sl_listen(m, "127.0.0.1:0", keep_ev, NULL, NULL);
   accepted = NULL;
-  int fd = raw_connect("127.0.0.1", sl_conn_local_port(l), 0);
-  spin(m, 50);
-  CHECK(accepted != NULL);
+  int fd = test_connect(sl_conn_local_port(l), 0);
+  WAIT_FOR_MGR(m, accepted != NULL, 5000);
   sl_conn *c = accepted;
   char big[20000];
   memset(big, 'q', sizeof(big));
@@ -315,8 +298,7 @@ BOTH(send_limits_refuse_without_side_effects, 30) {
   sl_mgr_stats_get(m, &st);
   CHECK(st.refused_sends >= 3);
   /* Budget: a second connection cannot push held bytes past 64 KiB. */
-  spin(m, 50); /* flush to the client */
-  CHECK_EQ(raw_read_some(fd, 1 << 20), 10000);
+  CHECK_EQ(read_until(m, fd, 10000), 10000); /* flushed to the client */
   sl_limits biglim = {.send_max = 1 << 20};
   CHECK_EQ(sl_conn_set_limits(c, &biglim), 0);
   sl_buf *huge = sl_buf_new(80 * 1024);
@@ -328,8 +310,7 @@ BOTH(send_limits_refuse_without_side_effects, 30) {
   sl_limits bad = {.send_max = 100, .send_high = 200};
   CHECK_EQ(sl_conn_set_limits(c, &bad), SL_EINVAL);
   close(fd);
-  spin(m, 50);
-  CHECK(accepted == NULL);
+  WAIT_FOR_MGR(m, accepted == NULL, 5000);
   check_all_freed(m);
 }
 
@@ -339,25 +320,34 @@ BOTH(idle_connection_is_closed, 30) {
   sl_limits lim = {.idle_ms = 200};
   sl_mgr_opts o = {.backend = backend, .limits = lim};
   sl_mgr *m = sl_mgr_new(&o, NULL);
+  /* The fake clock: the deadline depends on how far the test moves it, not
+   * on how busy the machine is. Sockets still run in real time. */
+  test_clock_install(m, 1000000);
   sl_conn *l = sl_listen(m, "127.0.0.1:0", keep_ev, NULL, NULL);
   accepted = NULL;
   closes = 0;
-  int fd = raw_connect("127.0.0.1", sl_conn_local_port(l), 0);
-  spin(m, 50);
-  CHECK(accepted != NULL);
+  keep_reads = 0;
+  int fd = test_connect(sl_conn_local_port(l), 0);
+  WAIT_FOR_MGR(m, accepted != NULL, 5000);
   uint64_t id = sl_conn_id(accepted);
-  /* Traffic keeps it open ... */
+  /* Traffic keeps it open: 4 x 150 ms is past the 200 ms deadline in
+   * total, but no gap between reads reaches it ... */
   for (int i = 0; i < 4; i++) {
+    int before = keep_reads;
     CHECK_EQ(send(fd, "x", 1, 0), 1);
-    spin(m, 100);
+    WAIT_FOR_MGR(m, keep_reads > before, 5000);
+    test_clock_advance(m, 150, 10);
+    CHECK(sl_conn_find(m, id) != NULL);
   }
-  CHECK(sl_conn_find(m, id) != NULL);
   /* ... and busy (a stream in progress) keeps it open without traffic. */
   sl_conn_set_busy(accepted, 1);
-  spin(m, 400);
+  test_clock_advance(m, 400, 10);
   CHECK(sl_conn_find(m, id) != NULL);
   sl_conn_set_busy(accepted, 0);
-  spin(m, 400);
+  /* Not busy: open until the deadline, closed once it passed. */
+  test_clock_advance(m, 150, 10);
+  CHECK(sl_conn_find(m, id) != NULL);
+  test_clock_advance(m, 100, 10);
   CHECK(sl_conn_find(m, id) == NULL);
   CHECK_EQ(closes, 1);
   sl_mgr_stats st;
@@ -415,13 +405,11 @@ static void run_echo(int backend, const char *listen_url, const char *connect_fm
   sl_conn *c = sl_connect(m, url, client_ev, NULL, &err);
   CHECK(c != NULL);
   CHECK(sl_conn_is_client(c));
-  uint64_t t0 = test_now_ms();
-  while (!client_closed && test_now_ms() - t0 < 5000) sl_mgr_poll(m, 10);
+  WAIT_FOR_MGR(m, client_closed, 5000);
   CHECK(client_connected);
-  CHECK(client_closed);
   CHECK_EQ(client_len, 8);
   CHECK_MEM(client_got, "hello 42", 8);
-  spin(m, 50);
+  WAIT_FOR_MGR(m, conns(m) == 1, 5000); /* the server side is gone too */
   check_all_freed(m);
 }
 
@@ -436,15 +424,13 @@ BOTH(connect_refused_reports_error, 30) {
   sl_conn *l = sl_listen(m, "127.0.0.1:0", echo_ev, NULL, NULL);
   int port = sl_conn_local_port(l);
   sl_conn_close(l, SL_CLOSE_NOW);
-  spin(m, 10);
+  WAIT_FOR_MGR(m, conns(m) == 0, 5000);
   char url[64];
   snprintf(url, sizeof(url), "127.0.0.1:%d", port);
   client_closed = client_connected = 0;
   client_err = 0;
   CHECK(sl_connect(m, url, client_ev, NULL, NULL) != NULL);
-  uint64_t t0 = test_now_ms();
-  while (!client_closed && test_now_ms() - t0 < 5000) sl_mgr_poll(m, 10);
-  CHECK(client_closed);
+  WAIT_FOR_MGR(m, client_closed, 5000);
   CHECK(!client_connected);
   CHECK_EQ(client_err, SL_ECONNREFUSED);
   int err = 0;
@@ -475,18 +461,20 @@ BOTH(max_conns_and_per_ip_limits, 30) {
   sl_conn *l = sl_listen(m, "127.0.0.1:0", keep_ev, NULL, NULL);
   int port = sl_conn_local_port(l);
   int fds[4];
-  for (int i = 0; i < 4; i++) fds[i] = raw_connect("127.0.0.1", port, 0);
-  spin(m, 100);
+  for (int i = 0; i < 4; i++) fds[i] = test_connect(port, 0);
   sl_mgr_stats st;
-  sl_mgr_stats_get(m, &st);
+  WAIT_FOR_MGR(m, (sl_mgr_stats_get(m, &st), st.accepted + st.rejected >= 4), 5000);
   CHECK_EQ(st.accepted, 2);  /* per-IP limit: 2 */
   CHECK_EQ(st.rejected, 2);
   CHECK_EQ(st.conns, 3);     /* listener + 2 */
   /* The refused ones see a reset. */
+  /* A reset, not the 5 s receive timeout (which also returns -1). */
   char b;
+  errno = 0;
   CHECK_EQ(recv(fds[3], &b, 1, 0), -1);
+  CHECK_MSG(errno == ECONNRESET, "recv: %s", strerror(errno));
   for (int i = 0; i < 4; i++) close(fds[i]);
-  spin(m, 50);
+  WAIT_FOR_MGR(m, conns(m) == 1, 5000);
   check_all_freed(m);
 }
 
@@ -506,15 +494,14 @@ BOTH(wakeup_reaches_connection, 30) {
   sl_mgr *m = sl_mgr_new(&o, NULL);
   sl_conn *l = sl_listen(m, "127.0.0.1:0", wake_ev, NULL, NULL);
   accepted = NULL;
-  int fd = raw_connect("127.0.0.1", sl_conn_local_port(l), 0);
-  spin(m, 50);
-  CHECK(accepted != NULL);
+  int fd = test_connect(sl_conn_local_port(l), 0);
+  WAIT_FOR_MGR(m, accepted != NULL, 5000);
   memset(woke, 0, sizeof(woke));
   CHECK_EQ(sl_mgr_wakeup(m, sl_conn_id(accepted), "frame ready", 11), 0);
   CHECK_EQ(sl_mgr_wakeup(m, 999999, "nobody", 6), 0);
-  spin(m, 30);
+  WAIT_FOR_MGR(m, woke[0] != '\0', 5000);
   CHECK_STR(woke, "frame ready");
   close(fd);
-  spin(m, 30);
+  WAIT_FOR_MGR(m, conns(m) == 1, 5000);
   check_all_freed(m);
 }

@@ -17,8 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "sluice.h"
-#include "test.h"
 
 /* ---- what one request delivered ---------------------------------------- */
 
@@ -806,65 +806,6 @@ static const char *find_nginx(void) {
   return test_sh("command -v nginx >/dev/null 2>&1") == 0 ? "nginx" : NULL;
 }
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof(a);
-  CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* fork + exec with stdout/stderr to `log`; the child dies with us. */
-static pid_t spawn(const char *log, char *const argv[]) {
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    execvp(argv[0], argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-static void write_file(const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  CHECK_MSG(f != NULL, "cannot write %s", path);
-  CHECK_EQ(fwrite(data, 1, len, f), len);
-  fclose(f);
-}
-
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) return NULL;
-  size_t cap = 4096, n = 0;
-  char *p = malloc(cap);
-  size_t got;
-  while ((got = fread(p + n, 1, cap - n - 1, f)) > 0) {
-    n += got;
-    if (cap - n < 2) p = realloc(p, cap *= 2);
-  }
-  fclose(f);
-  p[n] = '\0';
-  if (len) *len = n;
-  return p;
-}
-
-static int port_open(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
 static void ext_stop(struct ext *e) {
   pid_t pids[2] = {e->nginx, e->python};
   for (int i = 0; i < 2; i++) {
@@ -933,7 +874,7 @@ static void ext_start(struct ext *e, int digest) {
     snprintf(out, sizeof(out), "%s/digest.out", e->dir);
     char *argv[] = {"python3", script, "--port-file", pf, "--log", log,
                     "--user", "admin", "--password", "secret", NULL};
-    e->python = spawn(out, argv);
+    e->python = test_spawn(out, argv);
     uint64_t t0 = test_now_ms();
     char *s = NULL;
     while ((s = read_file(pf, NULL)) == NULL && test_now_ms() - t0 < 10000) {
@@ -951,7 +892,11 @@ static void ext_start(struct ext *e, int digest) {
     free(s);
   }
 
-  e->port = free_port();
+  /* nginx must be told a number: reserve one (bound, not listening,
+   * SO_REUSEPORT) and let nginx bind it with `reuseport` beside us, so no
+   * other test takes it between the pick and nginx's bind. */
+  int hold = -1;
+  e->port = test_reserve_port(&hold);
   snprintf(p, sizeof(p), "%s/tests/nginx/nginx.conf.in", SL_SOURCE_DIR);
   char *tpl = read_file(p, NULL);
   CHECK_MSG(tpl != NULL, "cannot read %s", p);
@@ -981,9 +926,9 @@ static void ext_start(struct ext *e, int digest) {
   free(conf);
   snprintf(q, sizeof(q), "%s/nginx.out", e->dir);
   char *argv[] = {(char *)nginx, "-p", e->dir, "-c", p, "-g", "daemon off;", NULL};
-  e->nginx = spawn(q, argv);
+  e->nginx = test_spawn(q, argv);
   uint64_t t0 = test_now_ms();
-  while (!port_open(e->port)) {
+  while (!test_port_open(e->port)) {
     int st;
     if (waitpid(e->nginx, &st, WNOHANG) == e->nginx || test_now_ms() - t0 > 10000) {
       e->nginx = 0;
@@ -993,6 +938,7 @@ static void ext_start(struct ext *e, int digest) {
     }
     usleep(10000);
   }
+  close(hold);
 }
 
 static void ngx_url(char *out, size_t cap, const struct ext *e, const char *path) {

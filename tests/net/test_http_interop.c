@@ -51,7 +51,7 @@ static void start(struct srv *s, const char *root) {
 static void finish(struct srv *s) {
   srv_wait_clean(s, 5000);
   srv_stop(s);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
 }
 
 /* --noproxy: an http_proxy in the environment must not take 127.0.0.1. */

@@ -124,7 +124,7 @@ TEST_T(http_static_traversal_refused, 30) {
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
   CHECK_EQ(s.st.accepted, 1); /* 403 and 404 keep the connection */
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
   test_sh("rm -rf %s", dir);
 }
 
@@ -278,7 +278,7 @@ TEST_T(http_static_file_features, 30) {
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
   CHECK_EQ(s.st.accepted, 1);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
   test_sh("rm -rf %s", dir);
 }
 
@@ -315,7 +315,7 @@ TEST_T(http_static_large_download_bounded, 30) {
   CHECK_EQ(r.clen, (long long)GIB);
   cli_close(k);
 
-  int fd = raw_connect_port(s.port, 65536);
+  int fd = test_connect(s.port, 65536);
   const char *req = "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n";
   CHECK_EQ(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
   static char buf[1 << 20];
@@ -351,7 +351,7 @@ TEST_T(http_static_large_download_bounded, 30) {
   srv_stop(&s);
   CHECK_LE(s.st.peak, HELD_BOUND); /* the exact maximum, not a sample */
   CHECK_EQ(s.st.closed_by[SL_CLOSE_PEER] + s.st.closed_by[SL_CLOSE_ERROR], 2);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
   test_sh("rm -rf %s", dir);
 }
 
@@ -381,6 +381,6 @@ TEST_T(http_static_download_over_budget_ends, 30) {
   srv_wait_clean(&s, 3000);
   srv_stop(&s);
   CHECK_EQ(s.st.closed_by[SL_CLOSE_LIMIT], 1);
-  check_mem_zero();
+  CHECK_MEM_CLEAN();
   test_sh("rm -rf %s", dir);
 }

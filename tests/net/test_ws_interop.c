@@ -138,7 +138,7 @@ TEST_T(ws_interop_foreign_origin_gets_403, 30) {
   node_client_expect(s.port, "origin", "http://evil.example", "status 403\n");
   node_client_expect(s.port, "origin", "http://app.example", "open\nclose 1000\n");
   /* No Origin at all (not a browser) is refused too once a list is set. */
-  int fd = raw_connect(s.port, 0);
+  int fd = test_connect(s.port, 0);
   static const char req[] = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
                             "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";

@@ -151,39 +151,16 @@ void srv_check_clean(const struct srv *s) {
   CHECK_EQ(s->mem_after_free.nbufs, 0);
 }
 
-void srv_wait_flag(struct srv *s, int v) {
-  uint64_t t0 = test_now_ms();
-  while (atomic_load(&s->flag) != v && test_now_ms() - t0 < 5000) usleep(1000);
-  CHECK_EQ(atomic_load(&s->flag), v);
-}
+void srv_wait_flag(struct srv *s, int v) { WAIT_FOR(atomic_load(&s->flag) == v, 5000); }
 
 /* ---- the raw client ---- */
 
-int raw_connect(int port, int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  return fd;
-}
-
 void raw_send_all(int fd, const void *p, size_t n) {
-  while (n) {
-    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-    CHECK_MSG(w > 0, "send: %s", strerror(errno));
-    p = (const char *)p + w;
-    n -= (size_t)w;
-  }
+  CHECK_MSG(test_send_all(fd, p, n) == 0, "send: %s", strerror(errno));
 }
 
 int raw_ws_open(int port, const char *extra, int rcvbuf) {
-  int fd = raw_connect(port, rcvbuf);
+  int fd = test_connect(port, rcvbuf);
   char req[1024];
   /* The key and accept value of RFC 6455 section 1.3. */
   int n = snprintf(req, sizeof(req),
@@ -249,18 +226,6 @@ long raw_read_to_eof(int fd, void *buf, size_t cap) {
   return (long)got;
 }
 
-int test_slowdown(void) {
-  const char *e = getenv("TEST_TIMEOUT_SCALE");
-  double v = e ? atof(e) : 1.0;
-  return v > 1.0 ? (int)(v + 0.999) : 1;
-}
-
-uint32_t fnv1a(const void *p, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 16777619u;
-  return h;
-}
-
 /* ---- node ---- */
 
 /* The node binary on PATH, or NULL. */
@@ -281,10 +246,7 @@ void node_require(void) {
   if (node_path() == NULL) why = "node is not installed";
   else if (access(NODE_DIR "/node_modules/ws/package.json", R_OK) != 0)
     why = "tests/node/node_modules/ws is missing";
-  if (why == NULL) return;
-  /* In CI nothing may skip: a missing dependency is a failure. */
-  CHECK_MSG(!test_in_ci(), "%s (run scripts/deps.sh)", why);
-  TEST_SKIP(why);
+  TEST_NEED(why == NULL, why);
 }
 
 void node_start(struct node *n, const char *script, const char *a1,

@@ -9,6 +9,8 @@
  * - a raw client socket that speaks just enough WebSocket to send frames
  *   byte for byte, masked or not;
  * - a runner for the node scripts in tests/node (the npm `ws` package).
+ *
+ * Dialing, WAIT_FOR, test_slowdown and fnv1a are in tests/common.h.
  */
 #ifndef SL_WS_TEST_H
 #define SL_WS_TEST_H
@@ -18,8 +20,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "sluice.h"
-#include "test.h"
 
 #define SRV_MAX_CONNS 64
 
@@ -84,9 +86,6 @@ void srv_check_clean(const struct srv *s);
 /* Wait until s->flag == v (5 s at most). */
 void srv_wait_flag(struct srv *s, int v);
 
-/* A blocking client socket to 127.0.0.1:port with 5 s receive timeouts;
- * rcvbuf > 0 shrinks its receive buffer before connecting. */
-int raw_connect(int port, int rcvbuf);
 /* Connect and upgrade GET /ws with `extra` header lines; checks the 101
  * and its Sec-WebSocket-Accept, and reads nothing past the head. */
 int raw_ws_open(int port, const char *extra, int rcvbuf);
@@ -99,14 +98,6 @@ void raw_send_frame(int fd, int b0, const void *payload, size_t n, int mask);
 long raw_read(int fd, void *buf, size_t n);
 /* Read until EOF (or a reset); fails the test on a timeout. */
 long raw_read_to_eof(int fd, void *buf, size_t cap);
-
-/* TEST_TIMEOUT_SCALE rounded up (1 by default): how much slower than
- * native this run is (valgrind, qemu), for the few deadlines that a test
- * must outlast rather than measure. */
-int test_slowdown(void);
-
-/* The 32-bit FNV-1a hash, as ws_server.js prints it. */
-uint32_t fnv1a(const void *p, size_t n);
 
 /* A node script of tests/node running as a child, its stdout on a pipe. */
 struct node {

@@ -5,6 +5,8 @@
  * each fuzz/fuzz_<name>.c with -DSL_FUZZ_MAIN as fuzz-replay-<name> in
  * SL_FUZZ_REPLAY_DIR, with the build's sanitizers if any. Each input runs
  * in its own process, so one failure names its file and the rest still run.
+ * It fails when it replays nothing: no target, a target without inputs, or
+ * an empty regress folder (which holds at least the corpus' hardest seeds).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -93,7 +95,7 @@ TEST_T(fuzz_regressions_replay, 120) {
   struct dirent **targets;
   int nt = scandir(SL_SOURCE_DIR "/fuzz", &targets, is_fuzz_source, alphasort);
   CHECK_MSG(nt >= 0, "cannot list %s/fuzz", SL_SOURCE_DIR);
-  int runs = 0, fails = 0, missing = 0;
+  int runs = 0, fails = 0, missing = 0, empty = 0, no_regress = 0;
   for (int i = 0; i < nt; i++) {
     char name[256], bin[4096], dir[4096];
     snprintf(name, sizeof(name), "%.*s", (int)strlen(targets[i]->d_name) - 7,
@@ -105,12 +107,26 @@ TEST_T(fuzz_regressions_replay, 120) {
       missing++;
       continue;
     }
+    int before = runs;
     snprintf(dir, sizeof(dir), "%s/fuzz/regress/%s", SL_SOURCE_DIR, name);
     replay_dir(bin, dir, &runs, &fails);
+    /* The regress folder holds at least the seed corpus' hardest cases: an
+     * empty one means a target whose crashes would not be kept. */
+    if (runs == before) {
+      fprintf(stderr, "  %s: nothing to replay (copy its hardest seeds there)\n", dir);
+      no_regress++;
+    }
     snprintf(dir, sizeof(dir), "%s/fuzz/corpus/%s", SL_SOURCE_DIR, name);
     replay_dir(bin, dir, &runs, &fails);
+    if (runs == before) empty++;
   }
   free(targets);
   CHECK_MSG(missing == 0, "%d fuzz target(s) without a replay binary", missing);
   CHECK_MSG(fails == 0, "%d of %d fuzz inputs failed on replay", fails, runs);
+  /* A replay of nothing proves nothing: no target, or a target with no
+   * input, fails instead of passing by default. */
+  CHECK_MSG(nt > 0, "no fuzz/fuzz_*.c targets in %s", SL_SOURCE_DIR);
+  CHECK_MSG(runs > 0, "no fuzz input was replayed");
+  CHECK_MSG(empty == 0, "%d fuzz target(s) without any input", empty);
+  CHECK_MSG(no_regress == 0, "%d fuzz target(s) with an empty fuzz/regress/<name>/", no_regress);
 }

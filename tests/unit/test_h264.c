@@ -68,7 +68,7 @@ static void put_nal(bytes *b, int sc4, unsigned hdr, bw *w, int trailing) {
     bw_u(w, 1, 1);
     while (w->bits % 8) bw_u(w, 1, 0);
   }
-  put(b, "\0\0\0\1" + !sc4, sc4 ? 4 : 3);
+  put(b, &"\0\0\0\1"[!sc4], sc4 ? 4 : 3);
   put1(b, hdr);
   size_t n = (w->bits + 7) / 8;
   int zeros = 0;

@@ -8,16 +8,8 @@
 #include <stdlib.h>
 
 #include "http_parse.h"
-#include "test.h"
+#include "common.h"
 
-#define CHECK_SV(s, lit)                                                     \
-  do {                                                                       \
-    sl_str s_ = (s);                                                         \
-    const char *l_ = (lit);                                                  \
-    if (s_.len != strlen(l_) || (s_.len && memcmp(s_.ptr, l_, s_.len)))      \
-      sl__test_fail(__FILE__, __LINE__, "CHECK_SV(%s): \"%.*s\" != \"%s\"", \
-                    #s, (int)s_.len, s_.ptr ? s_.ptr : "", l_);              \
-  } while (0)
 
 #define CHECK_HDR(m, name, lit)                                              \
   do {                                                                       \
