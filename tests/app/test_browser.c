@@ -35,8 +35,8 @@
  *                                   keyframe with the gap bit after the skip
  *
  * Missing Chromium, node or playwright-core, or (for the H.264 tests) a
- * sluice-stream built without openh264, or bash and curl: skipped, or a
- * failure under CI=true. The tests are slow (about 3 min together, 2 x 60 s
+ * sluice-stream built without openh264: skipped, or a failure under
+ * CI=true. The tests are slow (about 3 min together, 2 x 60 s
  * of it frozen tabs), so they are
  * compiled out of sanitizer builds (make test's ASan build), which would add
  * nothing to what they check. Artifacts go to $SLUICE_ARTIFACTS, by default
@@ -72,13 +72,13 @@
 
 /* sluice-stream with its defaults (640x480, 30 fps test pattern), on port
  * 0 read back from its log, plus up to 8 more arguments (NULL-terminated
- * `extra`, may be NULL), behind the command prefix `wrap` (may be NULL). */
-static void srv_start(struct rel_srv *s, const char *const *wrap, const char *const *extra) {
+ * `extra`, may be NULL). */
+static void srv_start(struct rel_srv *s, const char *const *extra) {
   const char *argv[12] = {"--log-level", "info"};
   int n = 2;
   for (int i = 0; extra && extra[i] && n < 11; i++) argv[n++] = extra[i];
   argv[n] = NULL;
-  rel_srv_spawn(s, wrap, argv, 0, 10000, NULL, NULL);
+  rel_srv_spawn(s, NULL, argv, 0, 10000, NULL, NULL);
 }
 
 /* SIGTERM and wait: exit status (or -1). */
@@ -127,24 +127,17 @@ static void srv_check_stop(struct rel_srv *s, int stopped, const char *script) {
  * NULL-terminated `extra` arguments, may be NULL); it must exit 0, and the
  * server must then shut down cleanly with no library memory left. With
  * `mixed`, a second server comes up too, passed to the script as --mixed
- * URL, with both kinds of stream: its default stream is H.264 from stdin
- * (the first server's /stream.h264, read by curl; bash's exec keeps the
- * server's pid the one the harness stops) and its stream "jpeg" the MJPEG
- * pattern. */
+ * URL, with both kinds of stream: its default stream is the MJPEG pattern,
+ * its stream "h264" relays the first server's /stream.h264. */
 static void run_script_with(const char *script, const char *const *extra, int mixed) {
   need_browser();
-  if (mixed)
-    TEST_NEED(test_sh("command -v bash >/dev/null 2>&1 && command -v curl >/dev/null 2>&1") == 0,
-              "bash or curl is missing (apt-get install bash curl)");
   struct rel_srv s, m;
-  srv_start(&s, NULL, extra);
-  char feed[256], opt[64] = "";
+  srv_start(&s, extra);
+  char relay[96], opt[64] = "";
   if (mixed) {
-    snprintf(feed, sizeof(feed), "exec \"$0\" \"$@\" < <(exec curl -sN http://127.0.0.1:%d/stream.h264)",
-             s.port);
-    const char *wrap[] = {"bash", "-c", feed, NULL};
-    const char *margs[] = {"--source", "-", "--stream", "jpeg=testpattern", NULL};
-    srv_start(&m, wrap, margs);
+    snprintf(relay, sizeof(relay), "h264=http://127.0.0.1:%d/stream.h264", s.port);
+    const char *margs[] = {"--stream", relay, NULL};
+    srv_start(&m, margs);
     snprintf(opt, sizeof(opt), " --mixed http://127.0.0.1:%d", m.port);
   }
   fflush(stdout);

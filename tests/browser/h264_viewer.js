@@ -10,11 +10,11 @@
 //     (its seq, fetched right after the read) in the median of READS reads;
 //   - a page without WebCodecs (VideoDecoder removed before the page runs)
 //     says it cannot decode H.264 and opens no socket;
-//   - on the --mixed server (its default stream this server's /stream.h264
-//     on its stdin, its stream "jpeg" the MJPEG pattern), the page plays
-//     H.264, the stream picker switches it to MJPEG (the <img> shows the
-//     pattern, the H.264 viewer leaves) and back to H.264 (decoded with no
-//     error, its picture advancing);
+//   - on the --mixed server (its default stream the MJPEG pattern, its
+//     stream "h264" a relay of this server's /stream.h264), the page opened
+//     with ?stream=h264 plays H.264, the stream picker switches it to MJPEG
+//     (the <img> shows the pattern, the H.264 viewer leaves) and back to
+//     H.264 (decoded with no error, its picture advancing);
 //   - the dashboard shows the stream's kind, codec, bitrate and GOP.
 'use strict';
 
@@ -143,7 +143,7 @@ L.main('h264_viewer', 100000, async () => {
       (await L.getJSON(M + '/api/streams')).streams.find((s) => s.name === avc.name).codec);
     const mp = await chr.context.newPage();
     mp.on('pageerror', (e) => errors.push(e.message));
-    await mp.goto(M + '/');
+    await mp.goto(M + '/?stream=' + encodeURIComponent(avc.name));
     const playsOn = (mode, name) => L.until(`the page plays ${name} in mode ${mode}`, 15000, async () => {
       const v = await viewerState(mp);
       return v.mode === mode && v.stream === name && v.state === 'playing' && v.frames >= 3 ? v : null;
