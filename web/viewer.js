@@ -138,7 +138,7 @@
   requestAnimationFrame(probe);
 
   /* ---- transports ----------------------------------------------------- */
-  function streamParams() { return { fps: fpsCap > 0 ? fpsCap : null, policy }; }
+  function streamParams() { return { fps: fpsCap > 0 && V.mode !== 'h264' ? fpsCap : null, policy }; }
 
   function stop() {
     gen++;
@@ -457,6 +457,10 @@
     $('mode-mjpeg').hidden = $('mode-ws').hidden = V.mode === 'h264';
     $('mode-h264').hidden = V.mode !== 'h264';
     for (const e of document.querySelectorAll('.h264-only')) e.hidden = V.mode !== 'h264';
+    /* An H.264 viewer gets every frame (a P-frame needs the one before),
+     * so the server has no rate to cap: the control does not apply. */
+    fpsSel.disabled = V.mode === 'h264';
+    fpsSel.title = V.mode === 'h264' ? 'H.264 streams play at their own rate' : '';
   }
   function restart() { /* a new choice of stream, transport or rate: start afresh */
     stale = false; canvas.width = canvas.height = 0;
