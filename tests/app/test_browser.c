@@ -19,7 +19,9 @@
  *                                   test pattern with WebCodecs, no decoder
  *                                   error, the block code on the canvas is the
  *                                   frame number of the access unit and close
- *                                   to the newest published; without WebCodecs
+ *                                   to the newest published; a broken keyframe
+ *                                   is one counted error and it plays on from
+ *                                   the next keyframe; without WebCodecs
  *                                   it says so and opens nothing; on a second
  *                                   server with both kinds the stream picker
  *                                   switches H.264 -> MJPEG -> H.264; the

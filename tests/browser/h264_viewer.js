@@ -8,6 +8,9 @@
 //     (sluiceViewer.lastSeq), advances at about the stream's rate, and is
 //     within MAX_BEHIND frames of the newest frame the server published
 //     (its seq, fetched right after the read) in the median of READS reads;
+//   - a page whose WebSocket turns one keyframe (the second one) into
+//     garbage counts one decoder error, drops the frames up to the next
+//     keyframe, and plays on from it (the picture fresh again);
 //   - a page without WebCodecs (VideoDecoder removed before the page runs)
 //     says it cannot decode H.264 and opens no socket;
 //   - on the --mixed server (its default stream the MJPEG pattern, its
@@ -42,6 +45,12 @@ const statsOf = async (name) => (await L.stats(S)).streams.find((s) => s.name ==
 /* The page's viewers (the mixed server's relay is another, over /stream.h264). */
 const wsViewers = async (server, name) => (await L.stats(server)).streams.find((s) => s.name === name)
   .viewers_list.filter((v) => v.transport === 'ws').length;
+/* A read within MAX_BEHIND frames of the newest published, within 10 s. */
+const fresh = (page) => L.until(`a picture within ${MAX_BEHIND} frames of live`, 10000, async () => {
+  const r = await canvasRead(page);
+  r.seq = (await statsOf('default')).seq;
+  return r.code >= 0 && r.code === r.lastSeq && r.seq - r.code <= MAX_BEHIND ? r : null;
+}, 100);
 const median = (xs) => { const v = [...xs].sort((x, y) => x - y); return v[Math.floor(v.length / 2)]; };
 
 L.main('h264_viewer', 100000, async () => {
@@ -175,6 +184,45 @@ L.main('h264_viewer', 100000, async () => {
     await advances(`picker -> ${avc.name}`);
     await mp.close();
   }
+
+  /* A broken keyframe: one error, then the next keyframe restarts it. */
+  const bad = await chr.context.newPage();
+  bad.on('pageerror', (e) => errors.push(e.message));
+  await bad.addInitScript(() => {
+    const Native = window.WebSocket;
+    let keys = 0;
+    window.sluiceBroken = -1;
+    window.WebSocket = class extends Native {
+      set onmessage(fn) {
+        super.onmessage = (e) => {
+          let d = e.data;
+          if (d instanceof ArrayBuffer && d.byteLength > 16 && (new Uint8Array(d)[1] & 1) && ++keys === 2) {
+            const x = new Uint8Array(d.byteLength);
+            x.set(new Uint8Array(d, 0, 16));
+            x.set([0, 0, 0, 1, 0x41], 16); /* a non-IDR slice of noise, flagged key */
+            for (let i = 21; i < x.length; i++) x[i] = (i * 151) & 0xff;
+            window.sluiceBroken = new DataView(d).getUint32(4);
+            d = x.buffer;
+          }
+          fn.call(this, { data: d });
+        };
+      }
+      get onmessage() { return super.onmessage; }
+    };
+  });
+  await bad.goto(S + '/');
+  await L.until('the broken keyframe was delivered', 10000, () => bad.evaluate(() => window.sluiceBroken >= 0));
+  const vb = await L.until('the page counts the error and plays on from the next keyframe', 10000, async () => {
+    const v = await viewerState(bad);
+    return v.errors >= 1 && v.state === 'playing' && v.lastSeq > 0 && v.keyframes >= 3 ? v : null;
+  });
+  const rb = await fresh(bad);
+  const broken = await bad.evaluate(() => window.sluiceBroken);
+  L.out(`broken keyframe ${broken}: errors ${vb.errors} (${vb.lastError}), resets ${vb.resyncs}, ` +
+    `dropped waiting for a keyframe ${vb.skipped}; then frame ${rb.code}, ${rb.seq - rb.code} behind live`);
+  L.check(vb.errors === 1 && vb.resyncs === 1, `errors ${vb.errors}, resets ${vb.resyncs} for one broken keyframe`);
+  L.check(vb.skipped > 0, 'the frames after the broken keyframe were fed to the decoder');
+  await bad.close();
 
   /* No WebCodecs: a clear message, and no socket. */
   const bare = await chr.context.newPage();
