@@ -67,9 +67,9 @@ static sl_buf *mk_au(uint64_t seq, int key, int ps, size_t slice) {
     CHECK(slice >= SLICE_HEAD);
     memcpy(o + k, "\0\0\0\1", 4);
     unsigned char *s = o + k + 4;
-    char head[SLICE_HEAD + 1];
-    snprintf(head, sizeof(head), "%cS%016llx%08zx", key ? 0x65 : 0x41,
-             (unsigned long long)seq, slice);
+    char head[48];
+    snprintf(head, sizeof(head), "%cS%016llx%08x", key ? 0x65 : 0x41,
+             (unsigned long long)seq, (unsigned)slice);
     memcpy(s, head, SLICE_HEAD);
     memset(s + SLICE_HEAD, 0x80, slice - SLICE_HEAD);
     k += 4 + slice;
