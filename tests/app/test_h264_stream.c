@@ -47,7 +47,7 @@ struct h264_stats {
 
 static void stats(int port, struct h264_stats *o) {
   int st = 0;
-  char *r = rel_get(port, "/api/stats", &st, NULL);
+  char *r = test_http_get(port, "/api/stats", &st, NULL);
   CHECK_MSG(r != NULL && st == 200, "/api/stats: %d", st);
   const char *from = "\"streams\":[";
   o->seq = rel_json_num(r, from, "seq");
@@ -83,7 +83,7 @@ static void rec_add(struct rec *r, const void *p, size_t n) {
  * default); reads the response head (200, video/h264) and keeps any body
  * bytes after it in `r`. Returns the socket. */
 static int open_raw(int port, int rcvbuf, struct rec *r) {
-  int fd = rel_dial(port, rcvbuf);
+  int fd = test_connect(port, rcvbuf);
   CHECK(fd >= 0);
   static const char req[] = "GET /stream.h264 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   CHECK_EQ(rel_send_all(fd, req, sizeof(req) - 1), 0);
@@ -315,7 +315,7 @@ TEST_T(h264_stream_join_starts_from_cached_gop, 90) {
 /* The viewer's resyncs from /api/stats (its entry in viewers_list). */
 static long long viewer_resyncs(int port) {
   int st = 0;
-  char *r = rel_get(port, "/api/stats", &st, NULL);
+  char *r = test_http_get(port, "/api/stats", &st, NULL);
   CHECK(r != NULL);
   long long v = rel_json_num(r, "\"viewers_list\":[", "resyncs");
   free(r);
@@ -400,7 +400,7 @@ static long long held_bound(const struct h264_stats *st, int n) {
  * their kernel buffers absorbed. */
 static int hub_stalled(int port) {
   int st = 0, n = 0;
-  char *r = rel_get(port, "/api/stats", &st, NULL);
+  char *r = test_http_get(port, "/api/stats", &st, NULL);
   CHECK(r != NULL);
   const char *p = strstr(r, "\"viewers_list\":[");
   while (p && (p = strstr(p, "\"queued\":")) != NULL) {
