@@ -101,7 +101,7 @@ def viewers(b, p, port, kind, n, a):
     s1, m1 = stream_stats(d["server"]["end"])
     out = dict(kind=kind, n=n, cpu=d["server"]["cpu_pct"], window=d["window_s"], bytes=c["bytes"],
                bps_viewer=c["bytes"] / n / d["window_s"],
-               bytes_frame=c["bytes"] / c["frames"] if c["frames"] else None, fps_mean=c["fps_per_conn_mean"],
+               bytes_frame=c["bytes"] / c["frames"] if c["frames"] else None, frames_total=c["frames"], fps_mean=c["fps_per_conn_mean"],
                fps_min=c["fps_per_conn_min"], gap_p99=c["gap_p99_ms"], errors=c["errors"] + c["closed"],
                ok=c["ok"], lg_cpu=d["loadgen_cpu_pct"], connect_s=d["connect_s"],
                viewers_seen=s1.get("viewers"), held=s1.get("held"), frames_held=s1.get("frames_held"),
@@ -170,6 +170,15 @@ def per_viewer_us(v, idle_pct):
     return (v["cpu"] - idle_pct) / 100.0 / v["n"] * 1e6
 
 
+def per_frame_us(v, idle_pct):
+    """Server CPU per frame delivered to one viewer, in microseconds: the
+    fan-out cost with the delivered frame rate (which a loaded machine makes
+    vary from window to window) taken out."""
+    if not v["frames_total"]:
+        return None
+    return (v["cpu"] - idle_pct) / 100.0 * v["window"] / v["frames_total"] * 1e6
+
+
 def fmt(x, nd=1):
     return fo.fmt(x, nd)
 
@@ -200,31 +209,35 @@ def report(rounds, cmds, a):
           "and per-viewer CPU = (CPU at N - idle CPU of the same server in the same round) / N, in microseconds "
           "of CPU per second of stream. The machine has 2 cores, shared by loadgen and the server.\n" % (
               R, " and ".join(str(n) for n in ns), a.duration, a.warmup))
-    print("| round | codec | idle CPU % | viewers | CPU % | per-viewer CPU us/s | bytes per viewer per s | "
+    print("| round | codec | idle CPU % | viewers | CPU % | per-viewer CPU us/s | CPU us per frame per viewer | "
+          "bytes per viewer per s | "
           "bytes per frame | fps per viewer mean / min | gap p99 ms | errors |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for i, row in enumerate(rounds):
         for codec in ("mjpeg", "h264"):
             res = row[codec]
             for n in ns:
                 v = res["%s/%d" % (codec, n)]
-                print("| %d | %s | %.1f | %d | %.1f | %s | %.0f | %s | %.1f / %.1f | %s | %d |" % (
+                print("| %d | %s | %.1f | %d | %.1f | %s | %s | %.0f | %s | %.1f / %.1f | %s | %d |" % (
                     i + 1, "MJPEG" if codec == "mjpeg" else "H.264", res["idle"], n, v["cpu"],
-                    fmt(per_viewer_us(v, res["idle"]), 1), v["bps_viewer"], fmt(v["bytes_frame"], 0), v["fps_mean"], v["fps_min"],
+                    fmt(per_viewer_us(v, res["idle"]), 1), fmt(per_frame_us(v, res["idle"]), 2), v["bps_viewer"], fmt(v["bytes_frame"], 0), v["fps_mean"], v["fps_min"],
                     fmt(v["gap_p99"]), v["errors"]))
     print("\nRatios H.264 / MJPEG, per round then median (min-max over rounds):\n")
-    print("| viewers | bytes per viewer per s | server CPU (whole process) | per-viewer CPU (idle subtracted) |")
-    print("|---:|---|---|---|")
+    print("| viewers | bytes per viewer per s | bytes per frame | server CPU (whole process) | "
+          "per-viewer CPU (idle subtracted) | CPU per frame per viewer (idle subtracted) |")
+    print("|---:|---|---|---|---|---|")
     summary = {}
     for n in ns:
-        rb, rc, rp = [], [], []
+        rb, rf, rc, rp, rq = [], [], [], [], []
         for row in rounds:
             m, h = row["mjpeg"]["mjpeg/%d" % n], row["h264"]["h264/%d" % n]
             rb.append(ratio(h["bps_viewer"], m["bps_viewer"]))
+            rf.append(ratio(h["bytes_frame"], m["bytes_frame"]))
             rc.append(ratio(h["cpu"], m["cpu"]))
             rp.append(ratio(per_viewer_us(h, row["h264"]["idle"]), per_viewer_us(m, row["mjpeg"]["idle"])))
-        summary[n] = dict(bytes=rb, cpu=rc, per_viewer=rp)
-        print("| %d | %s | %s | %s |" % (n, rng(rb, 3), rng(rc), rng(rp)))
+            rq.append(ratio(per_frame_us(h, row["h264"]["idle"]), per_frame_us(m, row["mjpeg"]["idle"])))
+        summary[n] = dict(bytes=rb, bytes_frame=rf, cpu=rc, per_viewer=rp, per_frame=rq)
+        print("| %d | %s | %s | %s | %s | %s |" % (n, rng(rb, 3), rng(rf, 3), rng(rc), rng(rp), rng(rq)))
     print("\nIdle CPU (0 viewers), median over rounds: MJPEG %s %%, H.264 %s %% (ratio %s).\n" % (
         fmt(med([r["mjpeg"]["idle"] for r in rounds]), 1), fmt(med([r["h264"]["idle"] for r in rounds]), 1),
         fmt(ratio(med([r["h264"]["idle"] for r in rounds]), med([r["mjpeg"]["idle"] for r in rounds])), 2)))
@@ -233,34 +246,40 @@ def report(rounds, cmds, a):
     print("Same H.264 server and round as above: %d raw readers of `/stream.h264` and %d of `/stream.mp4` "
           "(counting moof boxes), one run after the other (order swapped each round). Frames published and "
           "fMP4 fragments built = the stream's `frames_in` and `mp4_fragments` from /api/stats, difference "
-          "over the window; held = the hub's exact held bytes at the window end (frames and fragments, each "
+          "between the samples loadgen takes at the window's start and end (a fragment is built when the "
+          "first fMP4 viewer is sent its frame, so the two can differ by the frames in flight at the edges); "
+          "frames delivered = moof boxes counted by all the viewers together in the window; held = the hub's exact held bytes at the window end (frames and fragments, each "
           "once).\n" % (big, big))
-    print("| round | transport | CPU % | per-viewer CPU us/s | bytes per viewer per s | fps per viewer mean / min | "
-          "frames published | fMP4 fragments built | held KB / frames held | errors |")
-    print("|---:|---|---:|---:|---:|---|---:|---:|---|---:|")
-    rp, rb = [], []
+    print("| round | transport | CPU % | per-viewer CPU us/s | CPU us per frame per viewer | bytes per viewer per s | "
+          "fps per viewer mean / min | "
+          "frames published | frames delivered (all viewers) | fMP4 fragments built | held KB / frames held | errors |")
+    print("|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
+    rp, rb, rq = [], [], []
     tot = []
     for i, row in enumerate(rounds):
         res = row["h264"]
         for kind in ("h264", "mp4"):
             v = res["%s/%d" % (kind, big)]
-            print("| %d | %s | %.1f | %s | %.0f | %.1f / %.1f | %s | %s | %.0f / %s | %d |" % (
+            print("| %d | %s | %.1f | %s | %s | %.0f | %.1f / %.1f | %s | %s | %s | %.0f / %s | %d |" % (
                 i + 1, "raw H.264" if kind == "h264" else "fMP4", v["cpu"], fmt(per_viewer_us(v, res["idle"]), 1),
+                fmt(per_frame_us(v, res["idle"]), 2),
                 v["bps_viewer"], v["fps_mean"], v["fps_min"], v.get("d_frames_in", "-"),
-                v.get("d_mp4_fragments", "-"), (v["held"] or 0) / 1024, v["frames_held"], v["errors"]))
+                v["frames_total"] if kind == "mp4" else "-", v.get("d_mp4_fragments", "-"), (v["held"] or 0) / 1024, v["frames_held"], v["errors"]))
         h, m = res["h264/%d" % big], res["mp4/%d" % big]
         rp.append(ratio(per_viewer_us(m, res["idle"]), per_viewer_us(h, res["idle"])))
         rb.append(ratio(m["bps_viewer"], h["bps_viewer"]))
+        rq.append(ratio(per_frame_us(m, res["idle"]), per_frame_us(h, res["idle"])))
         e = res.get("end") or {}
         tot.append((e.get("frames_in"), e.get("mp4_fragments"), e.get("mp4_bytes")))
-    print("\nRatios fMP4 / raw H.264 (%d viewers), median (min-max): per-viewer CPU %s; bytes per viewer %s.\n" % (
-        big, rng(rp), rng(rb, 3)))
+    print("\nRatios fMP4 / raw H.264 (%d viewers), median (min-max): per-viewer CPU %s; CPU per frame per "
+          "viewer %s; bytes per viewer per s %s.\n" % (big, rng(rp), rng(rq), rng(rb, 3)))
     print("Whole life of each H.264 server (from /api/stats at its end; fragments are built only while an fMP4 "
           "viewer takes frames, i.e. during the fMP4 run): %s.\n" % "; ".join(
               "round %d: %s frames published, %s fragments built, %s bytes of fragments" % (
                   i + 1, f, g, by) for i, (f, g, by) in enumerate(tot)))
     summary["mp4_per_viewer"] = rp
     summary["mp4_bytes"] = rb
+    summary["mp4_per_frame"] = rq
     print("Commands (PORT chosen free by the script, PID the server's; each server first sits %g s with no "
           "viewer for the idle figure):\n" % a.duration)
     for k in ("mjpeg", "h264"):
@@ -300,7 +319,7 @@ def main():
         summary = report(rounds, cmds, a)
     finally:
         fo.stop_all()
-    print("\n(h264: %.0f s)" % (time.time() - t0))
+    fo.log("h264: %.0f s" % (time.time() - t0))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"rounds": rounds, "summary": summary, "commands": cmds,
