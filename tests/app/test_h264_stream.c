@@ -86,7 +86,7 @@ static int open_raw(int port, int rcvbuf, struct rec *r) {
   int fd = test_connect(port, rcvbuf);
   CHECK(fd >= 0);
   static const char req[] = "GET /stream.h264 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-  CHECK_EQ(rel_send_all(fd, req, sizeof(req) - 1), 0);
+  CHECK_EQ(test_send_all(fd, req, sizeof(req) - 1), 0);
   char head[2048];
   size_t n = 0;
   uint64_t end = test_now_ms() + 10000;
