@@ -527,14 +527,14 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
     case SL_TRANSPORT_CHUNKED:
     case SL_TRANSPORT_RAW:
       snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\n%s",
-               h->o.kind == SL_KIND_H264 ? "video/h264\r\nCache-Control: no-store"
+               h->o.kind == SL_KIND_H264 ? "video/h264"
                                          : "application/octet-stream", cors);
       rc = sl_http_start(c, 200, hdr,
                          transport == SL_TRANSPORT_RAW ? SL_HTTP_STREAM : SL_HTTP_CHUNKED);
       break;
     case SL_TRANSPORT_FMP4:
-      snprintf(hdr, sizeof(hdr), "Content-Type: video/mp4\r\nCache-Control: no-store\r\n%s",
-               cors);
+      /* sl_http_start adds Cache-Control: no-store to a stream. */
+      snprintf(hdr, sizeof(hdr), "Content-Type: video/mp4\r\n%s", cors);
       rc = sl_http_start(c, 200, hdr, SL_HTTP_STREAM);
       break;
     case SL_TRANSPORT_WS:

@@ -179,20 +179,29 @@ void sl__sub_drop_pending(struct sub *s, int reason) {
   while (s->ph) pop_front(s, reason);
 }
 
+/* A skip as the viewer sees it: counted once, until it receives a frame
+ * again. A stalled viewer is found behind again at every keyframe it cannot
+ * take (the one in flight stays old): that is still one gap in its stream,
+ * and one resync. */
+static void mark_gap(struct sub *s) {
+  if (s->gap) return;
+  s->gap = 1;
+  s->resyncs++;
+  s->hub->resyncs++;
+}
+
 /* keyframe: a subscriber is behind on any drop. The pending frames up to
  * the next keyframe depend on what was dropped: they go too, and with none
  * left it waits for the next keyframe published. */
 static void start_resync(struct sub *s) {
   if (s->resync) return;
   s->resync = 1;
-  s->gap = 1;
-  s->resyncs++;
-  s->hub->resyncs++;
+  mark_gap(s);
 }
 
 static void skip_to_key(struct sub *s) {
   if (s->o.policy != SL_POLICY_KEYFRAME && s->hub->o.kind != SL_KIND_H264) return;
-  s->gap = 1;
+  mark_gap(s);
   while (s->ph && !(s->ph->f->flags & SL_FRAME_KEY)) pop_front(s, SL_DROP_RESYNC);
   if (s->ph == NULL) start_resync(s);
 }
