@@ -88,6 +88,42 @@ static void frame_free(sl_mgr *m, struct frame *f) {
   sl__free(f, sizeof(*f), SL_MEM_META);
 }
 
+#ifdef SL_DEBUG_ASSERTS
+/* Debug builds: the hub's counters equal what its lists hold, after every
+ * prune (each publish, tick and leave). */
+static void check_hub(const sl_hub *h) {
+  size_t held = 0, n = 0, gop = 0, gopn = 0, nsubs = 0;
+  for (const struct frame *f = h->live; f; f = f->next) {
+    held += frame_bytes(f);
+    n++;
+    SL_ASSERT(f->pins >= (unsigned)(f == h->latest) + f->in_gop);
+  }
+  SL_ASSERT(held == h->held);
+  SL_ASSERT(n == h->frames_held);
+  for (const struct frame *f = h->gop_head; f; f = f->gop_next) {
+    SL_ASSERT(f->in_gop);
+    gop += sl_buf_len(f->buf);
+    gopn++;
+  }
+  SL_ASSERT(gop == h->gop_bytes);
+  SL_ASSERT(gopn == h->gop_frames);
+  for (const struct sub *s = h->subs; s; s = s->next) {
+    size_t pn = 0, pbytes = 0;
+    for (const struct pend *p = s->ph; p; p = p->next) {
+      pn++;
+      pbytes += sl_buf_len(p->f->buf);
+    }
+    SL_ASSERT(pn == s->pn);
+    SL_ASSERT(pbytes == s->pbytes);
+    SL_ASSERT(s->burst <= s->pn);
+    nsubs++;
+  }
+  SL_ASSERT(nsubs == h->nsubs);
+}
+#else
+#define check_hub(h) ((void)0)
+#endif
+
 /* Free frames nobody needs any more: not latest, not in a policy queue, and
  * no output queue holds their buffer. */
 static void prune(sl_hub *h) {
@@ -103,6 +139,7 @@ static void prune(sl_hub *h) {
       pp = &f->next;
     }
   }
+  check_hub(h);
 }
 
 void sl__hub_unpin(sl_hub *h, struct frame *f) {
