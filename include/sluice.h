@@ -877,6 +877,106 @@ SL_API int sl_json_escape(const char *src, size_t len, char *dst, size_t dstlen)
 SL_API int sl_json_printf(char *buf, size_t len, const char *fmt, ...);
 
 /* ------------------------------------------------------------------ */
+/* multipart/form-data (browser file uploads)                          */
+/* ------------------------------------------------------------------ */
+
+/* A streaming parser of multipart/form-data bodies (RFC 7578 on RFC 2046
+ * section 5.1.1), for forms with <input type="file">. It is fed the body
+ * in pieces of any size as they arrive (the whole m->body of an
+ * SL_EV_HTTP_MSG, or each SL_EV_HTTP_CHUNK) and calls back, per part:
+ * on_part once its headers are read, on_data for its bytes in pieces
+ * (never copied: each piece points into what was fed, or at the
+ * parser's boundary text), on_end once its closing delimiter is seen. The
+ * pieces of a part's data depend on how the body was split; their
+ * concatenation does not.
+ *
+ * Memory: one allocation at sl_multipart_new of a fixed size (the state
+ * plus max_head bytes for one part's headers), whatever the body's size;
+ * nothing else. The bounds: a part's header block (max_head), the number
+ * of parts (max_parts), a part's size (max_part, off by default), and
+ * the boundary (1 to 70 characters, RFC 2046). Each part must carry
+ * "Content-Disposition: form-data; name=..." (RFC 7578 section 4.2);
+ * folded header lines, bare CR or LF, and a delimiter followed by
+ * anything but "--", blanks and CRLF are refused. The preamble before the
+ * first delimiter and the epilogue after the last are ignored.
+ *
+ * Errors: any problem of the input is SL_EPROTO (SL_EMSGSIZE for a bound
+ * exceeded), with a sentence from sl_multipart_error(); once failed, a
+ * parser fails every later call with the same code. A parser is used from
+ * one thread at a time; callbacks run inside sl_multipart_feed. */
+typedef struct sl_multipart sl_multipart;
+
+/* One part, as on_part, on_data and on_end see it. The slices point into
+ * the parser's header buffer: valid until on_end of the part returns
+ * (copy what you keep). Values are as sent, not decoded: browsers send
+ * the file's base name in UTF-8, with '"', CR and LF as %22, %0D and %0A
+ * (WHATWG HTML, "multipart/form-data encoding algorithm"). A file name
+ * is a hint from the peer: never use it as a path without checking it. */
+typedef struct sl_multipart_part {
+  size_t index;         /* 0 for the first part */
+  sl_str name;          /* the form field's name */
+  sl_str filename;      /* the file's name; empty when absent */
+  int has_filename;     /* 1 when a filename parameter was sent (a file
+                           input left empty sends filename="") */
+  sl_str content_type;  /* its Content-Type; empty when absent, which
+                           means text/plain (RFC 7578 section 4.4) */
+  uint64_t size;        /* data bytes delivered so far */
+} sl_multipart_part;
+
+/* Options; zero fields take the defaults. A callback returning nonzero
+ * (best a negative SL_E* code) stops the parser: sl_multipart_feed
+ * returns that value and the parser stays failed ("stopped by the
+ * application"). Any callback may be NULL. */
+typedef struct sl_multipart_opts {
+  size_t max_head;   /* bytes of one part's header block, its blank line
+                        included (8 KiB; at least 256) */
+  size_t max_parts;  /* parts in the body (64) */
+  uint64_t max_part; /* data bytes of one part; 0: no limit */
+  int (*on_part)(const sl_multipart_part *p, void *arg);
+  int (*on_data)(const sl_multipart_part *p, const void *data, size_t len,
+                 void *arg);
+  int (*on_end)(const sl_multipart_part *p, void *arg);
+  void *arg;
+} sl_multipart_opts;
+
+/* Find and check the boundary of a Content-Type value (`len` bytes at
+ * `ct`, e.g. the value of m's Content-Type header): the type must be
+ * multipart/form-data (any case), with a boundary parameter (token or
+ * quoted-string) of 1 to 70 characters from RFC 2046's bchars, not ending
+ * in a space. Returns 0 with *boundary pointing into `ct`; else SL_EPROTO
+ * with *why (when not NULL) saying what is wrong. Pure, any thread. */
+SL_API int sl_multipart_boundary(const char *ct, size_t len, sl_str *boundary,
+                                 const char **why);
+
+/* A parser for a body whose Content-Type value is `ct` (`len` bytes,
+ * copied as far as needed: the boundary). `o` may be NULL (defaults, no
+ * callbacks); it is copied. NULL with *err: SL_EPROTO (Content-Type as
+ * sl_multipart_boundary refuses it), SL_EINVAL (NULL `ct`, max_head below
+ * 256), SL_ENOMEM. Any thread.
+ * Example:
+ *   const sl_str *ct = sl_http_get_header(m, "Content-Type");
+ *   sl_multipart *mp = ct ? sl_multipart_new(ct->ptr, ct->len, &o, &err) : NULL;
+ *   if (mp && sl_multipart_feed(mp, m->body.ptr, m->body.len) == 0 &&
+ *       sl_multipart_finish(mp) == 0) ... */
+SL_API sl_multipart *sl_multipart_new(const char *ct, size_t len,
+                                      const sl_multipart_opts *o, int *err);
+/* Feed the next `len` bytes of the body (borrowed for the call; any
+ * split). Returns 0, SL_EPROTO or SL_EMSGSIZE (see sl_multipart_error),
+ * or what a callback returned. Bytes after the closing delimiter are
+ * ignored. */
+SL_API int sl_multipart_feed(sl_multipart *mp, const void *data, size_t len);
+/* The body has ended: 0 when the closing delimiter was seen, else
+ * SL_EPROTO ("body ended before the closing boundary": an upload cut
+ * short) or the error that failed the parser. */
+SL_API int sl_multipart_finish(const sl_multipart *mp);
+/* Why the parser failed ("part 2: header line without colon"), or "". */
+SL_API const char *sl_multipart_error(const sl_multipart *mp);
+/* Parts whose headers were read so far. */
+SL_API size_t sl_multipart_parts(const sl_multipart *mp);
+/* Free the parser. NULL is ignored. */
+SL_API void sl_multipart_free(sl_multipart *mp);
+
+/* ------------------------------------------------------------------ */
 /* TLS                                                                 */
 /* ------------------------------------------------------------------ */
 
