@@ -517,6 +517,26 @@ SL_API const char *sl_conn_peer(const sl_conn *c);
 SL_API int sl_conn_local_port(const sl_conn *c);
 /* Look a connection up by id; NULL when gone. */
 SL_API sl_conn *sl_conn_find(sl_mgr *m, uint64_t id);
+/* Iterate the manager's connections, listeners and connections from
+ * sl_connect included: pass NULL for the first, then the one returned
+ * last; NULL at the end. Newest first. Every connection not yet freed is
+ * visited, also one that is closing (sl_conn_is_closing: sends to it fail
+ * with SL_ECLOSING), but not one inside its own SL_EV_CLOSE.
+ * Rules while iterating, from a handler, timer or sl_mgr_call function:
+ *   - closing any connection, `prev` included, is safe: a connection is
+ *     freed only at the end of the loop iteration, after the handlers;
+ *   - connections created meanwhile (sl_connect, an accept does not
+ *     happen inside a handler) go to the front and are not visited;
+ *   - do not keep a pointer past the return to the loop: keep
+ *     sl_conn_id() and look it up with sl_conn_find().
+ * Loop thread only; O(1) per step.
+ * Example: for (sl_conn *c = sl_conn_next(m, NULL); c; c = sl_conn_next(m, c))
+ *            if (sl_conn_listener(c) == api) sl_ws_send(c, SL_WS_TEXT, s, n); */
+SL_API sl_conn *sl_conn_next(sl_mgr *m, sl_conn *prev);
+/* The listener that accepted `c`; NULL for a listener, a connection made
+ * by sl_connect, or when that listener has been freed. With sl_conn_next,
+ * this iterates one listener's connections. */
+SL_API sl_conn *sl_conn_listener(const sl_conn *c);
 
 /* ------------------------------------------------------------------ */
 /* Timers                                                              */

@@ -457,6 +457,19 @@ sl_conn *sl_conn_find(sl_mgr *m, uint64_t id) {
   return NULL;
 }
 
+/* The list is changed only by sl__conn_new (at the head) and by release()
+ * (at the reap, in sl_mgr_free, and for a refused accept, which no handler
+ * sees): so from inside a handler or a timer, `prev` and its successor
+ * stay in place whatever the application closes. A connection inside its
+ * own SL_EV_CLOSE (state CLOSED) is being freed: it is skipped. */
+sl_conn *sl_conn_next(sl_mgr *m, sl_conn *prev) {
+  sl_conn *c = prev ? prev->next : m->conns;
+  while (c && c->state == SL_ST_CLOSED) c = c->next;
+  return c;
+}
+
+sl_conn *sl_conn_listener(const sl_conn *c) { return c->listener; }
+
 /* ---- timers (public) ----------------------------------------------- */
 
 sl_timer *sl_timer_add(sl_mgr *m, uint64_t ms, int flags, sl_timer_fn fn,
