@@ -1603,6 +1603,28 @@ SL_API const char *sl_hub_name(const sl_hub *h);
  *          sl_buf_unref(b); */
 SL_API int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms,
                           unsigned flags);
+/* Send a text message (a JSON status push, say) to every WebSocket
+ * subscriber of the hub (transports WS and WS_FMP4) as one WebSocket TEXT
+ * message; HTTP subscribers and the subscriptions of a mux (sl_mux, which
+ * has its own message format) do not get it. `len` bytes of `text` are
+ * copied once into a shared buffer that every subscriber's queue
+ * references. Unlike frames, text messages are never replaced, skipped or
+ * delayed by the subscriber's policy or fps cap: each is queued at once,
+ * whole, behind what the connection already holds, so texts arrive in the
+ * order published; a frame still waiting in the viewer's policy queue
+ * (for its queue to drain) goes after a text published later. The
+ * bounds are the subscriber's send_max and the manager's budget: a
+ * subscriber whose queue has no room for it (a stalled viewer) misses it,
+ * counted in sl_sub_stats.text_drops and sl_hub_stats.text_drops (and a
+ * debug log line); its bytes count in the viewer's lag like a frame's, so
+ * the hub's hard and soft limits close a viewer that does not read them.
+ * An H.264 viewer also gets the hub's own text message {"type":"config",
+ * ...} (docs/h264.md): give yours another "type". Any thread, like
+ * sl_hub_publish: from another thread it shares that queue (SL_EFULL when
+ * 8 frames and texts wait; nothing was kept, retry). Returns 0, SL_EINVAL (NULL hub, or `text` not UTF-8),
+ * SL_ENOMEM, SL_EFULL.
+ * Example: sl_hub_publish_text(h, "{\"type\":\"status\",\"rec\":true}", 29); */
+SL_API int sl_hub_publish_text(sl_hub *h, const char *text, size_t len);
 /* 0 while a lossless subscriber is full (the producer should wait for
  * SL_HUB_READY), else 1. Any thread. */
 SL_API int sl_hub_ready(const sl_hub *h);
@@ -1643,6 +1665,9 @@ typedef struct sl_sub_stats {
                              connection (sl_mux); `queued` and `send_max`
                              are then the whole connection's */
   uint32_t mux_id;        /* its subscription id there */
+  uint64_t texts_sent;    /* text messages queued (sl_hub_publish_text) */
+  uint64_t text_drops;    /* text messages refused: no room (send_max) or
+                             over the manager's budget */
 } sl_sub_stats;
 
 /* Counters of a hub. */
@@ -1674,6 +1699,9 @@ typedef struct sl_hub_stats {
   uint64_t mp4_fragments;     /* fMP4 fragments built: one per frame that
                                  any fMP4 viewer took, whatever their number */
   uint64_t mp4_bytes;         /* their bytes */
+  uint64_t texts_in;          /* sl_hub_publish_text messages taken */
+  uint64_t texts_sent;        /* copies queued to WebSocket subscribers */
+  uint64_t text_drops;        /* copies refused (see sl_sub_stats) */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
