@@ -317,6 +317,26 @@ typedef struct sl_mgr_opts {
   sl_limits limits;       /* defaults for every connection */
 } sl_mgr_opts;
 
+/* The preset for a small device (a 64 MB board: a few viewers, one
+ * camera), docs/memory.md "Defaults for small devices" sets it beside the
+ * defaults. Overwrites every field of `o` with:
+ *   limits.send_max 512 KiB (default 4 MiB), recv_max 16 KiB (64 KiB),
+ *   idle_ms 30 s (60 s), stall_ms 20 s (60 s); max_conns 64 (4096);
+ *   max_per_ip 16 (off); budget 16 MiB (off); wakeup_max 256 (1024).
+ * Adjust fields afterwards as needed, then pass `o` to sl_mgr_new. Hubs
+ * have their own options (the same section gives a small sl_hub_opts:
+ * max_subs, sub.stall_ms, budget). Any thread.
+ * Example: sl_mgr_opts o; sl_mgr_opts_small(&o); m = sl_mgr_new(&o, &err); */
+SL_API void sl_mgr_opts_small(sl_mgr_opts *o);
+#define SL_SMALL_SEND_MAX (512u << 10)
+#define SL_SMALL_RECV_MAX (16u << 10)
+#define SL_SMALL_IDLE_MS 30000u
+#define SL_SMALL_STALL_MS 20000u
+#define SL_SMALL_MAX_CONNS 64u
+#define SL_SMALL_MAX_PER_IP 16u
+#define SL_SMALL_BUDGET (16u << 20)
+#define SL_SMALL_WAKEUP_MAX 256u
+
 /* Create a manager. `opts` may be NULL for the defaults; it is copied.
  * Returns NULL and sets *err (SL_ENOMEM, SL_EINVAL, or a system error from
  * the poller or the wakeup channel) on failure.

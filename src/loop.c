@@ -163,6 +163,22 @@ static void reap(sl_mgr *m) {
   }
 }
 
+void sl_mgr_opts_small(sl_mgr_opts *o) {
+  /* The budget bounds what all queues and input buffers hold together;
+   * send_max still fits a few 720p JPEG frames per viewer, and a stalled
+   * viewer is cut after 20 s instead of holding its frame for a minute. */
+  *o = (sl_mgr_opts){
+      .max_conns = SL_SMALL_MAX_CONNS,
+      .max_per_ip = SL_SMALL_MAX_PER_IP,
+      .budget = SL_SMALL_BUDGET,
+      .wakeup_max = SL_SMALL_WAKEUP_MAX,
+      .limits = {.send_max = SL_SMALL_SEND_MAX,
+                 .recv_max = SL_SMALL_RECV_MAX,
+                 .idle_ms = SL_SMALL_IDLE_MS,
+                 .stall_ms = SL_SMALL_STALL_MS},
+  };
+}
+
 void sl_mgr_free(sl_mgr *m) {
   if (m == NULL) return;
   sl__resolver_stop(m);
