@@ -45,7 +45,7 @@ flags=$(pkg-config --cflags --libs sluice) || { echo "FAIL pkg-config"; exit 1; 
 # not the configure-time one (/usr/local): cmake/extra.cmake rewrites the
 # installed sluice.pc. A copy elsewhere on the system must not be used.
 case " $flags " in
-  *" -I$prefix/include "*" -L$libdir "*) echo "ok   pkg-config paths are in $prefix" ;;
+  *" -I$prefix/include "*"-L$libdir "*) echo "ok   pkg-config paths are in $prefix" ;;
   *) echo "FAIL pkg-config paths are not in $prefix: $flags"; exit 1 ;;
 esac
 echo "  cc examples/echo_server.c $flags"

@@ -235,6 +235,9 @@ void sl__sub_evict(struct sub *s, int reason) {
   sl_conn *c = s->c;
   if (s->evict) return;
   s->evict = reason;
+  SL_DEBUG("hub %s: evict viewer %s (conn %llu, %s): %s, %zu bytes queued", s->hub->name,
+           c->peer_str, (unsigned long long)c->id, sl_transport_name(s->transport),
+           sl_evict_reason_name(reason), c->outq.queued);
   if (s->mux && reason == SL_EVICT_HUB) {
     /* The stream ends, not the socket: the mux's other subscriptions go
      * on (the hub unlinks this one right after). */

@@ -251,6 +251,7 @@ sl_conn *sl_listen(sl_mgr *m, const char *url, sl_handler fn, void *data,
   if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
   if ((rc = sl__literal_addr(host, port, &ss, &len)) != 0) goto fail;
   if (m->nconns >= m->opts.max_conns) {
+    SL_DEBUG("listen on %s refused: max_conns %zu reached", url, m->opts.max_conns);
     rc = SL_ELIMIT;
     goto fail;
   }
@@ -337,6 +338,7 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
       return;
     }
     int reject = m->nconns >= m->opts.max_conns;
+    const char *why = reject ? "max_conns reached" : "out of memory";
     sl_conn *c = reject ? NULL : sl__conn_new(m, fd, l->fn, l->data);
     if (c) {
       memcpy(&c->peer, &ss, len);
@@ -344,11 +346,13 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
       c->listener = l;
       if (sl__ip_acquire(m, c) != 0) {
         reject = 1;
+        why = "max_per_ip reached";
       } else {
         sl__conn_resolve_limits(c);
         sl__addr_str((struct sockaddr *)&ss, c->peer_str, sizeof(c->peer_str));
         c->interest = SL_POLL_IN;
-        if (sl__conn_register(c) != 0) reject = 1;
+        why = "refused by the protocol or transport";
+        if (sl__conn_register(c) != 0) reject = 1, why = "poller registration failed";
         else if (l->proto && l->proto->accept && l->proto->accept(l, c) != 0)
           reject = 1;
         else if (l->io->accept && l->io->accept(l, c) != 0)
@@ -357,6 +361,12 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
     }
     if (c == NULL || reject) {
       /* Over a limit: refuse with an RST; the peer learns at once. */
+      if (sl__log_enabled(SL_LOG_DEBUG)) {
+        char peer[64];
+        sl__addr_str((struct sockaddr *)&ss, peer, sizeof(peer));
+        sl_log(SL_LOG_DEBUG, "accept %s on port %d refused: %s (%zu connections)", peer,
+               sl_conn_local_port(l), why, m->nconns);
+      }
       m->st.rejected++;
       if (c) {
         c->flags |= SL_F_RESET;
@@ -369,6 +379,8 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
       continue;
     }
     m->st.accepted++;
+    SL_DEBUG("accept %s on port %d: conn %llu (%zu connections)", c->peer_str,
+             sl_conn_local_port(l), (unsigned long long)c->id, m->nconns);
     sl__call(c, SL_EV_OPEN, NULL);
     /* A transport with a handshake (TLS: the listener's accept hook or
      * sl_conn_tls in the OPEN handler) is in HANDSHAKE now; it announces
@@ -440,6 +452,7 @@ sl_conn *sl_connect(sl_mgr *m, const char *url, sl_handler fn, void *data,
     return NULL;
   }
   if (m->nconns >= m->opts.max_conns) {
+    SL_DEBUG("connect to %s refused: max_conns %zu reached", url, m->opts.max_conns);
     if (err) *err = SL_ELIMIT;
     return NULL;
   }
