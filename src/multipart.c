@@ -26,16 +26,16 @@
 #define MAX_BOUNDARY 70 /* RFC 2046 section 5.1.1 */
 
 enum {
-  ST_PREAMBLE, /* before the first delimiter: bytes dropped */
-  ST_AFTER,    /* a delimiter just ended: "--", padding, CRLF */
-  ST_HEAD,     /* a part's header block */
-  ST_DATA,     /* a part's data, up to the next delimiter */
-  ST_EPILOGUE, /* after the closing delimiter: bytes dropped */
-  ST_FAILED
+  MP_PREAMBLE, /* before the first delimiter: bytes dropped */
+  MP_AFTER,    /* a delimiter just ended: "--", padding, CRLF */
+  MP_HEAD,     /* a part's header block */
+  MP_DATA,     /* a part's data, up to the next delimiter */
+  MP_EPILOGUE, /* after the closing delimiter: bytes dropped */
+  MP_FAILED
 };
 
-/* What follows a delimiter (ST_AFTER). */
-enum { AF_START, AF_DASH, AF_PAD, AF_CR };
+/* What follows a delimiter (MP_AFTER). */
+enum { MP_AF_START, MP_AF_DASH, MP_AF_PAD, MP_AF_CR };
 
 struct sl_multipart {
   sl_multipart_opts o;
@@ -59,7 +59,7 @@ static int fail(sl_multipart *mp, int err, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(mp->why, sizeof(mp->why), fmt, ap);
   va_end(ap);
-  mp->state = ST_FAILED;
+  mp->state = MP_FAILED;
   mp->err = err;
   return err;
 }
@@ -193,7 +193,7 @@ sl_multipart *sl_multipart_new(const char *ct, size_t len,
   memcpy(mp->dlm, "\r\n--", 4);
   memcpy(mp->dlm + 4, b.ptr, b.len);
   mp->dlen = 4 + b.len;
-  mp->state = ST_PREAMBLE;
+  mp->state = MP_PREAMBLE;
   mp->k = 2; /* the body's start stands for the CRLF before a delimiter */
   return mp;
 fail:
@@ -206,13 +206,13 @@ void sl_multipart_free(sl_multipart *mp) {
 }
 
 int sl_multipart_finish(const sl_multipart *mp) {
-  if (mp->state == ST_FAILED) return mp->err;
-  return mp->state == ST_EPILOGUE ? 0 : SL_EPROTO;
+  if (mp->state == MP_FAILED) return mp->err;
+  return mp->state == MP_EPILOGUE ? 0 : SL_EPROTO;
 }
 
 const char *sl_multipart_error(const sl_multipart *mp) {
-  if (mp->state == ST_FAILED) return mp->why;
-  if (mp->state != ST_EPILOGUE) return "body ended before the closing boundary";
+  if (mp->state == MP_FAILED) return mp->why;
+  if (mp->state != MP_EPILOGUE) return "body ended before the closing boundary";
   return "";
 }
 
@@ -326,28 +326,28 @@ static int emit(sl_multipart *mp, const char *d, size_t n) {
  * part. */
 static int after_delimiter(sl_multipart *mp, unsigned char c) {
   switch (mp->after) {
-    case AF_START:
-      if (c == '-') mp->after = AF_DASH;
-      else if (c == ' ' || c == '\t') mp->after = AF_PAD;
-      else if (c == '\r') mp->after = AF_CR;
+    case MP_AF_START:
+      if (c == '-') mp->after = MP_AF_DASH;
+      else if (c == ' ' || c == '\t') mp->after = MP_AF_PAD;
+      else if (c == '\r') mp->after = MP_AF_CR;
       else return fail(mp, SL_EPROTO, "a delimiter followed by other text (boundary in the data?)");
       return 0;
-    case AF_DASH:
+    case MP_AF_DASH:
       if (c != '-') return fail(mp, SL_EPROTO, "a delimiter followed by a single '-'");
-      mp->state = ST_EPILOGUE;
+      mp->state = MP_EPILOGUE;
       return 0;
-    case AF_PAD:
-      if (c == '\r') mp->after = AF_CR;
+    case MP_AF_PAD:
+      if (c == '\r') mp->after = MP_AF_CR;
       else if (c != ' ' && c != '\t') return fail(mp, SL_EPROTO, "a delimiter followed by other text");
       return 0;
-    default: /* AF_CR */
+    default: /* MP_AF_CR */
       if (c != '\n') return fail(mp, SL_EPROTO, "a delimiter line without CRLF");
       if (mp->nparts == mp->o.max_parts)
         return fail(mp, SL_EMSGSIZE, "more than %zu parts", mp->o.max_parts);
       memset(&mp->part, 0, sizeof(mp->part));
       mp->part.index = mp->nparts;
       mp->hlen = 0;
-      mp->state = ST_HEAD;
+      mp->state = MP_HEAD;
       return 0;
   }
 }
@@ -363,7 +363,7 @@ static int head_byte(sl_multipart *mp, char c) {
   if (mp->hlen < 4 || memcmp(mp->head + mp->hlen - 4, "\r\n\r\n", 4) != 0) return 0;
   if (parse_head(mp)) return mp->err;
   mp->nparts++;
-  mp->state = ST_DATA;
+  mp->state = MP_DATA;
   mp->k = 0;
   if (mp->o.on_part) {
     int rc = mp->o.on_part(&mp->part, mp->o.arg);
@@ -374,7 +374,7 @@ static int head_byte(sl_multipart *mp, char c) {
 
 /* Preamble or data: look for the delimiter. Returns the bytes used. */
 static size_t scan(sl_multipart *mp, const char *d, size_t n) {
-  int data = mp->state == ST_DATA;
+  int data = mp->state == MP_DATA;
   size_t i = 0;
   while (i < n) {
     if (mp->k == 0) {
@@ -391,8 +391,8 @@ static size_t scan(sl_multipart *mp, const char *d, size_t n) {
       i++;
       if (++mp->k < mp->dlen) continue;
       mp->k = 0;
-      mp->state = ST_AFTER;
-      mp->after = AF_START;
+      mp->state = MP_AFTER;
+      mp->after = MP_AF_START;
       if (data && mp->o.on_end) {
         int rc = mp->o.on_end(&mp->part, mp->o.arg);
         if (rc) fail(mp, rc, "part %zu: stopped by the application", mp->part.index);
@@ -413,21 +413,21 @@ int sl_multipart_feed(sl_multipart *mp, const void *data, size_t len) {
   if (mp == NULL || (data == NULL && len)) return SL_EINVAL;
   while (i < len) {
     switch (mp->state) {
-      case ST_FAILED:
+      case MP_FAILED:
         return mp->err;
-      case ST_EPILOGUE:
+      case MP_EPILOGUE:
         return 0;
-      case ST_PREAMBLE:
-      case ST_DATA:
+      case MP_PREAMBLE:
+      case MP_DATA:
         i += scan(mp, d + i, len - i);
         break;
-      case ST_AFTER:
+      case MP_AFTER:
         after_delimiter(mp, (unsigned char)d[i++]);
         break;
-      default: /* ST_HEAD */
+      default: /* MP_HEAD */
         head_byte(mp, d[i++]);
         break;
     }
   }
-  return mp->state == ST_FAILED ? mp->err : 0;
+  return mp->state == MP_FAILED ? mp->err : 0;
 }
