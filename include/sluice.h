@@ -545,8 +545,8 @@ SL_API sl_conn *sl_conn_find(sl_mgr *m, uint64_t id);
  * Rules while iterating, from a handler, timer or sl_mgr_call function:
  *   - closing any connection, `prev` included, is safe: a connection is
  *     freed only at the end of the loop iteration, after the handlers;
- *   - connections created meanwhile (sl_connect, an accept does not
- *     happen inside a handler) go to the front and are not visited;
+ *   - connections created meanwhile (sl_connect, sl_listen) go to the
+ *     front and are not visited (accepts never run inside a handler);
  *   - do not keep a pointer past the return to the loop: keep
  *     sl_conn_id() and look it up with sl_conn_find().
  * Loop thread only; O(1) per step.
