@@ -317,6 +317,26 @@ typedef struct sl_mgr_opts {
   sl_limits limits;       /* defaults for every connection */
 } sl_mgr_opts;
 
+/* The preset for a small device (a 64 MB board: a few viewers, one
+ * camera), docs/memory.md "Defaults for small devices" sets it beside the
+ * defaults. Overwrites every field of `o` with:
+ *   limits.send_max 512 KiB (default 4 MiB), recv_max 16 KiB (64 KiB),
+ *   idle_ms 30 s (60 s), stall_ms 20 s (60 s); max_conns 64 (4096);
+ *   max_per_ip 16 (off); budget 16 MiB (off); wakeup_max 256 (1024).
+ * Adjust fields afterwards as needed, then pass `o` to sl_mgr_new. Hubs
+ * have their own options (the same section gives a small sl_hub_opts:
+ * max_subs, sub.stall_ms, budget). Any thread.
+ * Example: sl_mgr_opts o; sl_mgr_opts_small(&o); m = sl_mgr_new(&o, &err); */
+SL_API void sl_mgr_opts_small(sl_mgr_opts *o);
+#define SL_SMALL_SEND_MAX (512u << 10)
+#define SL_SMALL_RECV_MAX (16u << 10)
+#define SL_SMALL_IDLE_MS 30000u
+#define SL_SMALL_STALL_MS 20000u
+#define SL_SMALL_MAX_CONNS 64u
+#define SL_SMALL_MAX_PER_IP 16u
+#define SL_SMALL_BUDGET (16u << 20)
+#define SL_SMALL_WAKEUP_MAX 256u
+
 /* Create a manager. `opts` may be NULL for the defaults; it is copied.
  * Returns NULL and sets *err (SL_ENOMEM, SL_EINVAL, or a system error from
  * the poller or the wakeup channel) on failure.
@@ -517,6 +537,26 @@ SL_API const char *sl_conn_peer(const sl_conn *c);
 SL_API int sl_conn_local_port(const sl_conn *c);
 /* Look a connection up by id; NULL when gone. */
 SL_API sl_conn *sl_conn_find(sl_mgr *m, uint64_t id);
+/* Iterate the manager's connections, listeners and connections from
+ * sl_connect included: pass NULL for the first, then the one returned
+ * last; NULL at the end. Newest first. Every connection not yet freed is
+ * visited, also one that is closing (sl_conn_is_closing: sends to it fail
+ * with SL_ECLOSING), but not one inside its own SL_EV_CLOSE.
+ * Rules while iterating, from a handler, timer or sl_mgr_call function:
+ *   - closing any connection, `prev` included, is safe: a connection is
+ *     freed only at the end of the loop iteration, after the handlers;
+ *   - connections created meanwhile (sl_connect, sl_listen) go to the
+ *     front and are not visited (accepts never run inside a handler);
+ *   - do not keep a pointer past the return to the loop: keep
+ *     sl_conn_id() and look it up with sl_conn_find().
+ * Loop thread only; O(1) per step.
+ * Example: for (sl_conn *c = sl_conn_next(m, NULL); c; c = sl_conn_next(m, c))
+ *            if (sl_conn_listener(c) == api) sl_ws_send(c, SL_WS_TEXT, s, n); */
+SL_API sl_conn *sl_conn_next(sl_mgr *m, sl_conn *prev);
+/* The listener that accepted `c`; NULL for a listener, a connection made
+ * by sl_connect, or when that listener has been freed. With sl_conn_next,
+ * this iterates one listener's connections. */
+SL_API sl_conn *sl_conn_listener(const sl_conn *c);
 
 /* ------------------------------------------------------------------ */
 /* Timers                                                              */
@@ -875,6 +915,106 @@ SL_API int sl_json_escape(const char *src, size_t len, char *dst, size_t dstlen)
  * unknown conversion (then buf holds "").
  * Example: sl_json_printf(b, sizeof b, "{%Q:%d,%Q:%Q}", "fps", 25, "name", n); */
 SL_API int sl_json_printf(char *buf, size_t len, const char *fmt, ...);
+
+/* ------------------------------------------------------------------ */
+/* multipart/form-data (browser file uploads)                          */
+/* ------------------------------------------------------------------ */
+
+/* A streaming parser of multipart/form-data bodies (RFC 7578 on RFC 2046
+ * section 5.1.1), for forms with <input type="file">. It is fed the body
+ * in pieces of any size as they arrive (the whole m->body of an
+ * SL_EV_HTTP_MSG, or each SL_EV_HTTP_CHUNK) and calls back, per part:
+ * on_part once its headers are read, on_data for its bytes in pieces
+ * (never copied: each piece points into what was fed, or at the
+ * parser's boundary text), on_end once its closing delimiter is seen. The
+ * pieces of a part's data depend on how the body was split; their
+ * concatenation does not.
+ *
+ * Memory: one allocation at sl_multipart_new of a fixed size (the state
+ * plus max_head bytes for one part's headers), whatever the body's size;
+ * nothing else. The bounds: a part's header block (max_head), the number
+ * of parts (max_parts), a part's size (max_part, off by default), and
+ * the boundary (1 to 70 characters, RFC 2046). Each part must carry
+ * "Content-Disposition: form-data; name=..." (RFC 7578 section 4.2);
+ * folded header lines, bare CR or LF, and a delimiter followed by
+ * anything but "--", blanks and CRLF are refused. The preamble before the
+ * first delimiter and the epilogue after the last are ignored.
+ *
+ * Errors: any problem of the input is SL_EPROTO (SL_EMSGSIZE for a bound
+ * exceeded), with a sentence from sl_multipart_error(); once failed, a
+ * parser fails every later call with the same code. A parser is used from
+ * one thread at a time; callbacks run inside sl_multipart_feed. */
+typedef struct sl_multipart sl_multipart;
+
+/* One part, as on_part, on_data and on_end see it. The slices point into
+ * the parser's header buffer: valid until on_end of the part returns
+ * (copy what you keep). Values are as sent, not decoded: browsers send
+ * the file's base name in UTF-8, with '"', CR and LF as %22, %0D and %0A
+ * (WHATWG HTML, "multipart/form-data encoding algorithm"). A file name
+ * is a hint from the peer: never use it as a path without checking it. */
+typedef struct sl_multipart_part {
+  size_t index;         /* 0 for the first part */
+  sl_str name;          /* the form field's name */
+  sl_str filename;      /* the file's name; empty when absent */
+  int has_filename;     /* 1 when a filename parameter was sent (a file
+                           input left empty sends filename="") */
+  sl_str content_type;  /* its Content-Type; empty when absent, which
+                           means text/plain (RFC 7578 section 4.4) */
+  uint64_t size;        /* data bytes delivered so far */
+} sl_multipart_part;
+
+/* Options; zero fields take the defaults. A callback returning nonzero
+ * (best a negative SL_E* code) stops the parser: sl_multipart_feed
+ * returns that value and the parser stays failed ("stopped by the
+ * application"). Any callback may be NULL. */
+typedef struct sl_multipart_opts {
+  size_t max_head;   /* bytes of one part's header block, its blank line
+                        included (8 KiB; at least 256) */
+  size_t max_parts;  /* parts in the body (64) */
+  uint64_t max_part; /* data bytes of one part; 0: no limit */
+  int (*on_part)(const sl_multipart_part *p, void *arg);
+  int (*on_data)(const sl_multipart_part *p, const void *data, size_t len,
+                 void *arg);
+  int (*on_end)(const sl_multipart_part *p, void *arg);
+  void *arg;
+} sl_multipart_opts;
+
+/* Find and check the boundary of a Content-Type value (`len` bytes at
+ * `ct`, e.g. the value of m's Content-Type header): the type must be
+ * multipart/form-data (any case), with a boundary parameter (token or
+ * quoted-string) of 1 to 70 characters from RFC 2046's bchars, not ending
+ * in a space. Returns 0 with *boundary pointing into `ct`; else SL_EPROTO
+ * with *why (when not NULL) saying what is wrong. Pure, any thread. */
+SL_API int sl_multipart_boundary(const char *ct, size_t len, sl_str *boundary,
+                                 const char **why);
+
+/* A parser for a body whose Content-Type value is `ct` (`len` bytes,
+ * copied as far as needed: the boundary). `o` may be NULL (defaults, no
+ * callbacks); it is copied. NULL with *err: SL_EPROTO (Content-Type as
+ * sl_multipart_boundary refuses it), SL_EINVAL (NULL `ct`, max_head below
+ * 256), SL_ENOMEM. Any thread.
+ * Example:
+ *   const sl_str *ct = sl_http_get_header(m, "Content-Type");
+ *   sl_multipart *mp = ct ? sl_multipart_new(ct->ptr, ct->len, &o, &err) : NULL;
+ *   if (mp && sl_multipart_feed(mp, m->body.ptr, m->body.len) == 0 &&
+ *       sl_multipart_finish(mp) == 0) ... */
+SL_API sl_multipart *sl_multipart_new(const char *ct, size_t len,
+                                      const sl_multipart_opts *o, int *err);
+/* Feed the next `len` bytes of the body (borrowed for the call; any
+ * split). Returns 0, SL_EPROTO or SL_EMSGSIZE (see sl_multipart_error),
+ * or what a callback returned. Bytes after the closing delimiter are
+ * ignored. */
+SL_API int sl_multipart_feed(sl_multipart *mp, const void *data, size_t len);
+/* The body has ended: 0 when the closing delimiter was seen, else
+ * SL_EPROTO ("body ended before the closing boundary": an upload cut
+ * short) or the error that failed the parser. */
+SL_API int sl_multipart_finish(const sl_multipart *mp);
+/* Why the parser failed ("part 2: header line without colon"), or "". */
+SL_API const char *sl_multipart_error(const sl_multipart *mp);
+/* Parts whose headers were read so far. */
+SL_API size_t sl_multipart_parts(const sl_multipart *mp);
+/* Free the parser. NULL is ignored. */
+SL_API void sl_multipart_free(sl_multipart *mp);
 
 /* ------------------------------------------------------------------ */
 /* TLS                                                                 */
@@ -1483,6 +1623,28 @@ SL_API const char *sl_hub_name(const sl_hub *h);
  *          sl_buf_unref(b); */
 SL_API int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms,
                           unsigned flags);
+/* Send a text message (a JSON status push, say) to every WebSocket
+ * subscriber of the hub (transports WS and WS_FMP4) as one WebSocket TEXT
+ * message; HTTP subscribers and the subscriptions of a mux (sl_mux, which
+ * has its own message format) do not get it. `len` bytes of `text` are
+ * copied once into a shared buffer that every subscriber's queue
+ * references. Unlike frames, text messages are never replaced, skipped or
+ * delayed by the subscriber's policy or fps cap: each is queued at once,
+ * whole, behind what the connection already holds, so texts arrive in the
+ * order published; a frame still waiting in the viewer's policy queue
+ * (for its queue to drain) goes after a text published later. The
+ * bounds are the subscriber's send_max and the manager's budget: a
+ * subscriber whose queue has no room for it (a stalled viewer) misses it,
+ * counted in sl_sub_stats.text_drops and sl_hub_stats.text_drops (and a
+ * debug log line); its bytes count in the viewer's lag like a frame's, so
+ * the hub's hard and soft limits close a viewer that does not read them.
+ * An H.264 viewer also gets the hub's own text message {"type":"config",
+ * ...} (docs/h264.md): give yours another "type". Any thread, like
+ * sl_hub_publish: from another thread it shares that queue (SL_EFULL when
+ * 8 frames and texts wait; nothing was kept, retry). Returns 0, SL_EINVAL (NULL hub, or `text` not UTF-8),
+ * SL_ENOMEM, SL_EFULL.
+ * Example: sl_hub_publish_text(h, "{\"type\":\"status\",\"rec\":true}", 29); */
+SL_API int sl_hub_publish_text(sl_hub *h, const char *text, size_t len);
 /* 0 while a lossless subscriber is full (the producer should wait for
  * SL_HUB_READY), else 1. Any thread. */
 SL_API int sl_hub_ready(const sl_hub *h);
@@ -1523,6 +1685,9 @@ typedef struct sl_sub_stats {
                              connection (sl_mux); `queued` and `send_max`
                              are then the whole connection's */
   uint32_t mux_id;        /* its subscription id there */
+  uint64_t texts_sent;    /* text messages queued (sl_hub_publish_text) */
+  uint64_t text_drops;    /* text messages refused: no room (send_max) or
+                             over the manager's budget */
 } sl_sub_stats;
 
 /* Counters of a hub. */
@@ -1554,6 +1719,9 @@ typedef struct sl_hub_stats {
   uint64_t mp4_fragments;     /* fMP4 fragments built: one per frame that
                                  any fMP4 viewer took, whatever their number */
   uint64_t mp4_bytes;         /* their bytes */
+  uint64_t texts_in;          /* sl_hub_publish_text messages taken */
+  uint64_t texts_sent;        /* copies queued to WebSocket subscribers */
+  uint64_t text_drops;        /* copies refused (see sl_sub_stats) */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);

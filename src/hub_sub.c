@@ -235,6 +235,9 @@ void sl__sub_evict(struct sub *s, int reason) {
   sl_conn *c = s->c;
   if (s->evict) return;
   s->evict = reason;
+  SL_DEBUG("hub %s: evict viewer %s (conn %llu, %s): %s, %zu bytes queued", s->hub->name,
+           c->peer_str, (unsigned long long)c->id, sl_transport_name(s->transport),
+           sl_evict_reason_name(reason), c->outq.queued);
   if (s->mux && reason == SL_EVICT_HUB) {
     /* The stream ends, not the socket: the mux's other subscriptions go
      * on (the hub unlinks this one right after). */
@@ -474,6 +477,24 @@ static int send_frame(struct sub *s, struct frame *f) {
   }
 }
 
+void sl__sub_send_text(struct sub *s, sl_buf *msg) {
+  sl_conn *c = s->c;
+  if (sl_conn_is_closing(c) || !sl_ws_is_open(c)) return; /* leaving */
+  /* Bounded like the frames: by its send_max and the manager's budget. A
+   * refusal is a counted drop; the bytes taken count in its lag (hard and
+   * soft limits) like any other. */
+  int rc = sl_ws_send_buf(c, SL_WS_TEXT, msg, 0, sl_buf_len(msg));
+  if (rc) {
+    s->text_drops++;
+    s->hub->text_drops++;
+    SL_DEBUG("hub %s: text message of %zu bytes to %s dropped: %s", s->hub->name,
+             sl_buf_len(msg), c->peer_str, sl_err_name(rc));
+    return;
+  }
+  s->texts_sent++;
+  s->hub->texts_sent++;
+}
+
 /* Pull: the next frame goes only whole, and only once the connection is
  * down to `low`. For the live policies `low` is 0 (the queue is empty): a
  * frame queued behind the rest of the in-flight one can no longer be
@@ -604,4 +625,6 @@ void sl__sub_stats(const struct sub *s, sl_sub_stats *o) {
   o->resyncs = s->resyncs;
   o->muxed = s->mux != NULL;
   o->mux_id = s->mux_id;
+  o->texts_sent = s->texts_sent;
+  o->text_drops = s->text_drops;
 }
