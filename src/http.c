@@ -4,6 +4,65 @@
  * header timeout, pipelining in order, and the reply helpers. Every byte
  * written goes through sl_sendv, so every response obeys send_max and the
  * budget.
+ *
+ * THE REQUEST CYCLE (read this first). h->state is one of enum
+ * sl_http_state (http.h), moved only by set_state, which asserts each move
+ * against the table `legal` below in debug builds:
+ *
+ *        ┌────────────── response complete, keep-alive ◄──────────────┐
+ *        ▼                                                            │
+ *      HEAD ──head with a body──► BODY ──body complete──► REQUEST ──► RESPONSE
+ *        │  └──head without a body (dispatch)──────────────►  │  start   │
+ *        │                                                    │          │
+ *        ├─ bad or oversized head, 408 ─► CLOSE ◄─ 400/408/413 BODY      │
+ *        │                                  ▲                            │
+ *        │                                  └─ response complete, no ────┘
+ *        │                                     keep-alive (or peer FIN),
+ *        │                                     or a SL_HTTP_STREAM end
+ *        └─ idle keep-alive timeout: closed (CLOSE)
+ *   HEAD, REQUEST, RESPONSE ──another protocol inside the handler──► UPGRADED
+ *
+ *   HEAD      between requests: the input is parsed for the next head
+ *             (bounded by header_timeout_ms, armed once the previous
+ *             response has left; 408 for a partial head, silent close for
+ *             an idle connection).
+ *   BODY      the head is copied into h->body and re-parsed there once the
+ *             body (Content-Length or chunked, body_chunked says which)
+ *             is complete; bounded by max_body (413), body_timeout_ms and
+ *             body_min_rate (408). "100 Continue" is sent on entry.
+ *   REQUEST   SL_EV_HTTP_MSG delivered (or being delivered); no response
+ *             yet. sl_http_reply* completes it, sl_http_start and
+ *             sl__http_start_fixed move to RESPONSE. Only here may a
+ *             response begin.
+ *   RESPONSE  head sent, body written by the application (h->mode says
+ *             how) or by a source (static files); ends with sl_http_end
+ *             or sl__http_finish. A HEAD request's streamed response ends
+ *             at its head.
+ *   UPGRADED  sl_ws_upgrade replaced the protocol inside the handler
+ *             (http_free ran there); the request it was handed stays
+ *             valid until it returns, then dispatch frees h and hands
+ *             the bytes after the head to the new protocol. Terminal.
+ *   CLOSE     an error answered by the library, the last response of a
+ *             non-persistent connection, or the end of a SL_HTTP_STREAM
+ *             body: nothing more is read; the connection flushes and goes.
+ *             Terminal.
+ *
+ * Events in: SL_EV_READ (serve_more parses and collects), SL_EV_WRITE and
+ * SL_EV_DRAIN (sources refill; HEAD arms the next header timeout once the
+ * output is empty; pipelined requests held back by a full queue resume),
+ * SL_EV_TIMEOUT (HEAD: 408 or idle close; BODY: the body bounds), and the
+ * application's calls (sl_http_reply*, sl_http_start, sl_http_end).
+ *
+ * Re-entrancy. The handler runs inside dispatch, with h->in_handler set;
+ * from there it may reply (REQUEST to HEAD: serve_more's own loop then
+ * goes on with a pipelined request, response_done does not recurse), start
+ * a response, upgrade (UPGRADED: h must outlive the call), or close the
+ * connection (serve_more stops on the connection's CLOSING or DRAINING).
+ * Outside the handler (a timer, another connection's event) a response
+ * that completes resumes reading only from the next SL_EV_WRITE, never
+ * inside the caller's own call: the caller may still hold the connection
+ * (see response_done). The library itself never calls the handler from
+ * sl_http_reply*, sl_http_start, sl_http_write* or sl_http_end.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +132,30 @@ static struct sl_http *state(sl_conn *c) {
   return (c->proto == &sl__http_proto) ? c->pdata : NULL;
 }
 
+#ifdef SL_DEBUG_ASSERTS
+#define B(s) (1u << SL_HS_##s)
+/* legal[from]: the states `from` may move to (checked in debug builds). */
+static const unsigned legal[SL_HS_COUNT] = {
+  [SL_HS_HEAD] = B(BODY) | B(REQUEST) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_BODY] = B(REQUEST) | B(CLOSE),
+  [SL_HS_REQUEST] = B(HEAD) | B(RESPONSE) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_RESPONSE] = B(HEAD) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_UPGRADED] = 0,
+  [SL_HS_CLOSE] = 0,
+};
+#undef B
+#endif
+
+/* The one transition function. UPGRADED happens only inside the handler
+ * (the request it holds must outlive the call). */
+static void set_state(struct sl_http *h, enum sl_http_state to) {
+#ifdef SL_DEBUG_ASSERTS
+  SL_ASSERT(to < SL_HS_COUNT && (legal[h->state] & (1u << to)));
+#endif
+  SL_ASSERT(to != SL_HS_UPGRADED || h->in_handler);
+  h->state = to;
+}
+
 static void release_body(sl_conn *c, struct sl_http *h) {
   if (h->body == NULL) return;
   c->mgr->acct.in -= h->body_cap;
@@ -91,8 +174,8 @@ static void http_free(sl_conn *c) {
   /* Replaced by another protocol (a WebSocket upgrade) from inside the
    * handler: the request it was handed (h->msg, and the body behind it)
    * stays valid until the handler returns; dispatch frees it then. */
-  if (h->in_dispatch) {
-    h->upgraded = 1;
+  if (h->in_handler) {
+    set_state(h, SL_HS_UPGRADED);
     return;
   }
   release_body(c, h);
@@ -245,15 +328,16 @@ static void serve_more(sl_conn *c);
 
 /* The response is complete: go on with the next request, or close. */
 static void response_done(sl_conn *c, struct sl_http *h) {
-  h->in_request = 0;
   h->mode = 0;
   sl_conn_set_busy(c, 0);
   release_body(c, h);
   /* After the peer's FIN no further request can come. */
   if (!h->keep_alive || (c->flags & SL_F_EOF)) {
+    set_state(h, SL_HS_CLOSE);
     sl_conn_close(c, SL_CLOSE_FLUSH);
     return;
   }
+  set_state(h, SL_HS_HEAD);
   /* The next request's header timeout starts once this response is
    * written (http_ev arms it on the write that empties the queue): a slow
    * reader of a large response is bounded by stall_ms, and must not be cut
@@ -266,14 +350,14 @@ static void response_done(sl_conn *c, struct sl_http *h) {
    * head, and must not find the next request's response in its place. A
    * response always queues bytes, so that write comes; the check is a
    * safety net. */
-  if (!h->in_dispatch && sl_conn_queued(c) == 0) serve_more(c);
+  if (!h->in_handler && sl_conn_queued(c) == 0) serve_more(c);
 }
 
 static int reply_parts(sl_conn *c, int status, const char *headers,
                        const void *body, sl_buf *b, size_t off, size_t len) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (h == NULL || h->state != SL_HS_REQUEST) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers,
                        (status == 204 || status == 304 || status < 200) ? -1
@@ -342,7 +426,7 @@ int sl_http_reply_401(sl_conn *c, const char *realm) {
 int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (h == NULL || h->state != SL_HS_REQUEST) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   if (mode != SL_HTTP_CHUNKED && mode != SL_HTTP_STREAM) return SL_EINVAL;
   if (mode == SL_HTTP_STREAM) h->keep_alive = 0;
@@ -357,14 +441,15 @@ int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
   if (hl < 0) return SL_EMSGSIZE;
   int rc = sl_send(c, head, (size_t)hl);
   if (rc) return rc;
-  h->mode = mode;
   h->last_status = status;
   sl_conn_set_busy(c, 1);
   if (h->head_req) {
     /* A HEAD response has no body: it is complete already. */
-    h->mode = 0;
     response_done(c, h);
+    return 0;
   }
+  h->mode = mode;
+  set_state(h, SL_HS_RESPONSE);
   return 0;
 }
 
@@ -372,7 +457,7 @@ static int write_body(sl_conn *c, const void *data, sl_buf *b, size_t off,
                       size_t len) {
   struct sl_http *h = state(c);
   if (h == NULL) return sl_sendv(c, (sl_part[]){{data, b, off, len}}, 1);
-  if (!h->in_request || !h->mode) return h->head_req ? 0 : SL_EINVAL;
+  if (h->state != SL_HS_RESPONSE) return h->head_req ? 0 : SL_EINVAL;
   if (len == 0) return 0;
   if (h->mode == SL_HTTP_STREAM) {
     sl_part p = {data, b, off, len};
@@ -400,7 +485,7 @@ int sl_http_end(sl_conn *c) {
    * sl_http_start for a HEAD request, which completes at once and may have
    * let the next pipelined request in: ending that one would mark it
    * answered with nothing sent. */
-  if (h == NULL || !h->in_request || h->mode == 0) return SL_EINVAL;
+  if (h == NULL || h->state != SL_HS_RESPONSE) return SL_EINVAL;
   if (h->mode == SL_HTTP_CHUNKED) {
     /* Room is always kept for the terminator: it is 5 bytes, and a refusal
      * here would leave the client waiting forever. */
@@ -410,7 +495,7 @@ int sl_http_end(sl_conn *c) {
       return rc;
     }
   } else if (h->mode == SL_HTTP_STREAM) {
-    h->in_request = 0;
+    set_state(h, SL_HS_CLOSE);
     sl_conn_close(c, SL_CLOSE_FLUSH);
     return 0;
   }
@@ -429,7 +514,7 @@ static void fail_request(sl_conn *c, struct sl_http *h, int status) {
   int hl = format_head(h, head, sizeof(head), status, "Content-Type: text/plain\r\n",
                        n, NULL);
   sl_part parts[2] = {{head, NULL, 0, (size_t)hl}, {body, NULL, 0, (size_t)n}};
-  h->failed = 1;
+  set_state(h, SL_HS_CLOSE);
   h->last_status = status;
   h->errors++;
   sl__conn_set_deadline(c, 0);
@@ -465,19 +550,20 @@ static int ensure_body(sl_conn *c, struct sl_http *h, size_t need) {
 /* Deliver the request whose head is in h->msg (pointers into the input
  * buffer or into h->body). */
 static int dispatch(sl_conn *c, struct sl_http *h) {
-  h->in_request = 1;
+  set_state(h, SL_HS_REQUEST);
   h->requests++;
-  h->in_dispatch = 1;
+  h->in_handler = 1;
   sl__conn_set_deadline(c, 0);
   if (c->fn) c->fn(c, SL_EV_HTTP_MSG, &h->msg);
   /* The handler may have upgraded the connection to another protocol
    * (WebSocket), which left `h` for us to free (http_free). */
   if (c->proto != &sl__http_proto || c->pdata != h) {
+    SL_ASSERT(h->state == SL_HS_UPGRADED);
     release_body(c, h);
     sl__free(h, sizeof(*h), SL_MEM_META);
     return 1;
   }
-  h->in_dispatch = 0;
+  h->in_handler = 0;
   return 0;
 }
 
@@ -495,10 +581,11 @@ static void hand_over(sl_conn *c, size_t head) {
  * no response is outstanding. */
 static void serve_more(sl_conn *c) {
   struct sl_http *h = state(c);
-  while (h && !h->in_request && !h->failed && !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING))) {
+  while (h && (h->state == SL_HS_HEAD || h->state == SL_HS_BODY) &&
+         !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING))) {
     size_t len;
     const char *p = sl_conn_in(c, &len);
-    if (h->body_state == 0) {
+    if (h->state == SL_HS_HEAD) {
       if (len == 0) return;
       /* A pipelining client that does not read its responses must not
        * make us queue up to send_max and then refuse them: the next
@@ -534,7 +621,8 @@ static void serve_more(sl_conn *c) {
         memcpy(h->body, p, head);
         h->body_len = head;
         sl_conn_consume(c, head);
-        h->body_state = h->msg.chunked ? 2 : 1;
+        h->body_chunked = h->msg.chunked;
+        set_state(h, SL_HS_BODY);
         arm_body_timeout(c, h);
         h->body_left = h->msg.chunked ? 0 : (unsigned long long)h->msg.content_length;
         sl__chunked_init(&h->chunk);
@@ -555,7 +643,7 @@ static void serve_more(sl_conn *c) {
     }
     /* Collecting a body. */
     if (len == 0) return;
-    if (h->body_state == 1) {
+    if (!h->body_chunked) {
       size_t take = len < h->body_left ? len : (size_t)h->body_left;
       memcpy(h->body + h->body_len, p, take);
       h->body_len += take;
@@ -593,7 +681,6 @@ static void serve_more(sl_conn *c) {
       if (!done) return;
     }
     /* Body complete: re-parse the head from our copy and deliver. */
-    h->body_state = 0;
     if (sl__http_parse_request(h->body, h->head_len, &h->lim, &h->msg) <= 0) {
       fail_request(c, h, 400);
       return;
@@ -613,7 +700,7 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
   (void)ev_data;
   switch (ev) {
     case SL_EV_READ:
-      if (h->upgraded) return 0;
+      if (h->state == SL_HS_UPGRADED) return 0;
       if (c->fn) c->fn(c, SL_EV_READ, ev_data);
       serve_more(c);
       return 1;
@@ -621,27 +708,32 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
     case SL_EV_DRAIN:
       if (h->source_fill && !(c->flags & SL_F_CLOSING)) h->source_fill(c, h->source);
       /* Between requests, the last response just left: the header
-       * timeout starts now (see response_done). */
-      if (!h->in_request && !h->failed && !h->upgraded && h->keep_alive &&
+       * timeout starts now (see response_done). Only in HEAD: a body
+       * has bounds of its own, which may be none at all. */
+      if (h->state == SL_HS_HEAD && h->keep_alive &&
           c->proto_deadline == 0 && sl_conn_queued(c) == 0 &&
           !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING)))
         arm_header_timeout(c, h);
       /* Pipelined requests held back by a full output queue. */
-      if (!h->in_request && !h->upgraded && sl_conn_queued(c) < c->lim.send_high)
-        serve_more(c);
+      if (sl_conn_queued(c) < c->lim.send_high) serve_more(c);
       return 0;
     case SL_EV_TIMEOUT:
-      if (*(int *)ev_data == SL_CLOSE_TIMEOUT && !h->in_request) {
-        if (h->body_state && !h->failed) {
-          if (body_too_slow(c, h)) fail_request(c, h, 408);
-          return 1;
-        }
+      if (*(int *)ev_data != SL_CLOSE_TIMEOUT) return 0;
+      if (h->state == SL_HS_BODY) {
+        if (body_too_slow(c, h)) fail_request(c, h, 408);
+        return 1;
+      }
+      if (h->state == SL_HS_HEAD) {
         size_t len;
         sl_conn_in(c, &len);
         /* Part of a request arrived but not its end: 408. An idle
          * keep-alive connection is simply closed. */
-        if (len || h->body_state) fail_request(c, h, 408);
-        else sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_TIMEOUT);
+        if (len) {
+          fail_request(c, h, 408);
+        } else {
+          set_state(h, SL_HS_CLOSE);
+          sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_TIMEOUT);
+        }
         return 1;
       }
       return 0;
@@ -704,7 +796,7 @@ int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
                          unsigned long long len) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (h == NULL || h->state != SL_HS_REQUEST) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers, (long long)len, NULL);
   if (hl < 0) return SL_EMSGSIZE;
@@ -712,13 +804,15 @@ int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
   if (rc) return rc;
   h->last_status = status;
   h->mode = SL__HTTP_FIXED;
+  set_state(h, SL_HS_RESPONSE);
   sl_conn_set_busy(c, 1);
   return 0;
 }
 
 void sl__http_finish(sl_conn *c) {
   struct sl_http *h = state(c);
-  if (h && h->in_request) response_done(c, h);
+  if (h && (h->state == SL_HS_REQUEST || h->state == SL_HS_RESPONSE))
+    response_done(c, h);
 }
 
 void sl__http_set_source(sl_conn *c, void (*fill)(sl_conn *, void *),
