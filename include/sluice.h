@@ -224,6 +224,8 @@ typedef struct sl_str {
   X(SL_EV_WAKEUP, "wakeup")   /* sl_str *msg from sl_mgr_wakeup() */         \
   X(SL_EV_HTTP_MSG, "http-msg")   /* struct sl_http_msg * (request/resp) */ \
   X(SL_EV_HTTP_CHUNK, "http-chunk") /* sl_str *data: a piece of a body */   \
+  X(SL_EV_HTTP_HEADERS, "http-headers") /* sl_http_msg *: request head,  \
+                                         body not read yet */           \
   X(SL_EV_WS_OPEN, "ws-open") /* struct sl_http_msg *: upgrade request */   \
   X(SL_EV_WS_MSG, "ws-msg")   /* struct sl_ws_msg *: a whole message */     \
   X(SL_EV_WS_CTL, "ws-ctl")   /* struct sl_ws_msg *: ping/pong/close */     \
@@ -651,6 +653,21 @@ typedef struct sl_http_opts {
  * sl_http_end after sl_http_start). Malformed or oversized requests are
  * answered by the library (400, 408, 413, 414, 431, 501, 505) and never
  * reach `fn`. `opts` may be NULL; it is copied.
+ *
+ * Each request first reaches `fn` as SL_EV_HTTP_HEADERS, with the same
+ * `sl_http_msg *` but its body not read yet (body.len 0), before any
+ * "100 Continue" is sent. The handler may ignore it (SL_EV_HTTP_MSG
+ * follows as above), or:
+ *   - answer at once (sl_http_reply*, sl_http_start, e.g. 401 or 413): the
+ *     request is done, SL_EV_HTTP_MSG does not follow, 100 Continue is
+ *     not sent and the body is not read. A request with a body then gets
+ *     "Connection: close" and the connection closes after the response
+ *     (the unread body leaves no way to find the next request);
+ *   - set this request's body limit (sl_http_body_max; a router route's
+ *     limit through sl_router_headers);
+ *   - take the body as it arrives (sl_http_body_stream).
+ * The message's pointers are valid only during the event, like every
+ * sl_http_msg. Only these calls act on the request from the event.
  * Example: sl_http_listen(m, "127.0.0.1:8080", NULL, on_http, NULL, &err); */
 SL_API sl_conn *sl_http_listen(sl_mgr *m, const char *url,
                                const sl_http_opts *opts, sl_handler fn,
@@ -703,6 +720,51 @@ SL_API int sl_http_write_buf(sl_conn *c, sl_buf *b, size_t off, size_t len);
  * pipelined request is served), a graceful close in SL_HTTP_STREAM mode. */
 SL_API int sl_http_end(sl_conn *c);
 
+/* Set the body limit of the current request, in bytes (0: no body
+ * allowed), in place of sl_http_opts.max_body. Only inside
+ * SL_EV_HTTP_HEADERS; it holds for that request alone. A Content-Length
+ * above it is answered 413 by the library right after the event (before
+ * 100 Continue); a chunked body that grows past it, 413 when it does. A
+ * buffered body (the default) is held in memory up to this limit, under
+ * the manager's budget (503 when it has no room): raise it for large
+ * bodies only with sl_http_body_stream, or with a budget. Returns 0, or
+ * SL_EINVAL outside the headers event (or on a connection that is not an
+ * HTTP server's). Loop thread. */
+SL_API int sl_http_body_max(sl_conn *c, unsigned long long max);
+
+/* Take the current request's body as it arrives (`on` 1) instead of whole
+ * in SL_EV_HTTP_MSG (the default, `on` 0). Only inside SL_EV_HTTP_HEADERS.
+ * The handler then gets, in order:
+ *   SL_EV_HTTP_CHUNK  sl_str *: the next piece of the body, de-chunked,
+ *                     pointing into the connection's input buffer (at
+ *                     most recv_max bytes), valid until the handler
+ *                     returns and consumed then (do not call
+ *                     sl_conn_consume). Copy what you keep.
+ *   SL_EV_HTTP_CHUNK  with len == 0, once: the body is complete (also for
+ *                     a request without a body). The request now waits
+ *                     for its response, as after SL_EV_HTTP_MSG, which is
+ *                     not delivered for a streamed request.
+ * The request head (method, path, headers) is NOT available during the
+ * chunks: keep what you need from SL_EV_HTTP_HEADERS.
+ * Memory: nothing is copied; the body costs the input buffer and no more,
+ * whatever its size. Backpressure: sl_conn_pause_read(c, 1) stops reading
+ * from the socket, so TCP pushes back on the client; the bytes already
+ * read (at most recv_max) are still delivered in the same dispatch;
+ * sl_conn_pause_read(c, 0) resumes (from a timer, another connection's
+ * event, or a later chunk). While reading is paused the body bounds
+ * (body_timeout_ms, body_min_rate) wait; the connection's idle_ms does
+ * not (sl_conn_set_busy for a long pause).
+ * The body limit (sl_http_body_max, else max_body) holds for a streamed
+ * body too: raise it for large uploads. A body that breaks a bound (400
+ * bad chunked framing, 408 too slow, 413 too large) is answered by the
+ * library and the connection closes: the handler sees SL_EV_CLOSE without
+ * the empty piece. The handler may answer before the end (say 507 when its
+ * disk fills): no more pieces come, the response says Connection: close.
+ * Returns 0, or SL_EINVAL outside the headers event. Loop thread.
+ * Example (in SL_EV_HTTP_HEADERS): sl_http_body_max(c, 1ull << 32);
+ *                                  sl_http_body_stream(c, 1); */
+SL_API int sl_http_body_stream(sl_conn *c, int on);
+
 /* Reply `status` with a short text body naming it, e.g. 404 Not Found. */
 SL_API int sl_http_reply_status(sl_conn *c, int status);
 /* The reason phrase of a status code ("Not Found"), or "Unknown". */
@@ -749,6 +811,23 @@ SL_API void sl_router_free(sl_router *r);
  * for a pattern that does not start with '/'. */
 SL_API int sl_router_add(sl_router *r, const char *method,
                          const char *pattern, sl_route_fn fn, void *data);
+/* Options of one route; zero fields take the defaults. */
+typedef struct sl_route_opts {
+  unsigned long long max_body; /* body limit of requests this route gets
+                                  (see sl_http_body_max); 0: the server's
+                                  max_body */
+} sl_route_opts;
+/* sl_router_add with options (`opts` copied; NULL: the defaults). */
+SL_API int sl_router_add_opts(sl_router *r, const char *method,
+                              const char *pattern, sl_route_fn fn,
+                              void *data, const sl_route_opts *opts);
+/* Apply the options of the route that will get this request (the same
+ * rule as sl_router_dispatch) from SL_EV_HTTP_HEADERS: its body limit.
+ * Call it there, and sl_router_dispatch on SL_EV_HTTP_MSG; without it the
+ * server's max_body holds. Returns 1 when a route matched, else 0 (nothing
+ * changed). `m` is borrowed for the call. Loop thread.
+ * Example: if (ev == SL_EV_HTTP_HEADERS) sl_router_headers(r, c, ev_data); */
+SL_API int sl_router_headers(sl_router *r, sl_conn *c, const sl_http_msg *m);
 /* Run the first route matching the request (sl_http_match: decoded path,
  * unsafe paths match none). A GET route also answers HEAD. When the path
  * matches a route but not its method, replies 405 with an Allow header
