@@ -20,6 +20,36 @@
  * - Pointers handed to a handler in ev_data are valid only until the handler
  *   returns.
  * - The library never aborts the process and never raises SIGPIPE.
+ *
+ * Index: the sections of this header, in order, and where to start in each.
+ *   Errors ............................ SL_E* codes, sl_strerror
+ *   Logging ........................... sl_log_set, sl_log
+ *   Memory ............................ sl_set_allocator, sl_mem_stats_get
+ *   Shared buffers .................... sl_buf_new, sl_buf_ref, sl_buf_unref
+ *   Events, close reasons and limits .. SL_EVENTS, the re-entrancy rules,
+ *                                       sl_ev_name, sl_limits
+ *   The manager ....................... sl_mgr_new, sl_mgr_poll, sl_mgr_call,
+ *                                       sl_mgr_wakeup, sl_mgr_stats_get
+ *   Connections: sending .............. sl_listen, sl_connect, sl_send,
+ *                                       sl_send_buf, sl_sendv, sl_conn_room
+ *   Connections: input, closing ....... sl_conn_in, sl_conn_close,
+ *                                       sl_conn_set_limits, sl_conn_sockopt
+ *   Connections: counters, iteration .. sl_conn_stats_get, sl_conn_next
+ *   Timers ............................ sl_timer_add, sl_timer_free
+ *   HTTP/1.1 .......................... sl_http_listen, sl_http_reply,
+ *                                       sl_router_new, sl_http_serve_dir
+ *   HTTP helpers ...................... sl_url_decode, sl_http_var,
+ *                                       sl_http_cookie, sl_json_get
+ *   multipart/form-data ............... sl_multipart_new, sl_multipart_feed
+ *   TLS ............................... sl_tls_server_new, sl_conn_tls
+ *   HTTP client ....................... sl_http_request
+ *   WebSocket ......................... sl_ws_upgrade, sl_ws_connect, sl_ws_send
+ *   Hubs .............................. sl_hub_new, sl_hub_publish,
+ *                                       sl_hub_attach, sl_hub_stats_get
+ *   Multiplexing ...................... sl_mux_new, sl_mux_subscribe
+ *   H.264 ............................. sl_h264_reader_new, sl_h264_parse_sps
+ *   Fragmented MP4 .................... sl_fmp4_init, sl_fmp4_fragment
+ * docs/architecture.md has the layers, the path of a frame and the threads.
  */
 #ifndef SLUICE_H
 #define SLUICE_H
@@ -186,7 +216,7 @@ SL_API void sl_buf_unref(sl_buf *b);
 SL_API unsigned sl_buf_refs(const sl_buf *b);
 
 /* ------------------------------------------------------------------ */
-/* Manager, connections and events                                     */
+/* Events, close reasons and limits                                    */
 /* ------------------------------------------------------------------ */
 
 typedef struct sl_mgr sl_mgr;
@@ -305,6 +335,10 @@ typedef struct sl_limits {
                          progress against stall_ms (0: any byte counts) */
 } sl_limits;
 
+/* ------------------------------------------------------------------ */
+/* The manager: options, the loop, thread hand-off, counters          */
+/* ------------------------------------------------------------------ */
+
 /* Poller backends. */
 enum { SL_BACKEND_AUTO, SL_BACKEND_EPOLL, SL_BACKEND_POLL };
 
@@ -402,6 +436,10 @@ SL_API void sl_mgr_stats_get(const sl_mgr *m, sl_mgr_stats *out);
 /* Change the manager's held-bytes budget (0 = off). */
 SL_API void sl_mgr_set_budget(sl_mgr *m, size_t budget);
 
+/* ------------------------------------------------------------------ */
+/* Connections: listening, connecting and sending                     */
+/* ------------------------------------------------------------------ */
+
 /* Listen on `url`: "host:port", "[v6]:port", ":port" (all IPv4 interfaces),
  * or "tcp://", "http://", "ws://" forms of those (TLS: sl_listen_tls, or
  * sl_http_listen with opts->tls). Accepted connections get
@@ -456,6 +494,10 @@ SL_API size_t sl_conn_room(const sl_conn *c);
 /* Queued bytes: owned chunk bytes + unsent referenced bytes. */
 SL_API size_t sl_conn_queued(const sl_conn *c);
 
+/* ------------------------------------------------------------------ */
+/* Connections: input, closing, limits and options                    */
+/* ------------------------------------------------------------------ */
+
 /* The received bytes not yet consumed. `*len` receives their count. The
  * pointer is valid until the next sl_conn_consume or return to the loop. */
 SL_API const char *sl_conn_in(const sl_conn *c, size_t *len);
@@ -507,6 +549,10 @@ enum {
   SL_OPT_RCVBUF          /* SO_RCVBUF, value bytes */
 };
 SL_API int sl_conn_sockopt(sl_conn *c, int opt, int value);
+
+/* ------------------------------------------------------------------ */
+/* Connections: counters, accessors and iteration                     */
+/* ------------------------------------------------------------------ */
 
 /* Per-connection counters. */
 typedef struct sl_conn_stats {
@@ -2023,6 +2069,7 @@ SL_API void sl_h264_reader_stats_get(const sl_h264_reader *r,
  * discarded; AUs referenced by the application stay theirs). NULL is
  * ignored. */
 SL_API void sl_h264_reader_free(sl_h264_reader *r);
+
 /* ------------------------------------------------------------------ */
 /* Fragmented MP4                                                      */
 /* ------------------------------------------------------------------ */
