@@ -16,8 +16,10 @@
 // stream, once per animation frame (blockcode.js, the page's own reader),
 // and notes Date.now() when a number first appears. The server's publish
 // time of every frame number comes from a reader in this process: the
-// X-Frame / X-Timestamp-Ms part headers of /stream.mjpg for MJPEG, the
-// 16-byte message header (frame number, publish ms) of /ws for H.264. Latency
+// X-Frame / X-Timestamp-Ms part headers of /stream.mjpg for MJPEG (a
+// monotonic clock, put on the wall clock by the smallest arrival - stamp
+// difference this reader saw), the 16-byte message header (frame number,
+// publish Unix ms) of /ws for H.264. Latency
 // of a frame = first seen on screen - published (one machine, one clock).
 // It includes the network path, decoding, the player's buffer and the wait
 // for the next animation frame (up to 16.7 ms at 60 Hz), not the compositor
@@ -67,7 +69,13 @@ function mjpegTimes(url, times) {
       for (;;) {
         const m = /X-Frame: (\d+)\r\nX-Timestamp-Ms: (\d+)\r\n/.exec(buf);
         if (!m) break;
-        times.set(Number(m[1]), Number(m[2]));
+        /* X-Timestamp-Ms is the server's monotonic clock: its offset to
+         * the wall clock is the smallest (arrival - stamp) seen, the
+         * delivery of a part over loopback to a reader that keeps up
+         * being well under a millisecond at best. */
+        const ts = Number(m[2]);
+        times.offset = Math.min(times.offset === undefined ? Infinity : times.offset, Date.now() - ts);
+        times.set(Number(m[1]), ts);
         buf = buf.slice(m.index + m[0].length);
       }
       if (buf.length > 1 << 20) buf = buf.slice(-4096); /* JPEG bytes between headers */
@@ -141,8 +149,9 @@ async function main() {
       await L.sleep(300); /* the last publish times of what was seen */
       const o = res[m.name];
       for (const [code, at] of seen) {
-        const pub = m.ref.get(code);
+        let pub = m.ref.get(code);
         if (pub === undefined) { o.missing++; continue; }
+        if (m.ref.offset !== undefined) pub += m.ref.offset;
         o.lat.push(at - pub);
       }
       o.seen += seen.length; o.secs += (Date.now() - t0) / 1000; o.page.push(...pageLat); o.extra.push(v);
