@@ -122,4 +122,33 @@ if selected h264; then
     echo "(h264: $((SECONDS - t0)) s; progress in $build/bench_h264.log, every number in $build/bench_h264.json)"
   fi
 fi
+# ---- Publish -> screen latency in Chromium: bench/latency.js ----------------
+# MJPEG <img> vs H.264 WebCodecs vs H.264 MSE, interleaved rounds against two
+# sluice-stream servers (MJPEG and --codec h264) on loopback; needs Debian's
+# chromium, node and tests/node's npm packages (playwright-core, ws). About
+# 70 s. Selected by "latency" (and run by default). LATENCY_ARGS adds
+# arguments, e.g. LATENCY_ARGS="--rounds 5 --duration 10".
+if selected latency; then
+  echo
+  echo "## latency"
+  echo
+  if grep -q '^SL_BUILD_APPS:BOOL=OFF' "$build/CMakeCache.txt"; then
+    echo "bench latency: needs sluice-stream (SL_BUILD_APPS is OFF in $build)"; status=1
+  elif ! cmake --build "$build" --target sluice-stream >"$build/bench_latency.build.log" 2>&1; then
+    tail -20 "$build/bench_latency.build.log"; echo "bench latency: build failed"; status=1
+  elif ! command -v node >/dev/null || [ ! -d tests/node/node_modules/playwright-core ]; then
+    echo "bench latency: needs node and (cd tests/node && npm ci)"; status=1
+  else
+    echo "Command: \`node bench/latency.js --build $build${LATENCY_ARGS:+ $LATENCY_ARGS}\`"
+    echo
+    t0=$SECONDS
+    # shellcheck disable=SC2086
+    if ! node bench/latency.js --build "$build" --json "$build/bench_latency.json" ${LATENCY_ARGS:-} \
+        2>"$build/bench_latency.log"; then
+      tail -20 "$build/bench_latency.log"; echo "bench latency: failed"; status=1
+    fi
+    echo
+    echo "(latency: $((SECONDS - t0)) s; per-round numbers in $build/bench_latency.log, every number in $build/bench_latency.json)"
+  fi
+fi
 exit $status
