@@ -199,19 +199,9 @@
     }
   }
   /* ---- H.264 over the WebSocket, decoded with WebCodecs --------------- */
-  /* Whether VideoDecoder takes `codec`: {ok, why}, asked once per codec. */
-  const support = new Map();
-  function h264Support(codec) {
-    if (!window.VideoDecoder || !window.EncodedVideoChunk)
-      return Promise.resolve({ ok: false, why: window.isSecureContext === false
-        ? 'WebCodecs is only offered to secure pages (https:// or localhost), and this page is not one'
-        : 'it has no VideoDecoder' });
-    if (!support.has(codec))
-      support.set(codec, VideoDecoder.isConfigSupported({ codec, optimizeForLatency: true })
-        .then((r) => (r && r.supported ? { ok: true } : { ok: false, why: 'its VideoDecoder does not support ' + codec }),
-          (e) => ({ ok: false, why: 'its VideoDecoder refuses ' + codec + ' (' + (e && e.message || e) + ')' })));
-    return support.get(codec);
-  }
+  /* Whether VideoDecoder takes `codec`: {ok, why}, asked once per codec
+   * (h264dec.js). */
+  const h264Support = window.sluiceH264.support;
   function unsupported(why) {
     stop();
     setState('unsupported', 'This browser cannot decode H.264 with WebCodecs; ' + why +
@@ -242,139 +232,43 @@
     });
   }
 
-  /* One socket's worth of decoding. Messages: a text {"type":"config",
-   * codec, width, height, fps} before the first frame it applies to, and per
-   * access unit a binary message: byte 0 = 1, byte 1 flags (bit 0 keyframe,
-   * bit 1 gap), bytes 4..7 frame number and 8..15 publish time (Unix ms),
-   * both big-endian, then the access unit in Annex-B. The decoder starts at
-   * a keyframe (the server sends the GOP since its last IDR first) and after
-   * an error is reset and fed again from the next keyframe. */
+  /* One socket's worth of decoding (h264dec.js). Messages: a text
+   * {"type":"config", codec, width, height, fps} before the first frame it
+   * applies to, and per access unit a binary message: byte 0 = 1, byte 1
+   * flags (bit 0 keyframe, bit 1 gap), bytes 4..7 frame number and 8..15
+   * publish time (Unix ms), both big-endian, then the access unit in
+   * Annex-B. */
   function h264Session(g) {
-    const ctx = canvas.getContext('2d');
-    const INBOX_MAX = 600, QUEUE_MAX = 90; /* 20 s / 3 s of 30 fps */
-    let dec = null, cfg = null, checking = false, needKey = true, lastSubmitted = -1;
-    let pending = null, drawnAt = performance.now(), inbox = [], lastRecv = -1;
-    const pub = new Map(); /* frame number -> publish time, until drawn */
-
-    function reset() {
-      if (dec && dec.state !== 'closed') { try { dec.close(); } catch (e) { /* closed by an error */ } }
-      const d = dec = new VideoDecoder({
-        output: (f) => onFrame(d, f),
-        error: (e) => onError(d, e),
-      });
-      const c = { codec: cfg.codec, optimizeForLatency: true };
-      if (cfg.width > 0 && cfg.height > 0) { c.codedWidth = cfg.width; c.codedHeight = cfg.height; }
-      dec.configure(c);
-      needKey = true; lastSubmitted = -1; pub.clear();
-    }
-    function onError(d, e) {
-      if (d !== dec || g !== gen) return;
-      V.errors++;
-      V.lastError = (e && (e.name + ': ' + e.message)) || String(e);
-      if (e && e.name === 'NotSupportedError') { unsupported('its decoder failed on ' + cfg.codec); return; }
-      V.resyncs++;
-      reset(); /* and wait for the next keyframe */
-    }
-    function onFrame(d, f) {
-      if (d !== dec || g !== gen) { f.close(); return; }
-      V.decoded++;
-      if (pending) pending.close(); /* not drawn yet and already superseded */
-      pending = f;
-      /* The newest frame is drawn at once. One with later frames still in
-       * the decoder (the join burst, or a decoder that fell behind) is kept
-       * until a newer one replaces it, so the burst shows only its last
-       * frame; a decoder that stays behind still shows one every 250 ms. */
-      if (f.timestamp >= lastSubmitted || performance.now() - drawnAt >= 250) draw();
-    }
-    function draw() {
-      const f = pending;
-      if (!f || g !== gen) return;
-      pending = null;
-      drawnAt = performance.now();
-      const w = f.displayWidth, h = f.displayHeight, seq = f.timestamp;
-      if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-      ctx.drawImage(f, 0, 0, w, h);
-      f.close();
-      const at = pub.get(seq);
-      for (const k of pub.keys()) { if (k > seq) break; pub.delete(k); }
-      V.lastSeq = seq;
-      if (at !== undefined) {
-        V.latencyMs = Date.now() - at;
-        lats.push([performance.now(), V.latencyMs]);
-      }
-      stale = true;
-      gotFrame(window.readBlockCode(canvas), w, h);
-    }
-
-    function config(text) {
-      let m;
-      try { m = JSON.parse(text); } catch (e) { return; }
-      if (!m || m.type !== 'config' || typeof m.codec !== 'string') return;
-      const c = { codec: m.codec, width: m.width | 0, height: m.height | 0, fps: +m.fps || 0 };
-      if (cfg && dec && dec.state === 'configured' && c.codec === cfg.codec && c.width === cfg.width && c.height === cfg.height) return;
-      cfg = c; V.codec = c.codec;
-      checking = true; /* what follows waits in the inbox for the answer */
-      h264Support(c.codec).then((r) => {
-        if (g !== gen || cfg !== c) return;
-        if (!r.ok) { unsupported(r.why); return; }
-        checking = false;
-        reset();
-        while (!checking && inbox.length && g === gen) handle(inbox.shift());
-      });
-    }
-    function chunk(buf) {
-      if (!(buf instanceof ArrayBuffer) || buf.byteLength <= 16) return;
-      const dv = new DataView(buf);
-      if (dv.getUint8(0) !== 1) return;
-      const flags = dv.getUint8(1), key = (flags & 1) !== 0;
-      const seq = dv.getUint32(4), at = dv.getUint32(8) * 4294967296 + dv.getUint32(12);
-      V.received++;
-      if (flags & 2) V.gaps++;
-      if (key) V.keyframes++;
-      /* The server skips only to a keyframe, so a delta frame follows the
-       * frame before it; one that does not lacks its reference: counted,
-       * and not decoded (the picture waits for the next keyframe). */
-      const follows = lastRecv < 0 || seq === ((lastRecv + 1) >>> 0);
-      lastRecv = seq;
-      if (!key && !follows) { V.breaks++; needKey = true; }
-      if (!dec) { V.skipped++; return; } /* before any configuration */
-      if (dec.decodeQueueSize > QUEUE_MAX) { /* this page cannot keep up: start again at a keyframe */
-        V.resyncs++;
-        reset();
-      }
-      if (needKey && !key) { V.skipped++; return; }
-      try {
-        dec.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp: seq, data: new Uint8Array(buf, 16) }));
-      } catch (e) {
-        V.errors++; V.resyncs++;
-        V.lastError = (e && (e.name + ': ' + e.message)) || String(e);
-        reset();
-        return;
-      }
-      needKey = false;
-      lastSubmitted = seq;
-      pub.set(seq, at);
-      if (pub.size > 300) pub.delete(pub.keys().next().value);
-    }
-    function handle(m) { if (typeof m === 'string') config(m); else chunk(m); }
-
+    const s = window.sluiceH264.session({
+      canvas, stats: V,
+      live: () => g === gen,
+      unsupported,
+      drawn(seq, at, w, h) {
+        V.lastSeq = seq;
+        if (at !== undefined) {
+          V.latencyMs = Date.now() - at;
+          lats.push([performance.now(), V.latencyMs]);
+        }
+        stale = true;
+        gotFrame(window.readBlockCode(canvas), w, h);
+      },
+    });
     return {
       push(m) {
-        if (checking) {
-          inbox.push(m);
-          if (inbox.length > INBOX_MAX) { /* keep the configuration, drop the frames */
-            inbox = inbox.filter((x) => typeof x === 'string').slice(-1);
-            needKey = true;
-          }
+        if (typeof m === 'string') {
+          let j;
+          try { j = JSON.parse(m); } catch (e) { return; }
+          if (j && j.type === 'config') s.push({ config: j });
           return;
         }
-        handle(m);
+        if (!(m instanceof ArrayBuffer) || m.byteLength <= 16) return;
+        const dv = new DataView(m);
+        if (dv.getUint8(0) !== 1) return;
+        const flags = dv.getUint8(1);
+        s.push({ key: (flags & 1) !== 0, gap: (flags & 2) !== 0, seq: dv.getUint32(4),
+          at: dv.getUint32(8) * 4294967296 + dv.getUint32(12), data: new Uint8Array(m, 16) });
       },
-      close() {
-        if (pending) { pending.close(); pending = null; }
-        if (dec && dec.state !== 'closed') { try { dec.close(); } catch (e) { /* already closed */ } }
-        dec = null; inbox = []; pub.clear();
-      },
+      close() { s.close(); },
     };
   }
 
