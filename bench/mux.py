@@ -120,7 +120,7 @@ def measure(b, p, port, kind, streams, a):
     else:
         out.update(fps_sub_mean=c["fps_per_conn_mean"], fps_sub_min=c["fps_per_conn_min"],
                    subscribed=c["ok"], sub_errors=c["refused"], no_frames=None)
-    for k in ("held", "lib_total", "lib_meta"):
+    for k in ("held", "lib_total", "lib_meta", "lib_in"):
         out["d_" + k] = m1.get(k, 0) - m0.get(k, 0)
     return out
 
@@ -183,23 +183,24 @@ def report(rounds, scmd, a):
           "per frame per subscription). %g s windows after %g s of warm-up. CPU = the server's utime+stime "
           "over the window, %% of one core; per subscription = (CPU - idle CPU of the round) / %d. Memory = "
           "the library's exact counters (/api/stats) at the window end minus before the clients connected, "
-          "per subscription: held (frames and queued chunks of the manager), lib_total (every byte the "
-          "library holds), lib_meta (its connection, subscriber and bookkeeping part). The machine has 2 "
+          "per subscription: held (the manager's frames, queued chunks and input buffers), lib_in (input "
+          "buffers), lib_meta (connection, subscriber and other bookkeeping), lib_total (every byte the "
+          "library holds). The machine has 2 "
           "cores, shared by loadgen and the server.\n" % (
               SIZE, FPS, len(rounds), a.duration, a.clients, n, a.duration, a.warmup, n))
     print("| round | mode | connections (server) | subscriptions (server) | idle CPU % | CPU % | "
-          "CPU us/s per sub | CPU us per frame | fps per sub mean / min | held B/sub | lib_total B/sub | "
-          "lib_meta B/sub | RSS MB | errors |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+          "CPU us/s per sub | CPU us per frame | fps per sub mean / min | held B/sub | lib_in B/sub | "
+          "lib_meta B/sub | lib_total B/sub | RSS MB | errors |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for i, row in enumerate(rounds):
         for kind in row["order"]:
             v = row[kind]
-            print("| %d | %s | %d | %d | %.1f | %.1f | %s | %s | %.1f / %.1f | %.0f | %.0f | %.0f | %.1f | %d |" % (
+            print("| %d | %s | %d | %d | %.1f | %.1f | %s | %s | %.1f / %.1f | %.0f | %.0f | %.0f | %.0f | %.1f | %d |" % (
                 i + 1, "/mux" if kind == "mux" else "/ws per stream", v["conns_seen"], v["subs_seen"], row["idle"],
                 v["cpu"], fmt(cpu_per_sub(v, row["idle"]), 1), fmt(cpu_per_frame(v, row["idle"]), 2),
-                v["fps_sub_mean"], v["fps_sub_min"], v["d_held"] / v["subs"], v["d_lib_total"] / v["subs"],
-                v["d_lib_meta"] / v["subs"], v["rss_kb"] / 1024.0, v["errors"] + (v["sub_errors"] or 0)))
-    rc, rs, rf, rl, rm, rh = [], [], [], [], [], []
+                v["fps_sub_mean"], v["fps_sub_min"], v["d_held"] / v["subs"], v["d_lib_in"] / v["subs"],
+                v["d_lib_meta"] / v["subs"], v["d_lib_total"] / v["subs"], v["rss_kb"] / 1024.0, v["errors"] + (v["sub_errors"] or 0)))
+    rc, rs, rf, rl, rm = [], [], [], [], []
     for row in rounds:
         m, s = row["mux"], row["single"]
         rc.append(ratio(m["cpu"], s["cpu"]))
@@ -207,17 +208,16 @@ def report(rounds, scmd, a):
         rf.append(ratio(cpu_per_frame(m, row["idle"]), cpu_per_frame(s, row["idle"])))
         rl.append(ratio(m["d_lib_total"], s["d_lib_total"]))
         rm.append(ratio(m["d_lib_meta"], s["d_lib_meta"]))
-        rh.append(ratio(m["d_held"], s["d_held"]) if s["d_held"] > 0 else None)
     print("\nRatios /mux / single-stream, per round then median (min-max over rounds):\n")
     print("| server CPU (whole process) | CPU per subscription (idle subtracted) | CPU per frame delivered "
-          "(idle subtracted) | lib_total per subscription | lib_meta per subscription | held per subscription |")
-    print("|---|---|---|---|---|---|")
-    print("| %s | %s | %s | %s | %s | %s |" % (rng(rc), rng(rs), rng(rf), rng(rl), rng(rm), rng(rh)))
+          "(idle subtracted) | lib_meta per subscription | lib_total per subscription |")
+    print("|---|---|---|---|---|")
+    print("| %s | %s | %s | %s | %s |" % (rng(rc), rng(rs), rng(rf), rng(rm), rng(rl)))
     print("\nCommands (PORT chosen free by the script, PID the server's):\n")
     print("- server: `%s`" % scmd.replace(scmd.split("--listen ")[1].split()[0], "127.0.0.1:PORT"))
     print("- /mux: `%s`" % rounds[0]["mux"]["cmd"])
     print("- single: `%s`" % rounds[0]["single"]["cmd"])
-    return dict(cpu=rc, cpu_per_sub=rs, cpu_per_frame=rf, lib_total=rl, lib_meta=rm, held=rh)
+    return dict(cpu=rc, cpu_per_sub=rs, cpu_per_frame=rf, lib_total=rl, lib_meta=rm)
 
 
 def main():
