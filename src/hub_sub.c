@@ -361,17 +361,20 @@ static size_t ws_header(unsigned char hdr[WS_HDR_MAX], int type, const struct su
 enum { WS_MSG_JPEG = 0, WS_MSG_AU = 1, WS_MSG_INIT = 2, WS_MSG_FRAGMENT = 3 };
 
 /* The configuration text message (shared). A multiplexed subscriber's
- * names its subscription: a copied prefix {"type":"config","id":N, and the
- * shared message from its first member on. */
+ * names its subscription: {"type":"config","id":N, and the shared message
+ * from its first member on, joined into one copied text (sl_ws_sendv takes
+ * text as one part only, since it checks UTF-8 over the whole message; the
+ * shared message is under 160 bytes, hub_h264.c config_msg). */
 #define CONFIG_HEAD "{\"type\":\"config\","
 static int send_config(struct sub *s, sl_buf *msg) {
   size_t len = sl_buf_len(msg), skip = sizeof(CONFIG_HEAD) - 1;
   if (s->mux == NULL || len < skip || memcmp(sl_buf_cdata(msg), CONFIG_HEAD, skip) != 0)
     return sl_ws_send_buf(s->c, SL_WS_TEXT, msg, 0, len);
-  char head[48];
-  int n = snprintf(head, sizeof(head), CONFIG_HEAD "\"id\":%lu,", (unsigned long)s->mux_id);
-  sl_part parts[2] = {{head, NULL, 0, (size_t)n}, {NULL, msg, skip, len - skip}};
-  return sl_ws_sendv(s->c, SL_WS_TEXT, parts, 2);
+  char t[256];
+  int n = snprintf(t, sizeof(t), CONFIG_HEAD "\"id\":%lu,", (unsigned long)s->mux_id);
+  if (n < 0 || (size_t)n + (len - skip) > sizeof(t)) return SL_EINVAL;
+  memcpy(t + n, (const char *)sl_buf_cdata(msg) + skip, len - skip);
+  return sl_ws_send(s->c, SL_WS_TEXT, t, (size_t)n + (len - skip));
 }
 
 /* fMP4: the init segment when the configuration is new to this viewer,

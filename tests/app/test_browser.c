@@ -54,6 +54,13 @@
  *                                   lets go and resumes; with keep=1 frozen
  *                                   20 s the server stays bounded and the page
  *                                   resumes near live
+ *   browser_grid_h264_tiles         /grid on a server with H.264 and MJPEG
+ *                                   streams: every tile's block code advances
+ *                                   over one WebSocket, the H.264 tiles decode
+ *                                   with WebCodecs with no decoder error, the
+ *                                   code drawn is the frame number and close
+ *                                   to live, and a tile scrolled away and back
+ *                                   resumes from a keyframe
  *
  * Missing Chromium, node or playwright-core, or (for the H.264 tests) a
  * sluice-stream built without openh264: skipped, or a failure under
@@ -215,6 +222,15 @@ TEST_T(browser_mse_viewer_plays, 120) {
 TEST_T(browser_mse_slow_and_frozen, 150) {
   need_h264();
   run_script_with("mse_slow_frozen", h264_args, 0);
+}
+
+TEST_T(browser_grid_h264_tiles, 120) {
+  need_h264();
+  /* default, demo1 and demo2 the H.264 pattern (--codec), jpeg the MJPEG
+   * one (its spec prefix), at 15 fps: three encoders on two cores. */
+  static const char *const args[] = {"--codec", "h264", "--stream", "jpeg=mjpeg:testpattern",
+                                     "--demo-streams", "2", "--fps", "15", NULL};
+  run_script_with("grid_h264", args, 0);
 }
 
 #else
