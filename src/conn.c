@@ -503,19 +503,39 @@ void sl__conn_on_readable(sl_conn *c) {
     sl__conn_update_interest(c); /* full: TCP pushes back on the peer */
     return;
   }
-  int rc = ensure_in_room(c);
-  if (rc == SL_ENOMEM) {
-    sl__conn_fail(c, SL_CLOSE_ERROR, SL_ENOMEM, "no memory for input");
-    return;
+  /* Without an input buffer (a viewer that only receives has none), read
+   * into the stack first: an EOF or an error then allocates nothing, so a
+   * thousand viewers leaving at once do not raise the peak by a buffer
+   * each. Bytes that did come are copied into a buffer made for them. */
+  char first[SL_READ_STEP];
+  char *dst;
+  size_t room;
+  if (c->in == NULL) {
+    dst = first;
+    room = sizeof(first) < c->lim.recv_max ? sizeof(first) : c->lim.recv_max;
+  } else {
+    int rc = ensure_in_room(c);
+    if (rc == SL_ENOMEM) {
+      sl__conn_fail(c, SL_CLOSE_ERROR, SL_ENOMEM, "no memory for input");
+      return;
+    }
+    room = c->in_cap - c->in_len;
+    size_t unread = c->in_len - c->in_off;
+    if (room > c->lim.recv_max - unread) room = c->lim.recv_max - unread;
+    if (room == 0) {
+      sl__conn_update_interest(c);
+      return;
+    }
+    dst = c->in + c->in_len;
   }
-  size_t room = c->in_cap - c->in_len;
-  size_t unread = c->in_len - c->in_off;
-  if (room > c->lim.recv_max - unread) room = c->lim.recv_max - unread;
-  if (room == 0) {
-    sl__conn_update_interest(c);
-    return;
+  ssize_t n = c->io->read(c, dst, room);
+  if (n > 0 && dst == first) {
+    if (ensure_in_room(c) != 0 || c->in_cap < (size_t)n) {
+      sl__conn_fail(c, SL_CLOSE_ERROR, SL_ENOMEM, "no memory for input");
+      return;
+    }
+    memcpy(c->in, first, (size_t)n);
   }
-  ssize_t n = c->io->read(c, c->in + c->in_len, room);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     sl__conn_fail(c, SL_CLOSE_ERROR, -errno, NULL);

@@ -505,3 +505,42 @@ BOTH(wakeup_reaches_connection, 30) {
   WAIT_FOR_MGR(m, conns(m) == 1, 5000);
   check_all_freed(m);
 }
+
+/* ---- many peers leaving at once ------------------------------------ */
+
+/* Each accepted connection is a "viewer": it gets a few bytes and never
+ * sends anything, so it holds no input buffer. */
+static void viewer_ev(sl_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  if (ev == SL_EV_ACCEPT) sl_send(c, "hello\n", 6);
+}
+
+/* 300 viewers close at once: reading each EOF allocates nothing (it goes
+ * into the stack first), so the manager's peak is what it was while they
+ * were connected, and no input bytes were ever held. */
+BOTH(mass_disconnect_allocates_no_input, 60) {
+  enum { N = 300 };
+  test_raise_nofile(2 * N + 64);
+  int err = 0;
+  sl_mgr_opts mo = {.backend = backend};
+  sl_mgr *m = sl_mgr_new(&mo, &err);
+  CHECK(m != NULL);
+  sl_conn *l = sl_listen(m, "127.0.0.1:0", viewer_ev, NULL, &err);
+  CHECK_MSG(l != NULL, "listen: %s", sl_strerror(err));
+  int port = sl_conn_local_port(l);
+  static int fds[N];
+  for (int i = 0; i < N; i++) fds[i] = test_connect(port, 0);
+  WAIT_FOR_MGR(m, conns(m) == N + 1, 10000);
+  /* Every greeting written: nothing queued, nothing read. */
+  sl_mgr_stats st;
+  WAIT_FOR_MGR(m, (sl_mgr_stats_get(m, &st), st.queued == 0), 5000);
+  size_t peak = st.peak;
+  CHECK_EQ(st.in, 0);
+  for (int i = 0; i < N; i++) close(fds[i]);
+  WAIT_FOR_MGR(m, conns(m) == 1, 10000);
+  sl_mgr_stats_get(m, &st);
+  CHECK_MSG(st.peak == peak, "peak rose from %zu to %zu while %d peers left", peak,
+            st.peak, N);
+  CHECK_EQ(st.in, 0);
+  check_all_freed(m);
+}
