@@ -144,7 +144,7 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
   if (a->any_origin) ws.origins = SL_WS_ANY_ORIGIN;
   else if (a->origins[0]) ws.origins = a->origins;
   ws.ping_ms = 20000;
-  sl_hub_attach(st->hub, c, m, transport, &o, &ws);
+  if (sl_hub_attach(st->hub, c, m, transport, &o, &ws) == 0) ss_qos_apply(a, st, c);
 }
 
 static void on_sse_close(ss_app *a, sl_conn *c) {
@@ -187,6 +187,7 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
   }
   memcpy(path, m->path.ptr, m->path.len);
   path[m->path.len] = '\0';
+  if (ss_health_route(a, c, path)) return; /* edge.c: for balancers, no auth */
 
   /* Pages: public unless Basic auth protects everything. */
   if (strcmp(path, "/") == 0 || strcmp(path, "/dashboard") == 0 ||
@@ -229,6 +230,11 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
     sl_conn_set_limits(c, &lim);
     sl_send(c, "retry: 1000\n\n", 13);
     a->sse[a->nsse++] = c;
+    return;
+  }
+  if (a->nstreams == 0) { /* an edge before the origin's list arrived */
+    sl_http_reply(c, 503, "Retry-After: 2\r\nContent-Type: text/plain\r\n",
+                  "503 no stream yet\n", 18);
     return;
   }
   ss_stream *def = &a->streams[0];
