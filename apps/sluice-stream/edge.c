@@ -36,7 +36,12 @@
  * 6455 7.4.1 via the IANA registry: the client should reconnect). HTTP
  * streams: the response ends after what is queued (FLUSH); a player or an
  * <img> reconnecting goes through the balancer to another edge. A viewer
- * that is stalled gets nothing more anyway and is reset at once.
+ * that is stalled gets nothing more anyway and is reset at once. Once every
+ * viewer has been told, those still there get DRAIN_GRACE_MS to take the
+ * end of their stream (a WebSocket peer to answer the close), then the
+ * process exits and the rest are closed: waiting longer would hold the
+ * edge's shutdown hostage to a client that does not read. The whole drain
+ * is bounded by --drain-timeout.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -56,6 +61,7 @@
 #define DRAIN_TICK_MS 100u
 #define DRAIN_SPREAD_MS 5000u
 #define DRAIN_BATCH_MIN 50u
+#define DRAIN_GRACE_MS 1000u     /* for a told viewer to take the end of its stream */
 #define MJPEG_UPSTREAM "stream.mjpg?policy=queue:32"
 #define H264_UPSTREAM "ws?policy=keyframe"
 
@@ -501,18 +507,26 @@ int ss_drain_step(ss_app *a, int sig) {
     sl_log(SL_LOG_WARN, "drain timeout: %zu viewer(s) still connected; stopping", left);
     return 1;
   }
-  if (now - o->drain_told_ms >= DRAIN_TICK_MS || o->drained == 0) {
+  if (o->drain_all_told_ms && now - o->drain_all_told_ms >= DRAIN_GRACE_MS) {
+    sl_log(SL_LOG_INFO, "drained: %llu viewer(s) told to go; %zu did not take the end of "
+           "their stream in %u ms and are closed", (unsigned long long)o->drained, left,
+           DRAIN_GRACE_MS);
+    return 1;
+  }
+  if (!o->drain_all_told_ms && (now - o->drain_told_ms >= DRAIN_TICK_MS || o->drained == 0)) {
     uint32_t spread = o->drain_timeout_ms / 2 < DRAIN_SPREAD_MS ? o->drain_timeout_ms / 2
                                                                 : DRAIN_SPREAD_MS;
     uint64_t elapsed = now - o->drain_start_ms;
     uint64_t ticks = elapsed < spread ? (spread - elapsed) / DRAIN_TICK_MS + 1 : 1;
     size_t batch = (size_t)((left + ticks - 1) / ticks);
     if (batch < DRAIN_BATCH_MIN) batch = DRAIN_BATCH_MIN;
+    size_t want = batch;
     for (int i = 0; i < a->nstreams && batch; i++) {
       size_t k = tell_viewers(a, a->streams[i].hub, batch, 1012, "service restart");
       o->drained += k;
       batch -= k;
     }
+    if (batch == want) o->drain_all_told_ms = now; /* nobody left to tell */
     o->drain_told_ms = now;
   }
   return 0;

@@ -56,7 +56,7 @@ typedef struct ss_ops {
   /* runtime */
   struct ss_edge *edge;
   int draining;              /* SIGTERM seen: the listener is closed */
-  uint64_t drain_start_ms, drain_told_ms;
+  uint64_t drain_start_ms, drain_told_ms, drain_all_told_ms;
   uint64_t drained;          /* viewers told to go */
 } ss_ops;
 
