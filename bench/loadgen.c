@@ -32,6 +32,11 @@
  *   --raw N            readers that only count bytes, as fast as possible
  *                      (throughput sinks): with --raw-url tcp://H:P
  *                      nothing is sent, with http://H:P/PATH a GET first.
+ *   --raw-count KIND   raw readers also count frames, their gaps and their
+ *                      bytes: KIND h264 (Annex-B: a picture starts at a
+ *                      slice NAL unit whose first_mb_in_slice is 0) or mp4
+ *                      (fragmented MP4: one moof box per frame); with an
+ *                      http:// URL the response must be a 200.
  * Churn, flood and slowloris run on a second thread with its own epoll,
  * so a flood does not delay the viewers' reads in this process.
  *
@@ -258,8 +263,12 @@ static struct {
   int stall_rcvbuf;
   int inflight;
   double connect_rate;
+  int raw_count; /* RC_* */
 } cfg = {.inflight = 200, .slow_kbps = 50, .freeze_s = 3, .freeze_at = 2, .slowloris_interval = 2,
          .duration = 10, .warmup = 1, .connect_timeout = 20, .stall_rcvbuf = 4096};
+
+/* What raw readers count besides bytes (--raw-count). */
+enum { RC_NONE, RC_H264, RC_MP4 };
 
 /* ---- connections ------------------------------------------------------- */
 
@@ -308,6 +317,13 @@ struct conn {
   int trickled;
   /* flood */
   uint64_t req_ns;
+  /* raw frame counting (--raw-count) */
+  int rc_body;             /* past the HTTP response head */
+  uint32_t rc_sc;          /* h264: the last bytes, for start codes */
+  int rc_st;               /* h264: 1 NAL header next, 2 slice header next */
+  unsigned char rc_box[16];
+  int rc_boxn;             /* mp4: box header bytes gathered */
+  uint64_t rc_skip;        /* mp4: box payload bytes left */
 };
 
 struct cls_stats {
@@ -541,6 +557,86 @@ static void on_part(struct th *t, struct conn *c, long long frame_no) {
   (void)t;
 }
 
+/* A frame seen by a raw reader (--raw-count): counted like a part. */
+static void raw_frame(struct th *t, struct conn *c) {
+  c->part_start_ns = t->now;
+  on_part(t, c, -1);
+}
+
+/* Frame counting for raw readers, across arbitrary read boundaries. An
+ * http reader first skips its response head, which must be a 200 (a 503
+ * from a full stream would otherwise count as bytes delivered). */
+static void raw_count(struct th *t, struct conn *c, const char *d, size_t n) {
+  const unsigned char *p = (const unsigned char *)d;
+  if (!c->rc_body && cfg.raw.http) {
+    while (n && c->hlen < HBUF - 1) {
+      c->hbuf[c->hlen++] = (char)*p++;
+      n--;
+      if (c->hlen >= 4 && memcmp(c->hbuf + c->hlen - 4, "\r\n\r\n", 4) == 0) break;
+    }
+    if (c->hlen >= 4 && memcmp(c->hbuf + c->hlen - 4, "\r\n\r\n", 4) == 0) {
+      c->hbuf[c->hlen] = 0;
+      int status = 0;
+      if (sscanf(c->hbuf, "HTTP/1.%*d %d", &status) != 1 || status != 200) {
+        c->status = status;
+        conn_error(t, c);
+        return;
+      }
+      c->rc_body = 1;
+    } else if (c->hlen >= HBUF - 1) {
+      conn_error(t, c);
+      return;
+    } else {
+      return;
+    }
+  }
+  c->rc_body = 1;
+  if (cfg.raw_count == RC_H264) {
+    for (size_t i = 0; i < n; i++) {
+      unsigned b = p[i];
+      if (c->rc_st == 1) {
+        unsigned type = b & 0x1f;
+        c->rc_st = (type == 1 || type == 5) ? 2 : 0;
+      } else if (c->rc_st == 2) {
+        /* first_mb_in_slice is ue(v): 0 codes as a single 1 bit. */
+        if (b & 0x80) raw_frame(t, c);
+        c->rc_st = 0;
+      }
+      c->rc_sc = (c->rc_sc << 8) | b;
+      if ((c->rc_sc & 0xffffff) == 0x000001) c->rc_st = 1;
+    }
+    return;
+  }
+  while (n) {
+    if (c->rc_skip) {
+      size_t take = n < c->rc_skip ? n : (size_t)c->rc_skip;
+      c->rc_skip -= take;
+      p += take;
+      n -= take;
+      continue;
+    }
+    c->rc_box[c->rc_boxn++] = *p++;
+    n--;
+    if (c->rc_boxn < 8) continue;
+    uint64_t size = (uint64_t)c->rc_box[0] << 24 | (uint64_t)c->rc_box[1] << 16 |
+                    (uint64_t)c->rc_box[2] << 8 | c->rc_box[3];
+    int hdr = 8;
+    if (size == 1) { /* 64-bit largesize after the type */
+      if (c->rc_boxn < 16) continue;
+      size = 0;
+      for (int i = 8; i < 16; i++) size = size << 8 | c->rc_box[i];
+      hdr = 16;
+    }
+    if (size < (uint64_t)hdr) { /* size 0 (to the end) or garbage: a live stream has neither */
+      conn_error(t, c);
+      return;
+    }
+    if (memcmp(c->rc_box + 4, "moof", 4) == 0) raw_frame(t, c);
+    c->rc_skip = size - (uint64_t)hdr;
+    c->rc_boxn = 0;
+  }
+}
+
 /* Multipart parts: a head "--boundary ... \r\n\r\n", Content-Length bytes,
  * CRLF. Returns -1 on a protocol error. */
 static int feed_stream(struct th *t, struct conn *c, const char *d, size_t n, long long *first) {
@@ -720,6 +816,7 @@ static void feed(struct th *t, struct conn *c, const char *d, size_t n) {
   while (n && c->fd >= 0) {
     switch (c->state) {
       case ST_RAW:
+        if (cfg.raw_count != RC_NONE) raw_count(t, c, d, n);
         return;
       case ST_SLOWLORIS: {
         /* The server answered (408 expected) */
@@ -1134,6 +1231,7 @@ static void usage(void) {
       "Options: --duration S (10) --warmup S (1) --connect-timeout S (20)\n"
       "         --ws-path P (/ws) --flood-path P (/snapshot.jpg) --churn-path P (stream path)\n"
       "         --raw-url URL (tcp://H:P: send nothing; http://: GET first; default --url)\n"
+      "         --raw-count h264|mp4 (raw readers count frames: Annex-B pictures or moof boxes)\n"
       "         --slowloris-interval S (2) --stall-rcvbuf BYTES (4096)\n"
       "         --connect-inflight N (200: connects in progress at once; a server with a\n"
       "           short listen backlog, such as GStreamer's 5, needs a few)\n"
@@ -1158,7 +1256,7 @@ int main(int argc, char **argv) {
              *raw_url = NULL, *stats_url = NULL;
   enum { O_HEALTHY = 300, O_STALLED, O_SLOW, O_FREEZE, O_WS, O_SLOWLORIS, O_CHURN, O_FLOOD, O_RAW,
          O_DURATION, O_WARMUP, O_CTO, O_WSPATH, O_FLOODPATH, O_CHURNPATH, O_RAWURL, O_SLINT,
-         O_PID, O_STATS, O_SAMPLE, O_JSON, O_RCVBUF, O_INFLIGHT, O_CRATE };
+         O_PID, O_STATS, O_SAMPLE, O_JSON, O_RCVBUF, O_INFLIGHT, O_CRATE, O_RCOUNT };
   static const struct option lo[] = {
       {"url", 1, 0, 'u'}, {"healthy", 1, 0, O_HEALTHY}, {"stalled", 1, 0, O_STALLED},
       {"slow", 1, 0, O_SLOW}, {"freeze", 1, 0, O_FREEZE}, {"ws", 1, 0, O_WS},
@@ -1169,7 +1267,8 @@ int main(int argc, char **argv) {
       {"raw-url", 1, 0, O_RAWURL}, {"slowloris-interval", 1, 0, O_SLINT},
       {"server-pid", 1, 0, O_PID}, {"stats-url", 1, 0, O_STATS}, {"sample-ms", 1, 0, O_SAMPLE},
       {"json", 0, 0, O_JSON}, {"stall-rcvbuf", 1, 0, O_RCVBUF},
-      {"connect-inflight", 1, 0, O_INFLIGHT}, {"connect-rate", 1, 0, O_CRATE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"connect-inflight", 1, 0, O_INFLIGHT}, {"connect-rate", 1, 0, O_CRATE},
+      {"raw-count", 1, 0, O_RCOUNT}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   int o;
   double dummy;
   while ((o = getopt_long(argc, argv, "u:h", lo, NULL)) != -1) {
@@ -1203,6 +1302,11 @@ int main(int argc, char **argv) {
       case O_RCVBUF: cfg.stall_rcvbuf = atoi(optarg); break;
       case O_INFLIGHT: cfg.inflight = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
       case O_CRATE: cfg.connect_rate = atof(optarg); break;
+      case O_RCOUNT:
+        if (strcmp(optarg, "h264") == 0) cfg.raw_count = RC_H264;
+        else if (strcmp(optarg, "mp4") == 0) cfg.raw_count = RC_MP4;
+        else die("--raw-count: h264 or mp4");
+        break;
       case 'h': usage(); return 0;
       default: usage(); return 2;
     }
@@ -1266,7 +1370,8 @@ int main(int argc, char **argv) {
       c->fd = -1;
       c->cls = main_cls[i];
       c->idx = idx;
-      if (c->cls == C_HEALTHY || c->cls == C_SLOW || c->cls == C_FREEZE || c->cls == C_WS)
+      if (c->cls == C_HEALTHY || c->cls == C_SLOW || c->cls == C_FREEZE || c->cls == C_WS ||
+          (c->cls == C_RAW && cfg.raw_count != RC_NONE))
         c->gaps = xcalloc(HN, sizeof(uint32_t));
       tm.pending[tm.npending++] = c;
       idx++;

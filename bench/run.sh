@@ -2,7 +2,7 @@
 # Runs the benchmarks and prints their tables (Markdown), each with the exact
 # command that produced it. `make bench` builds the project first; this
 # script (re)builds just the bench targets it needs in $BUILD.
-#   bench/run.sh [NAME...]        e.g. bench/run.sh core
+#   bench/run.sh [NAME...]        e.g. bench/run.sh core, bench/run.sh h264
 # Environment: BUILD (build/release), BENCH_ARGS_<name> (extra arguments for
 # one benchmark, e.g. BENCH_ARGS_core="-r 3 -t 0.5").
 # To add a benchmark: bench/bench_<name>.c (built by cmake/extra.cmake) and
@@ -92,6 +92,34 @@ if [ $fan_run = 1 ]; then
     fi
     echo
     echo "(fanout: $((SECONDS - t0)) s; progress in $build/bench_fanout.log, every number in $build/bench_fanout.json)"
+  fi
+fi
+# ---- MJPEG vs H.264 and fMP4 fan-out of sluice-stream: bench/h264.py --------
+# The 640x480, 30 fps test pattern as MJPEG and as H.264 (openh264, in the
+# server) to 100 and 1000 viewers, and /stream.mp4 vs /stream.h264 to 1000,
+# interleaved rounds (about 50 s). Selected by "h264" (and run by default).
+# H264_ARGS adds arguments, e.g. H264_ARGS="--rounds 3 --duration 3".
+if selected h264; then
+  echo
+  echo "## h264"
+  echo
+  if grep -q '^SL_BUILD_APPS:BOOL=OFF' "$build/CMakeCache.txt"; then
+    echo "bench h264: needs sluice-stream (SL_BUILD_APPS is OFF in $build)"; status=1
+  elif ! cmake --build "$build" --target sluice-stream loadgen >"$build/bench_h264.build.log" 2>&1; then
+    tail -20 "$build/bench_h264.build.log"; echo "bench h264: build failed"; status=1
+  elif ! command -v python3 >/dev/null; then
+    echo "bench h264: needs python3"; status=1
+  else
+    echo "Command: \`bench/h264.py --build $build${H264_ARGS:+ $H264_ARGS}\`"
+    echo
+    t0=$SECONDS
+    # shellcheck disable=SC2086
+    if ! python3 bench/h264.py --build "$build" --json "$build/bench_h264.json" ${H264_ARGS:-} \
+        2>"$build/bench_h264.log"; then
+      tail -20 "$build/bench_h264.log"; echo "bench h264: failed"; status=1
+    fi
+    echo
+    echo "(h264: $((SECONDS - t0)) s; progress in $build/bench_h264.log, every number in $build/bench_h264.json)"
   fi
 fi
 exit $status

@@ -8,9 +8,7 @@
  *     src/http_parse.c
  *   cc -DSL_FUZZ_MAIN -Isrc ... && ./a.out fuzz/regress/chunked/
  */
-#if defined(SL_FUZZ_MAIN) && !defined(_GNU_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#endif
+#include "fuzz_assert.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +16,6 @@
 
 #include "http_parse.h"
 
-#define ASSERT(c)                                                            \
-  do {                                                                       \
-    if (!(c)) {                                                              \
-      fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,   \
-              #c);                                                           \
-      abort();                                                               \
-    }                                                                        \
-  } while (0)
 
 struct result {
   long long data; /* data bytes, or -1 on error */

@@ -16,9 +16,7 @@
  *   ./fuzz_fmp4 -max_total_time=60 WORKDIR fuzz/corpus/fmp4
  * Replay without libFuzzer: add -DSL_FUZZ_MAIN, drop -fsanitize=fuzzer.
  */
-#if defined(SL_FUZZ_MAIN) && !defined(_GNU_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* opendir, stat */
-#endif
+#include "fuzz_assert.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -28,14 +26,6 @@
 #include "fmp4.h"
 #include "sluice.h"
 
-#define ASSERT(c)                                                            \
-  do {                                                                       \
-    if (!(c)) {                                                              \
-      fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__,   \
-              #c);                                                           \
-      abort();                                                               \
-    }                                                                        \
-  } while (0)
 
 static uint32_t be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |

@@ -11,9 +11,7 @@
  *     src/http_parse.c src/http_auth.c src/md5.c src/base64.c
  *   cc -DSL_FUZZ_MAIN -Isrc ... && ./a.out fuzz/regress/http_request/
  */
-#if defined(SL_FUZZ_MAIN) && !defined(_GNU_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#endif
+#include "fuzz_assert.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +20,6 @@
 #include "http_auth.h"
 #include "http_parse.h"
 
-#define ASSERT(c)                                                            \
-  do {                                                                       \
-    if (!(c)) {                                                              \
-      fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,   \
-              #c);                                                           \
-      abort();                                                               \
-    }                                                                        \
-  } while (0)
 
 static void inside(sl_str s, const uint8_t *d, size_t n) {
   if (s.len == 0) return;

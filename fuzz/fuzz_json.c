@@ -9,9 +9,7 @@
  *     fuzz/fuzz_json.c src/http_util.c src/http_parse.c src/utf8.c
  *   cc -DSL_FUZZ_MAIN ... && ./a.out fuzz/regress/json/
  */
-#if defined(SL_FUZZ_MAIN) && !defined(_GNU_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#endif
+#include "fuzz_assert.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +18,6 @@
 #include "sluice.h"
 #include "utf8.h"
 
-#define ASSERT(c)                                                            \
-  do {                                                                       \
-    if (!(c)) {                                                              \
-      fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,   \
-              #c);                                                           \
-      abort();                                                               \
-    }                                                                        \
-  } while (0)
 
 static const char *const paths[] = {"$", "$.a", "$[0]", "$.a.b", "$[1].a", "$.a[2]",
                                     "$[0][0][0]", "$.s"};

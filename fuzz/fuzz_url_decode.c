@@ -10,9 +10,7 @@
  *     fuzz/fuzz_url_decode.c src/http_util.c src/http_parse.c src/utf8.c
  *   cc -DSL_FUZZ_MAIN ... && ./a.out fuzz/regress/url_decode/
  */
-#if defined(SL_FUZZ_MAIN) && !defined(_GNU_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#endif
+#include "fuzz_assert.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +18,6 @@
 
 #include "http_parse.h"
 
-#define ASSERT(c)                                                            \
-  do {                                                                       \
-    if (!(c)) {                                                              \
-      fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,   \
-              #c);                                                           \
-      abort();                                                               \
-    }                                                                        \
-  } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;

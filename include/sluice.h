@@ -1530,6 +1530,10 @@ typedef struct sl_sub_stats {
   uint64_t joined_ms, last_progress_ms;
   size_t send_max;
   uint64_t resyncs;       /* times it fell behind and skipped to a keyframe */
+  int muxed;              /* 1: one subscription of a multiplexed
+                             connection (sl_mux); `queued` and `send_max`
+                             are then the whole connection's */
+  uint32_t mux_id;        /* its subscription id there */
 } sl_sub_stats;
 
 /* Counters of a hub. */
@@ -1569,6 +1573,95 @@ SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
 SL_API size_t sl_hub_subs(sl_hub *h, sl_sub_stats *out, size_t max);
 /* Iterate hubs of a manager: pass NULL for the first. */
 SL_API sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev);
+
+/* ------------------------------------------------------------------ */
+/* Multiplexing: many hubs' subscribers on one WebSocket               */
+/* ------------------------------------------------------------------ */
+
+/* A mux carries any number of subscriptions (of any hubs) over one open
+ * WebSocket connection, so that a page showing a dozen streams needs one
+ * connection, not a dozen (browsers open at most 6 HTTP/1.1 connections
+ * per host). Each subscription is a hub subscriber of its own: its own
+ * policy, fps cap, drops, lag, H.264 keyframe rule and counters. What they
+ * share is the socket, and its bound: the connection's send_max (default
+ * 2 x the largest frame of its hubs + 64 KiB) and stall rule hold for the
+ * whole socket, and a stalled socket is evicted as one connection.
+ *
+ * Fairness: round-robin by frames. A subscription takes its next frame
+ * only when the connection's queue is empty (the pull rule of the live
+ * policies, for all of them here); then, in a fixed circular order
+ * starting after the last one served, the first subscription with a frame
+ * pending takes one frame. So a frame published for any subscription waits
+ * for at most one frame of each other subscription, and over any stretch in
+ * which k subscriptions always have a frame waiting, each gets 1/k of the
+ * frames the socket carries, and one with a fast stream, a long queue or
+ * lossless frames cannot hold back the others.
+ *
+ * Wire format (docs/mux.md): the client sends JSON text messages
+ * {"op":"subscribe","id":N,"stream":"name","policy":"latest","fps":10,
+ * "format":"jpeg"|"h264"|"fmp4"} and {"op":"unsubscribe","id":N}; the
+ * server answers {"type":"subscribed",...}, {"type":"unsubscribed",...} or
+ * {"type":"error","id":N,"error":"unknown stream"|"forbidden"|...}, sends
+ * {"type":"config","id":N,...} before an H.264 subscription's first frame
+ * (and on a change), and one binary message per frame: the 4-byte
+ * big-endian subscription id, then the 16-byte header of docs/h264.md
+ * (type 0 = JPEG, 1 = H.264 access unit, 2/3 = fMP4), then the frame,
+ * shared by reference with every other viewer.
+ *
+ * Loop thread only, like every hub call. */
+typedef struct sl_mux sl_mux;
+
+typedef struct sl_mux_opts {
+  unsigned max_subs;     /* subscriptions at once (32) */
+  size_t max_msg;        /* longest control message (1024 bytes); longer
+                            ones are answered with an error */
+  size_t send_max;       /* the connection's; 0: 2 x the largest frame of
+                            its hubs + 64 KiB */
+  uint32_t stall_ms;     /* the connection's stall rule (300 s) */
+  int allow_lossless;    /* let clients ask for "policy":"lossless" */
+  sl_sub_opts sub;       /* defaults of its subscriptions, over the hubs'
+                            (send_max and stall_ms are the mux's) */
+  /* Map a stream name to a hub for a client's "subscribe" (NULL: by hub
+   * name, sl_hub_find). `o` holds the request's options on top of `sub`;
+   * the function may change them. Return 0 with *hub set, SL_ENOENT
+   * ("unknown stream") or SL_EACCES ("forbidden"; any other code:
+   * "refused"). `stream` is borrowed for the call. */
+  int (*resolve)(sl_mux *x, const char *stream, sl_sub_opts *o, sl_hub **hub,
+                 void *arg);
+  void *arg;
+} sl_mux_opts;
+
+/* Make the open WebSocket `c` a multiplexed connection (`o` copied; NULL:
+ * defaults). The mux belongs to the connection: it is freed with it (at
+ * its SL_EV_CLOSE, before the handler sees that event; do not use it
+ * afterwards). NULL with *err: SL_EINVAL (not an open WebSocket), SL_EBUSY
+ * (the connection already has a hub subscriber or a mux), SL_ENOMEM.
+ * Example: x = sl_mux_new(c, NULL, &err);  (right after sl_ws_upgrade) */
+SL_API sl_mux *sl_mux_new(sl_conn *c, const sl_mux_opts *o, int *err);
+/* The mux of connection `c`, or NULL. */
+SL_API sl_mux *sl_mux_of(const sl_conn *c);
+/* Subscribe hub `h` as subscription `id` with framing SL_TRANSPORT_WS
+ * (JPEG frames, or H.264 access units) or SL_TRANSPORT_WS_FMP4 (H.264
+ * only); `o` may be NULL (the mux's defaults). The "subscribed" message is
+ * queued first. Returns 0, SL_EEXIST (`id` in use), SL_ELIMIT (max_subs
+ * reached, or the hub is full), SL_EINVAL (a framing the hub's kind does
+ * not offer), SL_ECLOSING, SL_ENOBUFS (no room for the message), SL_ENOMEM;
+ * nothing is subscribed on an error. */
+SL_API int sl_mux_subscribe(sl_mux *x, sl_hub *h, uint32_t id, int transport,
+                            const sl_sub_opts *o);
+/* End subscription `id`: its pending frames are dropped (frames already
+ * queued on the socket still arrive: a client ignores ids it no longer
+ * has) and {"type":"unsubscribed","id":N} is queued. 0 or SL_ENOENT. */
+SL_API int sl_mux_unsubscribe(sl_mux *x, uint32_t id);
+/* Act on one client message (a text message of docs/mux.md): subscribe,
+ * unsubscribe, or an error message for anything else (bad JSON, unknown
+ * op, unknown stream...). Call it from the connection's handler for
+ * SL_EV_WS_MSG; the message is borrowed for the call. Returns 0 when the
+ * request was carried out, else the error code that was answered. */
+SL_API int sl_mux_handle(sl_mux *x, const sl_ws_msg *msg);
+/* Copy up to `max` subscriptions' counters into `out`; returns how many
+ * there are. */
+SL_API size_t sl_mux_subs(const sl_mux *x, sl_sub_stats *out, size_t max);
 
 /* ------------------------------------------------------------------ */
 /* H.264                                                               */

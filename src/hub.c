@@ -527,14 +527,14 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
     case SL_TRANSPORT_CHUNKED:
     case SL_TRANSPORT_RAW:
       snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\n%s",
-               h->o.kind == SL_KIND_H264 ? "video/h264\r\nCache-Control: no-store"
+               h->o.kind == SL_KIND_H264 ? "video/h264"
                                          : "application/octet-stream", cors);
       rc = sl_http_start(c, 200, hdr,
                          transport == SL_TRANSPORT_RAW ? SL_HTTP_STREAM : SL_HTTP_CHUNKED);
       break;
     case SL_TRANSPORT_FMP4:
-      snprintf(hdr, sizeof(hdr), "Content-Type: video/mp4\r\nCache-Control: no-store\r\n%s",
-               cors);
+      /* sl_http_start adds Cache-Control: no-store to a stream. */
+      snprintf(hdr, sizeof(hdr), "Content-Type: video/mp4\r\n%s", cors);
       rc = sl_http_start(c, 200, hdr, SL_HTTP_STREAM);
       break;
     case SL_TRANSPORT_WS:
@@ -546,7 +546,7 @@ int sl_hub_attach(sl_hub *h, sl_conn *c, const sl_http_msg *m, int transport,
   }
   if (rc) return rc;
   if (sl_http_is_method(m, "HEAD")) return 0;
-  return sl__sub_new(h, c, transport, opts);
+  return sl__sub_new(h, c, transport, opts, NULL, 0, NULL);
 }
 
 int sl_hub_attach_conn(sl_hub *h, sl_conn *c, int transport,
@@ -555,7 +555,15 @@ int sl_hub_attach_conn(sl_hub *h, sl_conn *c, int transport,
     h->refused++;
     return SL_ELIMIT;
   }
-  return sl__sub_new(h, c, transport, opts);
+  return sl__sub_new(h, c, transport, opts, NULL, 0, NULL);
+}
+
+int sl__hub_admit(sl_hub *h) {
+  if (admit(h) != 0) {
+    h->refused++;
+    return SL_ELIMIT;
+  }
+  return 0;
 }
 
 void sl__hub_remove_sub(sl_hub *h, struct sub *s) {
@@ -565,8 +573,12 @@ void sl__hub_remove_sub(sl_hub *h, struct sub *s) {
   h->nsubs--;
   h->leaves++;
   sl__sub_drop_pending(s, -1);
-  s->c->tap = NULL;
-  s->c->tap_arg = NULL;
+  if (s->mux) {
+    sl__mux_unlink(s->mux, s); /* the mux keeps the connection's tap */
+  } else {
+    s->c->tap = NULL;
+    s->c->tap_arg = NULL;
+  }
   if (s->evict) h->evictions[s->evict]++;
   sl__hub_emit(h, SL_HUB_LEAVE, s, s->c->close_reason, s->evict);
   sl__free(s, sizeof(*s), SL_MEM_META);

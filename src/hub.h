@@ -65,6 +65,11 @@ struct sub {
   sl_hub *hub;
   sl_conn *c;
   uint64_t id;
+  /* Multiplexed (hub_mux.c): the connection belongs to `mux`, which owns
+   * its tap, its limits and the turn of each of its subscriptions; every
+   * message this subscriber sends names `mux_id`. NULL: it owns `c`. */
+  sl_mux *mux;
+  uint32_t mux_id;
   int transport;
   sl_sub_opts o;            /* resolved */
   int auto_send_max;        /* send_max follows the largest frame */
@@ -73,8 +78,10 @@ struct sub {
   uint64_t next_due;        /* fps cap: earliest timestamp eligible */
   int resync;               /* keyframe: waiting for a keyframe */
   int full;                 /* lossless: queue at queue_len */
-  uint64_t base_out;        /* conn bytes_out when frames started */
-  uint64_t handed;          /* bytes handed to the connection since */
+  /* `end`: the connection's byte offset (bytes_out + queued) just after
+   * the frame: it is complete once bytes_out reaches it. Absolute, so that
+   * other writers on the connection (a mux's other subscriptions) do not
+   * shift it. */
   struct { uint64_t seq, ts, end; } fl[SUB_INFLIGHT];
   unsigned nfl;
   uint64_t done_seq, join_seq;
@@ -153,9 +160,19 @@ sl_buf *sl__h264_init(sl_hub *h, struct codec *k);
 void sl__h264_timing(sl_hub *h, struct frame *f, const struct frame *prev);
 void sl__gop_clear(sl_hub *h);
 /* hub_sub.c */
-int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o);
+/* `x` NULL: the subscriber owns `c`; else it joins mux `x` as `xid`.
+ * *out (may be NULL) is the new subscriber. */
+int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o,
+                sl_mux *x, uint32_t xid, struct sub **out);
 void sl__sub_offer(struct sub *s, struct frame *f);
+/* Hand frames while the pull rule allows (a mux subscriber: the mux's
+ * scheduler decides, sl__mux_pump). */
 void sl__sub_pump(struct sub *s);
+/* Hand at most one frame when the connection's queue is at or below
+ * `low`: 1 handed, 0 nothing to hand, -1 no room (the turn is kept). */
+int sl__sub_take(struct sub *s, size_t low);
+/* Account written bytes to the frames handed (lag, done_seq). */
+void sl__sub_complete(struct sub *s);
 void sl__sub_check(struct sub *s);
 void sl__sub_drop_pending(struct sub *s, int reason);
 /* Budget pressure: drop the pending frames but the shared latest. */
@@ -171,5 +188,18 @@ void sl__hub_unpin(sl_hub *h, struct frame *f);
 void sl__hub_emit(sl_hub *h, int type, const struct sub *s, int reason, int evict);
 void sl__hub_update_ready(sl_hub *h);
 void sl__hub_remove_sub(sl_hub *h, struct sub *s);
+/* Room for one more subscriber (evicting a stalled one if need be), or
+ * SL_ELIMIT (counted in `refused`). */
+int sl__hub_admit(sl_hub *h);
+/* hub_mux.c */
+void sl__mux_pump(sl_mux *x);
+/* A subscriber of `x` is evicted for a stalled or oversized connection:
+ * the socket goes as one, every subscription's pending frames now. */
+void sl__mux_evicted(sl_mux *x);
+/* The hub lets `s` go (unsubscribe, hub freed, connection closed). */
+void sl__mux_unlink(sl_mux *x, struct sub *s);
+void sl__mux_update_send_max(sl_mux *x);
+/* A new subscriber of `x`, before its first frame is offered. */
+void sl__mux_link(sl_mux *x, struct sub *s);
 
 #endif

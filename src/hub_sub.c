@@ -68,6 +68,10 @@ static void resolve(struct sub *s, const sl_sub_opts *o, const sl_sub_opts *hd) 
 }
 
 void sl__sub_update_send_max(struct sub *s) {
+  if (s->mux) {
+    sl__mux_update_send_max(s->mux);
+    return;
+  }
   if (!s->auto_send_max) return;
   sl_limits lim = s->c->lim_set;
   size_t largest = s->hub->largest;
@@ -76,17 +80,23 @@ void sl__sub_update_send_max(struct sub *s) {
   sl_conn_set_limits(s->c, &lim);
 }
 
-int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o) {
+int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o,
+                sl_mux *x, uint32_t xid, struct sub **out) {
   struct sub *s = sl__calloc(sizeof(*s), SL_MEM_META);
   if (s == NULL) {
-    sl_conn_close(c, SL_CLOSE_NOW);
+    /* A mux keeps its connection: the one subscription fails. */
+    if (x == NULL) sl_conn_close(c, SL_CLOSE_NOW);
     return SL_ENOMEM;
   }
   s->hub = h;
   s->c = c;
   s->id = c->id;
+  s->mux = x;
+  s->mux_id = xid;
   s->transport = transport;
   resolve(s, o, &h->o.sub);
+  if (out) *out = s;
+  if (x) goto joined; /* the mux set the connection up once, for all */
   sl_limits lim = c->lim_set;
   lim.stall_ms = s->o.stall_ms;
   lim.send_high = lim.send_low = 0;
@@ -107,7 +117,7 @@ int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o) {
    * Keep it past stall_ms, so that the stall policy decides (and counts). */
   sl_conn_sockopt(c, SL_OPT_USER_TIMEOUT,
                   s->o.stall_ms < INT32_MAX - 60000 ? (int)s->o.stall_ms + 60000 : INT32_MAX);
-  s->base_out = c->bytes_out + c->outq.queued;
+joined:
   s->joined_ms = c->mgr->now;
   s->join_seq = s->done_seq = h->seq;
   s->next = h->subs;
@@ -115,8 +125,12 @@ int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o) {
   h->subs = s;
   h->nsubs++;
   h->joins++;
-  c->tap = tap;
-  c->tap_arg = s;
+  if (x == NULL) {
+    c->tap = tap;
+    c->tap_arg = s;
+  } else {
+    sl__mux_link(x, s);
+  }
   sl__hub_emit(h, SL_HUB_JOIN, s, 0, 0);
   if (h->o.kind == SL_KIND_H264) {
     /* It starts at once from the cached GOP: its IDR, then every frame up
@@ -165,20 +179,29 @@ void sl__sub_drop_pending(struct sub *s, int reason) {
   while (s->ph) pop_front(s, reason);
 }
 
+/* A skip as the viewer sees it: counted once, until it receives a frame
+ * again. A stalled viewer is found behind again at every keyframe it cannot
+ * take (the one in flight stays old): that is still one gap in its stream,
+ * and one resync. */
+static void mark_gap(struct sub *s) {
+  if (s->gap) return;
+  s->gap = 1;
+  s->resyncs++;
+  s->hub->resyncs++;
+}
+
 /* keyframe: a subscriber is behind on any drop. The pending frames up to
  * the next keyframe depend on what was dropped: they go too, and with none
  * left it waits for the next keyframe published. */
 static void start_resync(struct sub *s) {
   if (s->resync) return;
   s->resync = 1;
-  s->gap = 1;
-  s->resyncs++;
-  s->hub->resyncs++;
+  mark_gap(s);
 }
 
 static void skip_to_key(struct sub *s) {
   if (s->o.policy != SL_POLICY_KEYFRAME && s->hub->o.kind != SL_KIND_H264) return;
-  s->gap = 1;
+  mark_gap(s);
   while (s->ph && !(s->ph->f->flags & SL_FRAME_KEY)) pop_front(s, SL_DROP_RESYNC);
   if (s->ph == NULL) start_resync(s);
 }
@@ -212,6 +235,12 @@ void sl__sub_evict(struct sub *s, int reason) {
   sl_conn *c = s->c;
   if (s->evict) return;
   s->evict = reason;
+  if (s->mux && reason == SL_EVICT_HUB) {
+    /* The stream ends, not the socket: the mux's other subscriptions go
+     * on (the hub unlinks this one right after). */
+    sl__sub_drop_pending(s, -1);
+    return;
+  }
   /* RST: the kernel frees the socket buffers at once. */
   sl_conn_close_with(c, SL_CLOSE_RESET, SL_CLOSE_EVICTED);
   /* A reset discards the unsent output anyway: release it and the pending
@@ -221,11 +250,12 @@ void sl__sub_evict(struct sub *s, int reason) {
    * memory given back and evicts no second viewer for it. */
   sl__outq_clear(&c->outq, &c->mgr->acct);
   sl__sub_drop_pending(s, -1);
+  if (s->mux) sl__mux_evicted(s->mux);
 }
 
 /* Written bytes tell which frames handed to the connection are complete. */
-static void complete(struct sub *s) {
-  uint64_t written = s->c->bytes_out - s->base_out;
+void sl__sub_complete(struct sub *s) {
+  uint64_t written = s->c->bytes_out;
   unsigned k = 0;
   while (k < s->nfl && s->fl[k].end <= written) s->done_seq = s->fl[k++].seq;
   if (k) {
@@ -256,7 +286,7 @@ int sl__sub_stalled(const struct sub *s, uint64_t for_ms) {
 }
 
 void sl__sub_offer(struct sub *s, struct frame *f) {
-  if (sl_conn_is_closing(s->c)) return;
+  if (sl_conn_is_closing(s->c) || s->evict) return;
   if (s->o.fps > 0 && s->next_due && f->ts + 2 < s->next_due) {
     count_drop(s, SL_DROP_FPS);
     return;
@@ -301,23 +331,45 @@ static void put_be32(unsigned char *p, uint32_t v) {
   p[3] = (unsigned char)v;
 }
 
-/* H.264: the access unit, behind the parameter sets when it is a keyframe
- * that lacks them in-band (shared references both). Over a WebSocket: the
- * configuration message first when it changed for this viewer, then one
- * binary message of a 16-byte header (docs/h264.md) and the unit. The
- * only per-viewer bytes are the headers. */
-/* The 16-byte header of a WebSocket media message (docs/h264.md). */
-static void ws_header(unsigned char hdr[16], int type, const struct sub *s,
-                      const struct frame *f) {
-  memset(hdr, 0, 16);
-  hdr[0] = (unsigned char)type;
-  hdr[1] = (unsigned char)(((f->flags & SL_FRAME_KEY) ? 1 : 0) | (s->gap ? 2 : 0));
-  put_be32(hdr + 4, (uint32_t)f->seq);
-  put_be32(hdr + 8, (uint32_t)(f->wall_ms >> 32));
-  put_be32(hdr + 12, (uint32_t)f->wall_ms);
+/* The header of a WebSocket media message: on a multiplexed connection
+ * the 4-byte subscription id (docs/mux.md), then the 16 bytes of
+ * docs/h264.md. Returns its length (16 or 20). */
+#define WS_HDR_MAX 20
+static size_t ws_header(unsigned char hdr[WS_HDR_MAX], int type, const struct sub *s,
+                        const struct frame *f) {
+  size_t o = 0;
+  if (s->mux) {
+    put_be32(hdr, s->mux_id);
+    o = 4;
+  }
+  unsigned char *h = hdr + o;
+  memset(h, 0, 16);
+  h[0] = (unsigned char)type;
+  h[1] = (unsigned char)(((f->flags & SL_FRAME_KEY) ? 1 : 0) | (s->gap ? 2 : 0));
+  put_be32(h + 4, (uint32_t)f->seq);
+  put_be32(h + 8, (uint32_t)(f->wall_ms >> 32));
+  put_be32(h + 12, (uint32_t)f->wall_ms);
+  return o + 16;
 }
 
-enum { WS_MSG_AU = 1, WS_MSG_INIT = 2, WS_MSG_FRAGMENT = 3 };
+/* Type 0 (a JPEG, or an MJPEG stream's opaque frame) exists on
+ * multiplexed connections only: a single-stream WebSocket sends the bare
+ * picture. */
+enum { WS_MSG_JPEG = 0, WS_MSG_AU = 1, WS_MSG_INIT = 2, WS_MSG_FRAGMENT = 3 };
+
+/* The configuration text message (shared). A multiplexed subscriber's
+ * names its subscription: a copied prefix {"type":"config","id":N, and the
+ * shared message from its first member on. */
+#define CONFIG_HEAD "{\"type\":\"config\","
+static int send_config(struct sub *s, sl_buf *msg) {
+  size_t len = sl_buf_len(msg), skip = sizeof(CONFIG_HEAD) - 1;
+  if (s->mux == NULL || len < skip || memcmp(sl_buf_cdata(msg), CONFIG_HEAD, skip) != 0)
+    return sl_ws_send_buf(s->c, SL_WS_TEXT, msg, 0, len);
+  char head[48];
+  int n = snprintf(head, sizeof(head), CONFIG_HEAD "\"id\":%lu,", (unsigned long)s->mux_id);
+  sl_part parts[2] = {{head, NULL, 0, (size_t)n}, {NULL, msg, skip, len - skip}};
+  return sl_ws_sendv(s->c, SL_WS_TEXT, parts, 2);
+}
 
 /* fMP4: the init segment when the configuration is new to this viewer,
  * then the frame's fragment; both built once for every viewer. Over HTTP a
@@ -335,12 +387,12 @@ static int send_fmp4(struct sub *s, struct frame *f) {
     sl_buf *init = sl__h264_init(h, f->codec);
     if (init == NULL) return SL_ENOMEM;
     if (ws) {
-      rc = sl_ws_send_buf(c, SL_WS_TEXT, f->codec->msg, 0, sl_buf_len(f->codec->msg));
+      rc = send_config(s, f->codec->msg);
       if (rc) return rc;
-      unsigned char hdr[16];
-      ws_header(hdr, WS_MSG_INIT, s, f);
-      hdr[1] = 0;
-      sl_part parts[2] = {{hdr, NULL, 0, 16}, {NULL, init, 0, sl_buf_len(init)}};
+      unsigned char hdr[WS_HDR_MAX];
+      size_t hl = ws_header(hdr, WS_MSG_INIT, s, f);
+      hdr[hl - 15] = 0; /* flags */
+      sl_part parts[2] = {{hdr, NULL, 0, hl}, {NULL, init, 0, sl_buf_len(init)}};
       rc = sl_ws_sendv(c, SL_WS_BINARY, parts, 2);
     } else {
       rc = sl_send_buf(c, init, 0, sl_buf_len(init));
@@ -351,9 +403,9 @@ static int send_fmp4(struct sub *s, struct frame *f) {
   sl_buf *frag = sl__h264_fragment(h, f);
   if (frag == NULL) return SL_ENOMEM;
   if (!ws) return sl_send_buf(c, frag, 0, sl_buf_len(frag));
-  unsigned char hdr[16];
-  ws_header(hdr, WS_MSG_FRAGMENT, s, f);
-  sl_part parts[2] = {{hdr, NULL, 0, 16}, {NULL, frag, 0, sl_buf_len(frag)}};
+  unsigned char hdr[WS_HDR_MAX];
+  size_t hl = ws_header(hdr, WS_MSG_FRAGMENT, s, f);
+  sl_part parts[2] = {{hdr, NULL, 0, hl}, {NULL, frag, 0, sl_buf_len(frag)}};
   return sl_ws_sendv(c, SL_WS_BINARY, parts, 2);
 }
 
@@ -373,13 +425,13 @@ static int send_h264(struct sub *s, struct frame *f) {
   switch (s->transport) {
     case SL_TRANSPORT_WS: {
       if (s->codec_gen != f->codec->gen) {
-        rc = sl_ws_send_buf(c, SL_WS_TEXT, f->codec->msg, 0, sl_buf_len(f->codec->msg));
+        rc = send_config(s, f->codec->msg);
         if (rc) return rc;
         s->codec_gen = f->codec->gen;
       }
-      unsigned char hdr[16];
-      ws_header(hdr, WS_MSG_AU, s, f);
-      sl_part parts[3] = {{hdr, NULL, 0, 16}, {NULL, ps, 0, pslen}, {NULL, f->buf, 0, len}};
+      unsigned char hdr[WS_HDR_MAX];
+      size_t hl = ws_header(hdr, WS_MSG_AU, s, f);
+      sl_part parts[3] = {{hdr, NULL, 0, hl}, {NULL, ps, 0, pslen}, {NULL, f->buf, 0, len}};
       if (ps == NULL) parts[1] = parts[2];
       return sl_ws_sendv(c, SL_WS_BINARY, parts, ps ? 3 : 2);
     }
@@ -413,8 +465,13 @@ static int send_frame(struct sub *s, struct frame *f) {
                           {"\r\n", NULL, 0, 2}};
       return sl_sendv(c, parts, 3);
     }
-    case SL_TRANSPORT_WS:
-      return sl_ws_send_buf(c, SL_WS_BINARY, f->buf, 0, len);
+    case SL_TRANSPORT_WS: {
+      if (s->mux == NULL) return sl_ws_send_buf(c, SL_WS_BINARY, f->buf, 0, len);
+      unsigned char hdr[WS_HDR_MAX];
+      size_t hl = ws_header(hdr, WS_MSG_JPEG, s, f);
+      sl_part parts[2] = {{hdr, NULL, 0, hl}, {NULL, f->buf, 0, len}};
+      return sl_ws_sendv(c, SL_WS_BINARY, parts, 2);
+    }
     case SL_TRANSPORT_CHUNKED:
       return sl_http_write_buf(c, f->buf, 0, len);
     default:
@@ -422,18 +479,15 @@ static int send_frame(struct sub *s, struct frame *f) {
   }
 }
 
-void sl__sub_pump(struct sub *s) {
+/* Pull: the next frame goes only whole, and only once the connection is
+ * down to `low`. For the live policies `low` is 0 (the queue is empty): a
+ * frame queued behind the rest of the in-flight one can no longer be
+ * replaced, so a viewer that stalls there would, on resuming, first get
+ * that stale frame (and hold it all along). The kernel's unsent queue
+ * (TCP_NOTSENT_LOWAT) keeps the link busy meanwhile, and the next frame is
+ * handed in the same flush that empties the queue. */
+int sl__sub_take(struct sub *s, size_t low) {
   sl_conn *c = s->c;
-  /* Pull: the next frame goes only whole, and only once the connection is
-   * down to its low watermark. For the live policies, only once its queue
-   * is empty: a frame queued behind the rest of the in-flight one can no
-   * longer be replaced, so a viewer that stalls there would, on resuming,
-   * first get that stale frame (and hold it all along). The kernel's
-   * unsent queue (TCP_NOTSENT_LOWAT) keeps the link busy meanwhile, and the
-   * next frame is handed in the same flush that empties the queue. */
-  int live = s->o.policy == SL_POLICY_LATEST || s->o.policy == SL_POLICY_KEYFRAME;
-  size_t low = live ? 0 : c->lim.send_low;
-  complete(s);
   while (s->ph && !sl_conn_is_closing(c)) {
     struct frame *f = s->ph->f;
     size_t need = sl_buf_len(f->buf) + FRAME_OVERHEAD;
@@ -442,7 +496,7 @@ void sl__sub_pump(struct sub *s) {
       skip_to_key(s);
       continue;
     }
-    if (c->outq.queued > low || sl_conn_room(c) < need) break;
+    if (c->outq.queued > low || sl_conn_room(c) < need) return -1;
     if (s->nfl == SUB_INFLIGHT) {
       /* Tiny frames on a fast queue: forget the oldest record (it only
        * feeds the lag figure). */
@@ -455,14 +509,13 @@ void sl__sub_pump(struct sub *s) {
       pop_front(s, SL_DROP_BUDGET);
       continue;
     }
-    if (rc) break;
+    if (rc) return -1;
     s->gap = 0;
     size_t wire = c->outq.queued - before;
     s->fl[s->nfl].seq = f->seq;
     s->fl[s->nfl].ts = f->ts;
-    s->fl[s->nfl].end = s->handed + wire;
+    s->fl[s->nfl].end = c->bytes_out + c->outq.queued;
     s->nfl++;
-    s->handed += wire;
     s->frames_sent++;
     s->bytes_sent += wire;
     if (s->o.fps > 0) {
@@ -473,13 +526,26 @@ void sl__sub_pump(struct sub *s) {
     }
     pop_front(s, -1);
     if (s->full && s->pn < s->o.queue_len) s->full = 0;
+    return 1;
+  }
+  return 0;
+}
+
+void sl__sub_pump(struct sub *s) {
+  if (s->mux) {
+    sl__mux_pump(s->mux);
+    return;
+  }
+  int live = s->o.policy == SL_POLICY_LATEST || s->o.policy == SL_POLICY_KEYFRAME;
+  sl__sub_complete(s);
+  while (sl__sub_take(s, live ? 0 : s->c->lim.send_low) == 1) {
   }
 }
 
 /* The periodic evaluation: limits in time, keyframe resync, stall. */
 void sl__sub_check(struct sub *s) {
   uint64_t now = s->hub->mgr->now;
-  complete(s);
+  sl__sub_complete(s);
   if (now - s->rate_ms >= 1000) {
     if (s->rate_ms)
       s->fps = (double)(s->frames_sent - s->rate_frames) * 1000.0 / (double)(now - s->rate_ms);
@@ -541,4 +607,6 @@ void sl__sub_stats(const struct sub *s, sl_sub_stats *o) {
   o->last_progress_ms = s->c->last_progress_ms;
   o->send_max = s->c->lim.send_max;
   o->resyncs = s->resyncs;
+  o->muxed = s->mux != NULL;
+  o->mux_id = s->mux_id;
 }

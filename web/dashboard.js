@@ -7,7 +7,9 @@
  * For tests: each viewer row is <tr data-viewer-id data-state data-stream>
  * with its lag (ms, a plain number) in <td class="lag">; each recently-left
  * entry is <li data-viewer-id data-reason>; each stream card is
- * <article data-stream>. window.sluiceDashboard = {updates, via, last}. */
+ * <article data-stream data-kind>, its values in <div class="kv KEY"> (kind,
+ * codec, bitrate, gop, gop-held, ...). window.sluiceDashboard = {updates,
+ * via, last}. */
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
@@ -40,6 +42,12 @@
     if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
     if (s < 86400) return Math.floor(s / 3600) + ' h ' + Math.floor(s / 60) % 60 + ' min';
     return Math.floor(s / 86400) + ' d ' + Math.floor(s / 3600) % 24 + ' h';
+  }
+  function rate(bps) {
+    if (!(bps >= 0)) return '–';
+    if (bps >= 1e6) return (bps / 1e6).toFixed(bps >= 1e7 ? 1 : 2) + ' Mbit/s';
+    if (bps >= 1e3) return (bps / 1e3).toFixed(0) + ' kbit/s';
+    return Math.round(bps) + ' bit/s';
   }
   const num = (n, d) => (typeof n === 'number' && isFinite(n) ? n.toFixed(d || 0) : '–');
   const REASONS = ['replaced', 'queue', 'resync', 'fps', 'too_big', 'budget'];
@@ -222,16 +230,25 @@
     }
     return dl;
   }
-  const kv = (label, value) => h('div', { class: 'kv' }, h('span', null, label), h('b', null, value));
+  const kv = (label, value, key, title) =>
+    h('div', { class: 'kv' + (key ? ' ' + key : ''), title }, h('span', null, label), h('b', null, value));
 
   function renderCards(streams) {
     const box = $('cards');
     box.textContent = '';
     for (const s of streams) {
-      box.append(h('article', { class: 'panel card', 'data-stream': s.name },
+      const kind = s.kind === 'h264' ? 'h264' : 'mjpeg', avc = kind === 'h264';
+      box.append(h('article', { class: 'panel card', 'data-stream': s.name, 'data-kind': kind },
         h('h3', null, s.name),
         h('div', { class: 'src' }, s.source || ''),
         h('div', { class: 'kvs' },
+          kv('Kind', avc ? 'H.264' : 'MJPEG', 'kind'),
+          kv('Codec', avc ? s.codec || 'unknown yet' : 'JPEG', 'codec',
+            avc && s.width ? s.width + ' × ' + s.height : null),
+          kv('Bitrate in', rate(s.bitrate), 'bitrate'),
+          kv('GOP', avc && typeof s.gop_frames === 'number' ? s.gop_frames + ' frames' : '–', 'gop',
+            'Frames since the last IDR, which a joining viewer gets at once'),
+          kv('GOP held', avc ? bytes(s.gop_bytes) : '–', 'gop-held', 'Bytes of the cached GOP'),
           kv('FPS in', num(s.fps_in, 1)),
           kv('Viewers', (s.viewers ?? 0) + (s.max_viewers ? ' / ' + s.max_viewers : '')),
           kv('Refused', s.refused ?? 0),

@@ -1,12 +1,26 @@
-/* sluice viewer: MJPEG <img> or WebSocket <canvas>, stream picker, fps cap,
- * live info, reconnect with backoff, and no connection held in background.
+/* sluice viewer: MJPEG <img> or WebSocket <canvas> for MJPEG streams,
+ * WebCodecs decoding onto the <canvas> for H.264 streams; stream picker, fps
+ * cap, live info, reconnect with backoff, and no connection held in
+ * background.
  *
  * Page query parameters (all optional): token=… (added to every request),
- * stream=<name>, mode=mjpeg|ws, fps=<cap>, policy=<hub policy>, keep=1 (do
- * not release the stream while hidden or frozen; for tests of the server).
+ * stream=<name>, mode=mjpeg|ws (the transport of MJPEG streams; an H.264
+ * stream always plays in mode 'h264'), fps=<cap>, policy=<hub policy>,
+ * keep=1 (do not release the stream while hidden or frozen; for tests of the
+ * server).
  *
- * window.sluiceViewer (for tests): {state: 'playing'|'released'|'connecting',
- * frames, mode: 'mjpeg'|'ws', frameNo, fps, width, height, stream, url}. */
+ * window.sluiceViewer (for tests): {state: 'playing'|'released'|'connecting'|
+ * 'unsupported', frames (drawn), mode: 'mjpeg'|'ws'|'h264', frameNo (block
+ * code of the picture shown), fps, width, height, stream, kind, url, connects
+ * (streams opened, reconnects included), and for
+ * H.264: decoded (frames out of the decoder), errors (decoder errors),
+ * received, keyframes, gaps (keyframes the server flagged as after a skip),
+ * skipped (frames dropped here while waiting for a keyframe), breaks (delta
+ * frames that did not follow the frame before them: a reference missing),
+ * resyncs
+ * (decoder resets), latencyMs (Date.now() minus the server's publish time of
+ * the frame last drawn), latencyAvgMs (its mean over 2 s), lastSeq (server
+ * frame number of the frame last drawn), codec, lastError}. */
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
@@ -36,25 +50,30 @@
   for (const a of document.querySelectorAll('a[data-nav]'))
     a.href = url(a.dataset.nav);
 
+  /* The transport chosen for MJPEG streams; H.264 streams have one. */
+  let jpegMode = params.get('mode') === 'ws' ? 'ws' : 'mjpeg';
   const V = window.sluiceViewer = {
-    state: 'connecting', frames: 0, mode: params.get('mode') === 'ws' ? 'ws' : 'mjpeg',
-    frameNo: -1, fps: 0, width: 0, height: 0, stream: null, url: '',
+    state: 'connecting', frames: 0, mode: jpegMode,
+    frameNo: -1, fps: 0, width: 0, height: 0, stream: null, kind: 'mjpeg', url: '', connects: 0,
+    decoded: 0, errors: 0, received: 0, keyframes: 0, gaps: 0, skipped: 0, resyncs: 0, breaks: 0,
+    latencyMs: null, latencyAvgMs: null, lastSeq: -1, codec: null, lastError: null, lastClose: null,
   };
   let fpsCap = Math.max(0, parseFloat(params.get('fps')) || 0);
   /* The current stream: page-relative until /api/streams says more. */
-  let cur = { name: null, mjpeg: 'stream.mjpg', ws: 'ws', source: '' };
+  let cur = { name: null, mjpeg: 'stream.mjpg', ws: 'ws', source: '', kind: 'mjpeg', codec: null };
   let streams = [];
 
   let gen = 0;              /* bumped on every (re)connect; stale events are ignored */
   let sock = null, retryTimer = 0, hideTimer = 0, attempt = 0;
-  let lastFrameAt = 0, lastHash = -1, lastCode = -2, times = [];
+  let lastFrameAt = 0, lastHash = -1, lastCode = -2, times = [], lats = [];
+  let h264 = null;          /* the H.264 session of the open socket */
   let stale = false;        /* the canvas holds the last frame, shown dimmed while away */
 
   function setState(s, text) {
     V.state = s;
     const pill = $('state');
     pill.textContent = s === 'released' ? 'paused' : s;
-    pill.className = 'pill ' + (s === 'playing' ? 'ok' : s === 'connecting' ? 'warn' : '');
+    pill.className = 'pill ' + (s === 'playing' ? 'ok' : s === 'connecting' ? 'warn' : s === 'unsupported' ? 'bad' : '');
     msg.textContent = text || '';
     msg.hidden = s === 'playing';
     $('stage').classList.toggle('stale', s !== 'playing' && stale);
@@ -91,6 +110,15 @@
     $('fps').textContent = V.state === 'playing' ? V.fps.toFixed(1) : '–';
     $('frames').textContent = V.frames;
     $('frameno').textContent = V.frameNo >= 0 ? String(V.frameNo) : '–';
+    while (lats.length && now - lats[0][0] > 2000) lats.shift();
+    V.latencyAvgMs = lats.length ? lats.reduce((a, x) => a + x[1], 0) / lats.length : null;
+    const h = V.mode === 'h264';
+    $('latency').textContent = h && V.state === 'playing' && V.latencyAvgMs !== null ? Math.round(V.latencyAvgMs) + ' ms' : '–';
+    $('codec').textContent = h ? V.codec || cur.codec || 'H.264' : 'JPEG';
+    $('decoded').textContent = V.decoded;
+    $('errors').textContent = V.errors + (V.resyncs ? ' · ' + V.resyncs + (V.resyncs === 1 ? ' reset' : ' resets') : '');
+    $('errors').title = V.lastError || '';
+    $('errors').className = V.errors ? 'bad' : '';
     $('name').textContent = cur.name || 'default';
     $('source').textContent = cur.source || '–';
     $('source').title = cur.source || '';
@@ -110,12 +138,13 @@
   requestAnimationFrame(probe);
 
   /* ---- transports ----------------------------------------------------- */
-  function streamParams() { return { fps: fpsCap > 0 ? fpsCap : null, policy }; }
+  function streamParams() { return { fps: fpsCap > 0 && V.mode !== 'h264' ? fpsCap : null, policy }; }
 
   function stop() {
     gen++;
     clearTimeout(retryTimer); retryTimer = 0;
     if (img.getAttribute('src') !== null) img.removeAttribute('src');
+    if (h264) { h264.close(); h264 = null; }
     if (sock) {
       sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
       try { sock.close(1000); } catch (e) { /* already closed */ }
@@ -126,9 +155,12 @@
   function open() {
     stop();
     const g = gen;
+    V.connects++;
     lastFrameAt = performance.now(); lastHash = -1; lastCode = -2; times = [];
     setState('connecting', attempt ? 'Reconnecting…' : 'Connecting…');
-    if (V.mode === 'mjpeg') {
+    if (V.mode === 'h264') {
+      openH264(g);
+    } else if (V.mode === 'mjpeg') {
       img.hidden = stale; canvas.hidden = !stale; /* the <img> shows once it has a frame */
       V.url = url(cur.mjpeg, streamParams());
       img.onload = () => { if (g === gen) { img.hidden = false; canvas.hidden = true; stale = false; probe1(); } };
@@ -166,6 +198,186 @@
       s.onerror = () => {}; /* onclose follows */
     }
   }
+  /* ---- H.264 over the WebSocket, decoded with WebCodecs --------------- */
+  /* Whether VideoDecoder takes `codec`: {ok, why}, asked once per codec. */
+  const support = new Map();
+  function h264Support(codec) {
+    if (!window.VideoDecoder || !window.EncodedVideoChunk)
+      return Promise.resolve({ ok: false, why: window.isSecureContext === false
+        ? 'WebCodecs is only offered to secure pages (https:// or localhost), and this page is not one'
+        : 'it has no VideoDecoder' });
+    if (!support.has(codec))
+      support.set(codec, VideoDecoder.isConfigSupported({ codec, optimizeForLatency: true })
+        .then((r) => (r && r.supported ? { ok: true } : { ok: false, why: 'its VideoDecoder does not support ' + codec }),
+          (e) => ({ ok: false, why: 'its VideoDecoder refuses ' + codec + ' (' + (e && e.message || e) + ')' })));
+    return support.get(codec);
+  }
+  function unsupported(why) {
+    stop();
+    setState('unsupported', 'This browser cannot decode H.264 with WebCodecs; ' + why +
+      '. MJPEG streams still play here; for this one use a browser with WebCodecs H.264 ' +
+      '(Chrome, Edge, Safari 16.4+, Firefox 130+), or a player such as ffplay or VLC on ' + url(cur.base ? cur.base + 'stream.h264' : 'stream.h264').replace(/\?.*$/, '') + '.');
+  }
+
+  function openH264(g) {
+    img.hidden = true; canvas.hidden = false;
+    if (!window.VideoDecoder) { h264Support('').then((r) => { if (g === gen) unsupported(r.why); }); return; }
+    /* The codec the stream list gave: an unsupported one opens no socket. */
+    const pre = cur.codec ? h264Support(cur.codec) : Promise.resolve({ ok: true });
+    pre.then((r) => {
+      if (g !== gen) return;
+      if (!r.ok) { unsupported(r.why); return; }
+      V.url = url(cur.ws, streamParams(), true);
+      let s;
+      try { s = sock = new WebSocket(V.url); } catch (e) { retry('cannot open WebSocket'); return; }
+      s.binaryType = 'arraybuffer';
+      h264 = h264Session(g);
+      s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
+      s.onclose = (e) => {
+        if (g !== gen) return;
+        V.lastClose = { code: e.code, reason: e.reason, clean: e.wasClean, sinceFrameMs: Math.round(performance.now() - lastFrameAt) };
+        retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : ''));
+      };
+      s.onerror = () => {};
+    });
+  }
+
+  /* One socket's worth of decoding. Messages: a text {"type":"config",
+   * codec, width, height, fps} before the first frame it applies to, and per
+   * access unit a binary message: byte 0 = 1, byte 1 flags (bit 0 keyframe,
+   * bit 1 gap), bytes 4..7 frame number and 8..15 publish time (Unix ms),
+   * both big-endian, then the access unit in Annex-B. The decoder starts at
+   * a keyframe (the server sends the GOP since its last IDR first) and after
+   * an error is reset and fed again from the next keyframe. */
+  function h264Session(g) {
+    const ctx = canvas.getContext('2d');
+    const INBOX_MAX = 600, QUEUE_MAX = 90; /* 20 s / 3 s of 30 fps */
+    let dec = null, cfg = null, checking = false, needKey = true, lastSubmitted = -1;
+    let pending = null, drawnAt = performance.now(), inbox = [], lastRecv = -1;
+    const pub = new Map(); /* frame number -> publish time, until drawn */
+
+    function reset() {
+      if (dec && dec.state !== 'closed') { try { dec.close(); } catch (e) { /* closed by an error */ } }
+      const d = dec = new VideoDecoder({
+        output: (f) => onFrame(d, f),
+        error: (e) => onError(d, e),
+      });
+      const c = { codec: cfg.codec, optimizeForLatency: true };
+      if (cfg.width > 0 && cfg.height > 0) { c.codedWidth = cfg.width; c.codedHeight = cfg.height; }
+      dec.configure(c);
+      needKey = true; lastSubmitted = -1; pub.clear();
+    }
+    function onError(d, e) {
+      if (d !== dec || g !== gen) return;
+      V.errors++;
+      V.lastError = (e && (e.name + ': ' + e.message)) || String(e);
+      if (e && e.name === 'NotSupportedError') { unsupported('its decoder failed on ' + cfg.codec); return; }
+      V.resyncs++;
+      reset(); /* and wait for the next keyframe */
+    }
+    function onFrame(d, f) {
+      if (d !== dec || g !== gen) { f.close(); return; }
+      V.decoded++;
+      if (pending) pending.close(); /* not drawn yet and already superseded */
+      pending = f;
+      /* The newest frame is drawn at once. One with later frames still in
+       * the decoder (the join burst, or a decoder that fell behind) is kept
+       * until a newer one replaces it, so the burst shows only its last
+       * frame; a decoder that stays behind still shows one every 250 ms. */
+      if (f.timestamp >= lastSubmitted || performance.now() - drawnAt >= 250) draw();
+    }
+    function draw() {
+      const f = pending;
+      if (!f || g !== gen) return;
+      pending = null;
+      drawnAt = performance.now();
+      const w = f.displayWidth, h = f.displayHeight, seq = f.timestamp;
+      if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+      ctx.drawImage(f, 0, 0, w, h);
+      f.close();
+      const at = pub.get(seq);
+      for (const k of pub.keys()) { if (k > seq) break; pub.delete(k); }
+      V.lastSeq = seq;
+      if (at !== undefined) {
+        V.latencyMs = Date.now() - at;
+        lats.push([performance.now(), V.latencyMs]);
+      }
+      stale = true;
+      gotFrame(window.readBlockCode(canvas), w, h);
+    }
+
+    function config(text) {
+      let m;
+      try { m = JSON.parse(text); } catch (e) { return; }
+      if (!m || m.type !== 'config' || typeof m.codec !== 'string') return;
+      const c = { codec: m.codec, width: m.width | 0, height: m.height | 0, fps: +m.fps || 0 };
+      if (cfg && dec && dec.state === 'configured' && c.codec === cfg.codec && c.width === cfg.width && c.height === cfg.height) return;
+      cfg = c; V.codec = c.codec;
+      checking = true; /* what follows waits in the inbox for the answer */
+      h264Support(c.codec).then((r) => {
+        if (g !== gen || cfg !== c) return;
+        if (!r.ok) { unsupported(r.why); return; }
+        checking = false;
+        reset();
+        while (!checking && inbox.length && g === gen) handle(inbox.shift());
+      });
+    }
+    function chunk(buf) {
+      if (!(buf instanceof ArrayBuffer) || buf.byteLength <= 16) return;
+      const dv = new DataView(buf);
+      if (dv.getUint8(0) !== 1) return;
+      const flags = dv.getUint8(1), key = (flags & 1) !== 0;
+      const seq = dv.getUint32(4), at = dv.getUint32(8) * 4294967296 + dv.getUint32(12);
+      V.received++;
+      if (flags & 2) V.gaps++;
+      if (key) V.keyframes++;
+      /* The server skips only to a keyframe, so a delta frame follows the
+       * frame before it; one that does not lacks its reference: counted,
+       * and not decoded (the picture waits for the next keyframe). */
+      const follows = lastRecv < 0 || seq === ((lastRecv + 1) >>> 0);
+      lastRecv = seq;
+      if (!key && !follows) { V.breaks++; needKey = true; }
+      if (!dec) { V.skipped++; return; } /* before any configuration */
+      if (dec.decodeQueueSize > QUEUE_MAX) { /* this page cannot keep up: start again at a keyframe */
+        V.resyncs++;
+        reset();
+      }
+      if (needKey && !key) { V.skipped++; return; }
+      try {
+        dec.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp: seq, data: new Uint8Array(buf, 16) }));
+      } catch (e) {
+        V.errors++; V.resyncs++;
+        V.lastError = (e && (e.name + ': ' + e.message)) || String(e);
+        reset();
+        return;
+      }
+      needKey = false;
+      lastSubmitted = seq;
+      pub.set(seq, at);
+      if (pub.size > 300) pub.delete(pub.keys().next().value);
+    }
+    function handle(m) { if (typeof m === 'string') config(m); else chunk(m); }
+
+    return {
+      push(m) {
+        if (checking) {
+          inbox.push(m);
+          if (inbox.length > INBOX_MAX) { /* keep the configuration, drop the frames */
+            inbox = inbox.filter((x) => typeof x === 'string').slice(-1);
+            needKey = true;
+          }
+          return;
+        }
+        handle(m);
+      },
+      close() {
+        if (pending) { pending.close(); pending = null; }
+        if (dec && dec.state !== 'closed') { try { dec.close(); } catch (e) { /* already closed */ } }
+        dec = null; inbox = []; pub.clear();
+      },
+    };
+  }
+
   function probe1() { /* the first MJPEG frame: count it now rather than on the next display frame */
     const r = window.sluiceScanFrame(img);
     if (r && lastCode === -2) { lastCode = r.code; lastHash = r.hash; gotFrame(r.code, r.width, r.height); }
@@ -186,10 +398,10 @@
    * code (identical frames of a still scene cannot be told apart). */
   setInterval(() => {
     showInfo();
-    if (document.hidden || V.state === 'released' || retryTimer) return;
+    if (document.hidden || V.state === 'released' || V.state === 'unsupported' || retryTimer) return;
     const quiet = performance.now() - lastFrameAt;
     const n = times.length, avg = n > 1 ? (times[n - 1] - times[0]) / (n - 1) : 0;
-    const sure = V.mode === 'ws' || lastCode >= 0;
+    const sure = V.mode !== 'mjpeg' || lastCode >= 0;
     const limit = V.state !== 'playing' ? 10000
       : Math.max(sure ? 3000 : 15000, 5 * avg, fpsCap > 0 ? 5000 / fpsCap : 0);
     if (quiet > limit) retry('no new frame for ' + Math.round(quiet / 1000) + ' s');
@@ -229,19 +441,33 @@
 
   function remember() {
     const p = new URLSearchParams(location.search);
-    p.set('mode', V.mode);
+    p.set('mode', jpegMode);
     if (fpsCap > 0) p.set('fps', fpsCap); else p.delete('fps');
     if (cur.name && streams.length > 1) p.set('stream', cur.name);
     history.replaceState(null, '', '?' + p.toString());
   }
+  /* The mode follows the stream: H.264 streams decode with WebCodecs,
+   * MJPEG streams use the transport chosen with the buttons. */
   function setMode(m) {
-    V.mode = m === 'ws' ? 'ws' : 'mjpeg';
+    if (m === 'mjpeg' || m === 'ws') jpegMode = m;
+    V.mode = cur.kind === 'h264' ? 'h264' : jpegMode;
+    V.kind = cur.kind;
     $('mode-mjpeg').setAttribute('aria-pressed', String(V.mode === 'mjpeg'));
     $('mode-ws').setAttribute('aria-pressed', String(V.mode === 'ws'));
+    $('mode-mjpeg').hidden = $('mode-ws').hidden = V.mode === 'h264';
+    $('mode-h264').hidden = V.mode !== 'h264';
+    for (const e of document.querySelectorAll('.h264-only')) e.hidden = V.mode !== 'h264';
+    /* An H.264 viewer gets every frame (a P-frame needs the one before),
+     * so the server has no rate to cap: the control does not apply. */
+    fpsSel.disabled = V.mode === 'h264';
+    fpsSel.title = V.mode === 'h264' ? 'H.264 streams play at their own rate' : '';
   }
   function restart() { /* a new choice of stream, transport or rate: start afresh */
     stale = false; canvas.width = canvas.height = 0;
     attempt = 0; V.frames = 0; V.frameNo = -1; V.width = V.height = 0; V.stream = cur.name;
+    V.decoded = V.errors = V.received = V.keyframes = V.gaps = V.skipped = V.resyncs = V.breaks = 0;
+    V.latencyMs = V.latencyAvgMs = null; V.lastSeq = -1; V.codec = null; V.lastError = V.lastClose = null; lats = [];
+    setMode(null);
     remember();
     if (V.state !== 'released' || !document.hidden) open();
   }
@@ -251,7 +477,7 @@
   fpsSel.onchange = () => { fpsCap = parseFloat(fpsSel.value) || 0; restart(); };
   streamSel.onchange = () => {
     const s = streams.find((x) => x.name === streamSel.value);
-    if (s) { cur = s; restart(); }
+    if (s) { cur = s; setMode(null); restart(); }
   };
   V.setMode = (m) => { setMode(m); restart(); };
   V.setFps = (f) => { fpsCap = f; fpsSel.value = String(f); restart(); };
@@ -261,27 +487,35 @@
   if (document.hidden) armHide(); /* opened in a background tab */
 
   /* ---- streams -------------------------------------------------------- */
+  /* The stream list says which stream this page shows and its kind, so
+   * nothing opens before it answers (an H.264 stream has no MJPEG to try);
+   * without an answer within 3 s the page plays its own stream as MJPEG. */
   const want = params.get('stream');
   let started = false;
-  if (!want) { open(); started = true; }
-  fetch(url('/api/streams'), { cache: 'no-store' })
+  fetch(url('/api/streams'), { cache: 'no-store', signal: AbortSignal.timeout ? AbortSignal.timeout(3000) : undefined })
     .then((r) => (r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))))
     .then((j) => {
-      streams = (j && Array.isArray(j.streams) ? j.streams : []).filter((s) => s && s.name && s.mjpeg)
-        .map((s) => (s.ws ? s : Object.assign({}, s, { ws: s.mjpeg.replace(/[^/]*$/, 'ws') })));
+      streams = (j && Array.isArray(j.streams) ? j.streams : []).filter((s) => s && s.name && (s.ws || s.mjpeg || s.base))
+        .map((s) => Object.assign({}, s, {
+          kind: s.kind === 'h264' ? 'h264' : 'mjpeg',
+          codec: typeof s.codec === 'string' && s.codec ? s.codec : null,
+          ws: s.ws || (s.mjpeg ? s.mjpeg.replace(/[^/]*$/, 'ws') : s.base + 'ws'),
+          mjpeg: s.mjpeg || (s.base || '/') + 'stream.mjpg',
+        }));
       if (!streams.length) throw new Error('no streams');
-      const here = url(cur.mjpeg);
+      const here = url(cur.ws);
       const pick = streams.find((s) => s.name === want) ||
-        streams.find((s) => url(s.mjpeg) === here) || streams[0];
+        streams.find((s) => url(s.ws) === here) || streams[0];
       streamSel.textContent = '';
-      for (const s of streams) streamSel.add(new Option(s.name + (s.width ? ' · ' + s.width + '×' + s.height : ''), s.name));
+      for (const s of streams)
+        streamSel.add(new Option(s.name + (s.kind === 'h264' ? ' · H.264' : ' · MJPEG') + (s.width ? ' · ' + s.width + '×' + s.height : ''), s.name));
       streamSel.value = pick.name;
       $('stream-pick').hidden = streams.length < 2;
-      const change = url(pick.mjpeg) !== here;
       cur = pick;
       V.stream = pick.name;
-      if (!started || (change && V.state !== 'released')) { started = true; open(); }
+      setMode(null);
+      if (!started) { started = true; if (V.state !== 'released') open(); }
       showInfo();
     })
-    .catch(() => { if (!started) { started = true; open(); } });
+    .catch(() => { if (!started) { started = true; if (V.state !== 'released') open(); } });
 })();

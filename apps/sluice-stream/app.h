@@ -10,7 +10,7 @@
 #include "sluice.h"
 #include "source.h"
 
-#define SS_MAX_STREAMS 16
+#define SS_MAX_STREAMS 48
 #define SS_MAX_ORIGINS 16
 #define SS_RECENT 32
 

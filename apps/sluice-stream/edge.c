@@ -191,8 +191,12 @@ int ss_ops_edge(ss_ops *o, const char *v) {
 
 /* Tell at most `max` of hub h's viewers that are still open to go: WebSocket
  * viewers get a close frame (`code`, `why`), HTTP ones the end of their
- * response, stalled ones a reset. Returns how many were told. */
-static size_t tell_viewers(ss_app *a, sl_hub *h, size_t max, int code, const char *why) {
+ * response, stalled ones a reset. A /mux connection carries other streams
+ * too: it is closed only when `mux_too` (the drain); when one stream goes,
+ * sl_hub_free ends just that subscription ("unsubscribed"). Returns how
+ * many were told. */
+static size_t tell_viewers(ss_app *a, sl_hub *h, size_t max, int code, const char *why,
+                           int mux_too) {
   size_t n = sl_hub_subs(h, NULL, 0), told = 0;
   if (n == 0 || max == 0) return 0;
   sl_sub_stats *v = malloc(n * sizeof(*v));
@@ -200,7 +204,7 @@ static size_t tell_viewers(ss_app *a, sl_hub *h, size_t max, int code, const cha
   n = sl_hub_subs(h, v, n);
   for (size_t i = 0; i < n && told < max; i++) {
     sl_conn *c = sl_conn_find(a->mgr, v[i].id);
-    if (c == NULL || sl_conn_is_closing(c)) continue;
+    if (c == NULL || sl_conn_is_closing(c) || (v[i].muxed && !mux_too)) continue;
     int ws = v[i].transport == SL_TRANSPORT_WS || v[i].transport == SL_TRANSPORT_WS_FMP4;
     if (ws && !sl_ws_is_open(c)) continue; /* told already: closing handshake */
     if (v[i].stalled) sl_conn_close_with(c, SL_CLOSE_RESET, SL_CLOSE_LOCAL);
@@ -289,7 +293,7 @@ static void remove_stream(struct ss_edge *e, ss_stream *st, const char *why) {
   sl_log(SL_LOG_WARN, "edge: stream %s %s: closing its %zu viewer(s)", st->name, why, n);
   ss_source_stop(st->src);
   st->src = NULL;
-  tell_viewers(a, st->hub, n, 1001, "stream removed on the origin");
+  tell_viewers(a, st->hub, n, 1001, "stream removed on the origin", 0);
   if (e->ngraves < SS_MAX_STREAMS) {
     e->graves[e->ngraves].hub = st->hub;
     e->graves[e->ngraves++].since = sl_mgr_now(a->mgr);
@@ -522,7 +526,7 @@ int ss_drain_step(ss_app *a, int sig) {
     if (batch < DRAIN_BATCH_MIN) batch = DRAIN_BATCH_MIN;
     size_t want = batch;
     for (int i = 0; i < a->nstreams && batch; i++) {
-      size_t k = tell_viewers(a, a->streams[i].hub, batch, 1012, "service restart");
+      size_t k = tell_viewers(a, a->streams[i].hub, batch, 1012, "service restart", 1);
       o->drained += k;
       batch -= k;
     }
@@ -562,7 +566,7 @@ int ss_health_route(ss_app *a, sl_conn *c, const char *path) {
 
 void ss_qos_apply(ss_app *a, ss_stream *st, sl_conn *c) {
   ss_qos q = a->ops.qos;
-  for (int i = 0; i < a->ops.nsq; i++) {
+  for (int i = 0; st && i < a->ops.nsq; i++) {
     if (strcmp(a->ops.sq[i].name, st->name) != 0) continue;
     if (a->ops.sq[i].q.dscp != SS_QOS_UNSET) q.dscp = a->ops.sq[i].q.dscp;
     if (a->ops.sq[i].q.priority != SS_QOS_UNSET) q.priority = a->ops.sq[i].q.priority;
@@ -573,7 +577,7 @@ void ss_qos_apply(ss_app *a, ss_stream *st, sl_conn *c) {
   if (rc == 0 && q.priority != SS_QOS_UNSET) rc = sl_conn_sockopt(c, SL_OPT_PRIORITY, q.priority);
   if (rc && !logged++)
     sl_log(SL_LOG_WARN, "stream %s: cannot mark viewer sockets (dscp %d, priority %d): %s",
-           st->name, q.dscp, q.priority, sl_strerror(rc));
+           st ? st->name : "(mux)", q.dscp, q.priority, sl_strerror(rc));
 }
 
 void ss_qos_read(ss_app *a, uint64_t id, int *dscp, int *priority) {

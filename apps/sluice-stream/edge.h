@@ -92,7 +92,8 @@ int ss_drain_step(struct ss_app *a, int sig);
 int ss_health_route(struct ss_app *a, sl_conn *c, const char *path);
 
 /* Mark viewer connection `c` of stream `st` (just attached) with the
- * stream's QoS, else the global one. Failures are logged once. */
+ * stream's QoS, else the global one (st NULL: a /mux connection, which
+ * carries several streams: the global one). Failures are logged once. */
 void ss_qos_apply(struct ss_app *a, struct ss_stream *st, sl_conn *c);
 /* The DSCP and priority in force on viewer `id`'s socket (read back with
  * getsockopt; -1 when unknown). */

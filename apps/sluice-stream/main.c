@@ -37,12 +37,15 @@ static void usage(FILE *f) {
 "      --size WxH           generated frame size (640x480)\n"
 "      --fps N              frames per second of generated/dir sources (30)\n"
 "      --quality Q          JPEG quality of the test pattern, 1..100 (80)\n"
-"      --codec C            mjpeg | h264 | auto (auto: the test pattern is\n"
-"                           MJPEG, stdin and relays say what they are); h264\n"
-"                           makes the test pattern H.264 (openh264)\n"
+"      --codec C            mjpeg | h264 | auto: the codec of sources that do\n"
+"                           not say (the test pattern: MJPEG; stdin: its first\n"
+"                           bytes; a ws relay: MJPEG). A relay URL ending in\n"
+"                           .h264 or .mjpg says, and so does a source spec\n"
+"                           prefix: --stream cam=h264:- or mjpeg:http://...\n"
 "      --bitrate KBPS       H.264 test pattern bitrate (by size: 1000 at 640x480)\n"
 "      --gop N              H.264 test pattern: frames between IDRs (2 s)\n"
 "      --gop-max BYTES      H.264: bytes of the GOP kept for joining viewers (4M)\n"
+"      --demo-streams N     add N test-pattern streams demo1..demoN (for /grid)\n"
 "      --max-frame BYTES    largest frame accepted from stdin/dir/relays (8M)\n"
 "      --source-user U:P    credentials for relay sources (Basic or Digest)\n"
 "\n"
@@ -82,10 +85,10 @@ static void usage(FILE *f) {
 "  -h, --help               this help\n"
 "  -V, --version            print the version\n"
 "\n"
-"Endpoints: / (viewer), /dashboard, /stream.mjpg (MJPEG streams),\n"
+"Endpoints: / (viewer), /dashboard, /grid (every stream), /stream.mjpg (MJPEG streams),\n"
 "/stream.h264 (H.264 streams: raw Annex-B), /ws, /snapshot.jpg (MJPEG),\n"
-"/metrics, /api/stats, /api/streams, /api/events, /healthz; per stream under\n"
-"/streams/NAME/.\n"
+"/mux (many streams on one WebSocket), /metrics, /api/stats, /api/streams, /api/events,\n"
+"/healthz; per stream under /streams/NAME/.\n"
 "Sizes accept K, M and G suffixes.\n");
 }
 
@@ -93,7 +96,7 @@ enum {
   OPT_STREAM = 256, OPT_SIZE, OPT_FPS, OPT_QUALITY, OPT_MAX_FRAME, OPT_SOURCE_USER,
   OPT_MAX_VIEWERS, OPT_BUDGET, OPT_TOKEN, OPT_BASIC, OPT_ORIGIN, OPT_LOSSLESS,
   OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY,
-  OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX, OPT_CORS,
+  OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX, OPT_CORS, OPT_DEMO,
   OPT_EDGE, OPT_EDGE_POLL, OPT_DRAIN_TIMEOUT, OPT_DSCP, OPT_PRIORITY, OPT_STREAM_QOS
 };
 
@@ -103,6 +106,7 @@ static const struct option long_opts[] = {
     {"quality", required_argument, 0, OPT_QUALITY},
     {"codec", required_argument, 0, OPT_CODEC}, {"bitrate", required_argument, 0, OPT_BITRATE},
     {"gop", required_argument, 0, OPT_GOP}, {"gop-max", required_argument, 0, OPT_GOP_MAX},
+    {"demo-streams", required_argument, 0, OPT_DEMO},
     {"max-frame", required_argument, 0, OPT_MAX_FRAME},
     {"source-user", required_argument, 0, OPT_SOURCE_USER},
     {"listen", required_argument, 0, 'l'},
@@ -160,7 +164,7 @@ static int parse_num(const char *v, double lo, double hi, double *out) {
 }
 
 static int add_stream(ss_app *a, const char *name, const char *spec) {
-  if (a->nstreams == SS_MAX_STREAMS) return fail("too many streams (at most %s)%s", "16", "");
+  if (a->nstreams == SS_MAX_STREAMS) return fail("too many streams (at most %s)%s", "48", "");
   if (!name[0] || strlen(name) >= sizeof(a->streams[0].name) || strpbrk(name, "/?#% "))
     return fail("--stream %s: the name must be 1-63 characters without / ? # %% or spaces%s", name, "");
   for (int i = 0; i < a->nstreams; i++)
@@ -229,6 +233,19 @@ static int apply(ss_app *a, int opt, const char *v) {
       memcpy(name, v, (size_t)(eq - v));
       name[eq - v] = '\0';
       return add_stream(a, name, eq + 1);
+    }
+    case OPT_DEMO: {
+      /* demo1..demoN: test patterns beside the other streams, for /grid. */
+      if (parse_num(v, 1, SS_MAX_STREAMS - 1, &d) || d != (int)d)
+        return fail("--demo-streams %s: use 1..%s", v, "47");
+      for (int i = 1; i <= (int)d; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "demo%d", i);
+        int known = 0;
+        for (int k = 0; k < a->nstreams; k++) known |= strcmp(a->streams[k].name, name) == 0;
+        if (!known && add_stream(a, name, "testpattern")) return -1;
+      }
+      return 0;
     }
     case OPT_SIZE: {
       int w, h;

@@ -81,6 +81,17 @@ static void reply_sbuf(sl_conn *c, int status, const char *type, ss_sbuf *b) {
   sl_buf_unref(buf);
 }
 
+/* The WebSocket options of every viewer socket. Without an allow-list the
+ * library's default holds: only pages of this server (or non-browser
+ * clients) may open one. */
+static sl_ws_opts viewer_ws(const ss_app *a) {
+  sl_ws_opts ws = {0};
+  if (a->any_origin) ws.origins = SL_WS_ANY_ORIGIN;
+  else if (a->origins[0]) ws.origins = a->origins;
+  ws.ping_ms = 20000;
+  return ws;
+}
+
 static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
                          const sl_http_msg *m, const char *rest) {
   sl_sub_opts o;
@@ -138,13 +149,36 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
     sl_http_reply_status(c, 400);
     return;
   }
-  sl_ws_opts ws = {0};
-  /* Without an allow-list the library's default holds: only pages of this
-   * server (or non-browser clients) may open a viewer's socket. */
-  if (a->any_origin) ws.origins = SL_WS_ANY_ORIGIN;
-  else if (a->origins[0]) ws.origins = a->origins;
-  ws.ping_ms = 20000;
+  sl_ws_opts ws = viewer_ws(a);
   if (sl_hub_attach(st->hub, c, m, transport, &o, &ws) == 0) ss_qos_apply(a, st, c);
+}
+
+/* /mux: a client's "subscribe" names a stream of this server. */
+static int mux_resolve(sl_mux *x, const char *name, sl_sub_opts *o, sl_hub **hub,
+                       void *arg) {
+  ss_app *a = arg;
+  (void)x, (void)o;
+  for (int i = 0; i < a->nstreams; i++)
+    if (strcmp(a->streams[i].name, name) == 0) {
+      *hub = a->streams[i].hub;
+      return 0;
+    }
+  return SL_ENOENT;
+}
+
+/* /mux: many streams over one WebSocket (docs/mux.md), with the same
+ * authentication and origin rules as /ws. */
+static void serve_mux(ss_app *a, sl_conn *c, const sl_http_msg *m) {
+  sl_ws_opts ws = viewer_ws(a);
+  /* Control messages are small: past the mux's max_msg (1 KiB) one is
+   * answered with an error, past 64 KiB the socket closes (1009). */
+  ws.max_message = 65536;
+  if (sl_ws_upgrade(c, m, &ws) != 0) return;
+  sl_mux_opts mo = {.allow_lossless = a->allow_lossless, .sub = a->sub,
+                    .stall_ms = a->sub.stall_ms, .resolve = mux_resolve, .arg = a};
+  mo.sub.cors_origins = NULL;
+  if (sl_mux_new(c, &mo, NULL) == NULL) sl_conn_close(c, SL_CLOSE_NOW);
+  else ss_qos_apply(a, NULL, c); /* many streams: the global marks */
 }
 
 static void on_sse_close(ss_app *a, sl_conn *c) {
@@ -178,6 +212,11 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
     on_sse_close(a, c);
     return;
   }
+  if (ev == SL_EV_WS_MSG) {
+    sl_mux *x = sl_mux_of(c);
+    if (x) sl_mux_handle(x, ev_data);
+    return;
+  }
   if (ev != SL_EV_HTTP_MSG) return;
   const sl_http_msg *m = ev_data;
   char path[512];
@@ -190,16 +229,16 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
   if (ss_health_route(a, c, path)) return; /* edge.c: for balancers, no auth */
 
   /* Pages: public unless Basic auth protects everything. */
-  if (strcmp(path, "/") == 0 || strcmp(path, "/dashboard") == 0 ||
+  if (strcmp(path, "/") == 0 || strcmp(path, "/dashboard") == 0 || strcmp(path, "/grid") == 0 ||
       strncmp(path, "/static/", 8) == 0 || strstr(path, ".html") || strstr(path, ".js") ||
       strstr(path, ".css")) {
     if (a->basic_user[0] && !authorized(a, c, m)) return;
     sl_http_msg alias;
     const sl_http_msg *pm = m;
-    if (strcmp(path, "/dashboard") == 0) {
+    if (strcmp(path, "/dashboard") == 0 || strcmp(path, "/grid") == 0) {
       alias = *m;
-      alias.path.ptr = "/dashboard.html";
-      alias.path.len = 15;
+      alias.path.ptr = path[1] == 'd' ? "/dashboard.html" : "/grid.html";
+      alias.path.len = strlen(alias.path.ptr);
       pm = &alias;
     }
     if (sl_http_serve_table(c, pm, ss_web_files, ss_web_nfiles) == SL_ENOENT)
@@ -207,6 +246,10 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
     return;
   }
   if (!authorized(a, c, m)) return;
+  if (strcmp(path, "/mux") == 0) {
+    serve_mux(a, c, m);
+    return;
+  }
   if (strcmp(path, "/api/stats") == 0 || strcmp(path, "/api/streams") == 0 ||
       strcmp(path, "/metrics") == 0) {
     ss_sbuf b;

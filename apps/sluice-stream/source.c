@@ -187,19 +187,48 @@ static int sniff(const unsigned char *p, size_t n) {
   return i >= 2 && i < n && p[i] == 1 ? SS_CODEC_H264 : SS_CODEC_MJPEG;
 }
 
+/* A spec may start with the codec of its stream: "h264:-",
+ * "mjpeg:http://...". Returns the rest, and sets *codec when present. */
+static const char *codec_prefix(const char *spec, int *codec) {
+  if (spec && strncasecmp(spec, "h264:", 5) == 0) {
+    *codec = SS_CODEC_H264;
+    return spec + 5;
+  }
+  if (spec && strncasecmp(spec, "mjpeg:", 6) == 0) {
+    *codec = SS_CODEC_MJPEG;
+    return spec + 6;
+  }
+  return spec;
+}
+
+/* What a relay URL's path says: ".h264" raw H.264, ".mjpg"/".mjpeg" MJPEG;
+ * SS_CODEC_AUTO when it says nothing. */
+static int url_codec(const char *url) {
+  size_t n = strcspn(url, "?#");
+  if (n >= 5 && strncasecmp(url + n - 5, ".h264", 5) == 0) return SS_CODEC_H264;
+  if ((n >= 5 && strncasecmp(url + n - 5, ".mjpg", 5) == 0) ||
+      (n >= 6 && strncasecmp(url + n - 6, ".mjpeg", 6) == 0))
+    return SS_CODEC_MJPEG;
+  return SS_CODEC_AUTO;
+}
+
+/* Which codec wins: the spec's prefix, then what the source itself says
+ * (a relay's URL; a folder holds JPEGs), then --codec, then for stdin its
+ * first bytes. */
 int ss_source_codec(const char *spec, ss_source_opts *o, int probe_ms,
                     unsigned char *buf, size_t cap) {
   const char *arg;
+  int forced = SS_CODEC_AUTO;
+  spec = codec_prefix(spec, &forced);
   const struct ss_kind *kind = pick(spec, &arg);
+  if (forced != SS_CODEC_AUTO) return o->codec = forced;
+  if (kind == &ss__kind_dir) return o->codec = SS_CODEC_MJPEG;
+  if (kind == &ss__kind_relay && url_codec(arg) != SS_CODEC_AUTO)
+    return o->codec = url_codec(arg);
   if (o->codec != SS_CODEC_AUTO) return o->codec;
+  /* A WebSocket relay says nothing: MJPEG unless --codec h264. */
   o->codec = SS_CODEC_MJPEG;
-  if (kind == &ss__kind_relay) {
-    /* A relay of another sluice-stream's raw H.264 endpoint. */
-    size_t n = strlen(arg);
-    const char *q = memchr(arg, '?', n);
-    if (q) n = (size_t)(q - arg);
-    if (n >= 5 && strncasecmp(arg + n - 5, ".h264", 5) == 0) o->codec = SS_CODEC_H264;
-  } else if (kind == &ss__kind_stdin && cap >= 4) {
+  if (kind == &ss__kind_stdin && cap >= 4) {
     /* Enough bytes to tell: a start code, or anything else. */
     size_t have = 0;
     uint64_t end = ss__mono_ns() + (uint64_t)probe_ms * 1000000u;
@@ -225,6 +254,8 @@ int ss_source_codec(const char *spec, ss_source_opts *o, int probe_ms,
 
 ss_source *ss_source_start(const char *spec, sl_mgr *m, sl_hub *h,
                            const ss_source_opts *o, char *err, size_t errlen) {
+  int forced = SS_CODEC_AUTO;
+  spec = codec_prefix(spec, &forced);
   const char *arg;
   const struct ss_kind *kind = pick(spec, &arg);
   if (err && errlen) err[0] = '\0';
@@ -247,6 +278,7 @@ ss_source *ss_source_start(const char *spec, sl_mgr *m, sl_hub *h,
   s->mgr = m;
   s->hub = h;
   if (o) s->o = *o;
+  if (forced != SS_CODEC_AUTO) s->o.codec = forced;
   int oom = 0;
   s->o.user = dup_or_null(s->o.user, &oom);
   s->o.pass = dup_or_null(s->o.pass, &oom);

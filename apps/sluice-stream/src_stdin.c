@@ -149,31 +149,41 @@ static void sync_reader(ss_source *s, struct in *t) {
   atomic_store(&s->garbage, st.garbage_bytes);
 }
 
+/* Read up to `want` bytes into `dst`: > 0 bytes read, 0 to try again
+ * (interrupted), -1 at the end of the input (end of file or a read error,
+ * logged and counted). */
+static ssize_t read_some(ss_source *s, struct in *t, unsigned char *dst, size_t want) {
+  ssize_t n = read(t->fd, dst, want);
+  if (n > 0) return n;
+  if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+  if (n < 0) {
+    atomic_fetch_add(&s->errors, 1);
+    sl_log(SL_LOG_ERROR, "source %s: read failed: %s; the stream ends here",
+           s->desc, strerror(errno));
+  }
+  return -1;
+}
+
+/* The input ended: what the splitter or reader still holds is settled
+ * first, then the end is told. */
+static void ended(ss_source *s) {
+  sl_log(SL_LOG_WARN, "source %s: end of stream after %llu frames; "
+         "viewers keep the last one", s->desc, atomic_load(&s->frames));
+  atomic_store(&s->ended, 1);
+}
+
 static void *run_h264(ss_source *s, struct in *t) {
-  const char *what = s->desc;
   if (ss__wait_ready(s)) return NULL;
   if (t->have) sl_h264_reader_feed(t->rd, t->buf, t->have);
   for (;;) {
     sync_reader(s, t);
     if (t->cancelled || !wait_input(s, t)) break;
-    ssize_t n = read(t->fd, t->buf, READ_BLOCK);
-    if (n > 0) {
-      sl_h264_reader_feed(t->rd, t->buf, (size_t)n);
-      continue;
-    }
-    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-      continue;
-    if (n < 0) {
-      atomic_fetch_add(&s->errors, 1);
-      sl_log(SL_LOG_ERROR, "source %s: read failed: %s; the stream ends here",
-             what, strerror(errno));
-    }
+    ssize_t n = read_some(s, t, t->buf, READ_BLOCK);
+    if (n > 0) sl_h264_reader_feed(t->rd, t->buf, (size_t)n);
+    if (n >= 0) continue;
     sl_h264_reader_flush(t->rd);
     sync_reader(s, t);
-    if (n == 0)
-      sl_log(SL_LOG_WARN, "source %s: end of stream after %llu frames; "
-             "viewers keep the last one", what, atomic_load(&s->frames));
-    atomic_store(&s->ended, 1);
+    ended(s);
     break;
   }
   return NULL;
@@ -185,7 +195,6 @@ static void *run_stdin(void *arg) {
   if (t->rd) return run_h264(s, t);
   size_t cap = s->o.max_frame, have = t->have;
   unsigned long long lost = 0;
-  const char *what = s->desc;
   if (ss__wait_ready(s)) return NULL;
   for (;;) {
     ss_split_out o;
@@ -200,24 +209,12 @@ static void *run_stdin(void *arg) {
     if (got) continue;
     if (!wait_input(s, t)) break;
     size_t want = cap - have < READ_BLOCK ? cap - have : READ_BLOCK;
-    ssize_t n = read(t->fd, t->buf + have, want);
-    if (n > 0) {
-      have += (size_t)n;
-      continue;
-    }
-    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-      continue;
-    if (n < 0) {
-      atomic_fetch_add(&s->errors, 1);
-      sl_log(SL_LOG_ERROR, "source %s: read failed: %s; the stream ends here",
-             what, strerror(errno));
-    }
+    ssize_t n = read_some(s, t, t->buf + have, want);
+    if (n > 0) have += (size_t)n;
+    if (n >= 0) continue;
     ss_split_finish(&t->sp);
     sync_counters(s, &t->sp, &lost);
-    if (n == 0)
-      sl_log(SL_LOG_WARN, "source %s: end of stream after %llu frames; "
-             "viewers keep the last one", what, atomic_load(&s->frames));
-    atomic_store(&s->ended, 1);
+    ended(s);
     break;
   }
   return NULL;

@@ -76,6 +76,12 @@ static void kind_json(ss_sbuf *b, const sl_hub_stats *hs) {
                  "\"codec_changes\":%llu,\"no_config\":%llu",
                  hs->gop_frames, hs->gop_bytes, (unsigned long long)hs->gop_cuts,
                  (unsigned long long)hs->codec_changes, (unsigned long long)hs->no_config);
+  /* Frames published next to fMP4 fragments built: one fragment per frame
+   * that any fMP4 viewer took, whatever the number of fMP4 viewers, which
+   * is what a fan-out benchmark checks. */
+  ss_sbuf_printf(b, ",\"frames_in\":%llu,\"mp4_fragments\":%llu,\"mp4_bytes\":%llu",
+                 (unsigned long long)hs->frames_in, (unsigned long long)hs->mp4_fragments,
+                 (unsigned long long)hs->mp4_bytes);
 }
 
 void ss_streams_json(ss_app *a, ss_sbuf *b) {

