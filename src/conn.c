@@ -467,12 +467,13 @@ static int ensure_in_room(sl_conn *c) {
     c->in_len = unread;
     c->in_off = 0;
   }
-  if (c->in_len < c->in_cap) return 0;
+  if (c->in_len < c->in_cap && !(c->flags & SL_F_IN_GROW)) return 0;
+  c->flags &= ~SL_F_IN_GROW;
   size_t ncap = c->in_cap ? c->in_cap * 2 : SL_READ_STEP;
   if (ncap > c->lim.recv_max) ncap = c->lim.recv_max;
-  if (ncap <= c->in_cap) return SL_ENOBUFS;
+  if (ncap <= c->in_cap) return c->in_len < c->in_cap ? 0 : SL_ENOBUFS;
   char *p = sl__realloc(c->in, c->in_cap, ncap, SL_MEM_IN);
-  if (p == NULL) return SL_ENOMEM;
+  if (p == NULL) return c->in_len < c->in_cap ? 0 : SL_ENOMEM; /* growing was optional */
   m->acct.in += ncap - c->in_cap;
   sl__acct_held(&m->acct, (long long)(ncap - c->in_cap));
   c->in = p;
@@ -533,6 +534,12 @@ void sl__conn_on_readable(sl_conn *c) {
     }
     return;
   }
+  /* A read that filled all the room there was: more is waiting in the
+   * kernel. Without growing, a handler that consumes everything keeps the
+   * buffer at its first 16 KiB, and a stream arriving faster than 16 KiB
+   * per loop turn (a relay of 100 KB frames while the loop serves a
+   * thousand viewers) would be read no faster than the loop turns. */
+  if ((size_t)n == room && c->in_cap < c->lim.recv_max) c->flags |= SL_F_IN_GROW;
   c->in_len += (size_t)n;
   c->bytes_in += (size_t)n;
   c->last_io_ms = m->now;

@@ -42,6 +42,10 @@
 #define BACKOFF_MIN_MS 250u
 #define BACKOFF_MAX_MS 10000u
 #define RESUME_POLL_MS 5u
+/* One connection carries a whole stream: let one read take up to 1 MiB, so
+ * the upstream is never read slower than the loop turns while the loop is
+ * busy with many viewers (an edge). */
+#define RELAY_RECV_MAX (1u << 20)
 
 struct relay {
   ss_source *s;
@@ -404,12 +408,17 @@ static int connect_upstream(struct relay *r, int *err) {
   if (r->ws) {
     sl_ws_opts wo = {.max_message = s->o.max_frame, .headers = r->auth};
     r->wsc = sl_ws_connect(s->mgr, r->url, &wo, on_ws, r, err);
+    if (r->wsc) {
+      sl_limits lim = {.recv_max = RELAY_RECV_MAX};
+      sl_conn_set_limits(r->wsc, &lim);
+    }
     return r->wsc ? 0 : -1;
   }
   sl_http_client_opts ho = {.user = s->o.user, .pass = s->o.pass,
                             .headers = s->o.codec == SS_CODEC_H264
                                            ? "Accept: video/h264, */*\r\n"
-                                           : "Accept: multipart/x-mixed-replace, image/jpeg, */*\r\n"};
+                                           : "Accept: multipart/x-mixed-replace, image/jpeg, */*\r\n",
+                            .limits = {.recv_max = RELAY_RECV_MAX}};
   r->req = sl_http_request(s->mgr, r->url, &ho, on_http, r, err);
   return r->req ? 0 : -1;
 }
