@@ -19,7 +19,17 @@
  *                      after the resume, and the time and bytes until the
  *                      first fresh part (lag <= 1).
  *   --ws N             WebSocket viewers (handshake, binary messages
- *                      counted, pings answered).
+ *                      counted, pings answered); with --ws-paths P1,P2,...
+ *                      viewer i opens path i mod the number of paths (so
+ *                      one run can spread N viewers over many streams).
+ *   --mux N            clients of a multiplexed WebSocket (--mux-path,
+ *                      /mux; docs/mux.md): after the handshake each sends
+ *                      one subscribe message per name of --mux-streams
+ *                      a,b,c (ids 1, 2, ...; --mux-format adds "format"),
+ *                      then counts the binary media messages of each
+ *                      subscription id; reported: subscriptions confirmed
+ *                      ("subscribed"), error messages, and frames per
+ *                      subscription (mean / min, and how many got none).
  *   --slowloris N      clients that send a request head one byte every
  *                      --slowloris-interval seconds (2) and never finish
  *                      it; reported: how many the server closed, when, and
@@ -244,12 +254,19 @@ static void parse_url(const char *url, struct target *t) {
 
 /* ---- configuration ------------------------------------------------------ */
 
-enum { C_HEALTHY, C_STALLED, C_SLOW, C_FREEZE, C_WS, C_SLOWLORIS, C_CHURN, C_FLOOD, C_RAW, C_N };
+#define MUX_MAX 32 /* subscriptions per mux client: sluice's default limit */
+
+enum { C_HEALTHY, C_STALLED, C_SLOW, C_FREEZE, C_WS, C_SLOWLORIS, C_CHURN, C_FLOOD, C_RAW, C_MUX, C_N };
 static const char *cls_name[C_N] = {"healthy", "stalled", "slow",  "freeze", "ws",
-                                    "slowloris", "churn", "flood", "raw"};
+                                    "slowloris", "churn", "flood", "raw",    "mux"};
 
 static struct {
-  struct target stream, ws, flood, churn, raw, stats;
+  struct target stream, ws, flood, churn, raw, stats, mux;
+  struct target *ws_paths; /* --ws-paths: viewer i opens ws_paths[i % nws_paths] */
+  int nws_paths;
+  char mux_streams[MUX_MAX][128]; /* --mux-streams: subscription i+1 is stream i */
+  int nmux_streams;
+  const char *mux_format;
   int have_stats;
   int n[C_N];
   double slow_kbps;
@@ -286,9 +303,11 @@ enum {
 };
 
 #define HBUF 2048
+#define MUX_CAP 64 /* payload bytes a mux client looks at per message */
 
 struct conn {
   int fd, cls, state, idx;
+  int kidx; /* index within its class */
   uint64_t t_connect, retry_at;
   int retries;
   /* parsing */
@@ -300,6 +319,10 @@ struct conn {
   int in_part_hdr;
   /* WebSocket */
   int ws_need, ws_op, ws_fin;
+  /* mux: the start of the current message, and frames per subscription */
+  unsigned char mcap[MUX_CAP];
+  size_t mcap_len, mcap_want;
+  uint64_t *sub_frames; /* [MUX_MAX], in the window; index = id - 1 */
   /* results */
   uint64_t frames, bytes;  /* in the window */
   uint32_t *gaps;          /* gap histogram (us), per viewer */
@@ -332,6 +355,7 @@ struct cls_stats {
   uint32_t lat[HN];   /* churn: time to first frame; flood: latency;
                          slowloris: time to close */
   uint64_t cycles, responses, got408;
+  uint64_t subscribed, sub_errors; /* mux: "subscribed" and "error" messages */
 };
 
 static struct cls_stats cs[C_N];
@@ -357,9 +381,10 @@ static void ep_set(struct th *t, struct conn *c, uint32_t ev, int op) {
     die("epoll_ctl: %s", strerror(errno));
 }
 
-static const struct target *target_of(int cls) {
-  switch (cls) {
-    case C_WS: return &cfg.ws;
+static const struct target *target_of(const struct conn *c) {
+  switch (c->cls) {
+    case C_WS: return cfg.nws_paths ? &cfg.ws_paths[c->kidx % cfg.nws_paths] : &cfg.ws;
+    case C_MUX: return &cfg.mux;
     case C_FLOOD: return &cfg.flood;
     case C_CHURN: return &cfg.churn;
     case C_RAW: return &cfg.raw;
@@ -404,11 +429,11 @@ static int send_all(int fd, const char *s, size_t n) {
 }
 
 static int send_request(struct conn *c) {
-  const struct target *tg = target_of(c->cls);
+  const struct target *tg = target_of(c);
   char req[1024];
   int n;
   if (!tg->http) return 0;
-  if (c->cls == C_WS)
+  if (c->cls == C_WS || c->cls == C_MUX)
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -422,7 +447,7 @@ static int send_request(struct conn *c) {
 }
 
 static void start_connect(struct th *t, struct conn *c) {
-  const struct target *tg = target_of(c->cls);
+  const struct target *tg = target_of(c);
   c->fd = socket(tg->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0) {
     c->state = ST_DONE;
@@ -693,11 +718,67 @@ static void ws_pong(struct conn *c, const char *p, size_t n) {
   send_all(c->fd, f, 6 + n);
 }
 
+/* A mux client's message, from its first MUX_CAP bytes: a binary media
+ * message counts for the subscription its id names (docs/mux.md: bytes 0-3,
+ * big-endian), a text one is a control message. */
+static void mux_message(struct th *t, struct conn *c) {
+  const unsigned char *m = c->mcap;
+  if (c->ws_op == 2) {
+    if (c->mcap_len < 4) return;
+    uint32_t id = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
+    if (id >= 1 && id <= (uint32_t)cfg.nmux_streams) {
+      if (atomic_load_explicit(&measuring, memory_order_relaxed)) c->sub_frames[id - 1]++;
+      on_part(t, c, -1);
+    }
+    return;
+  }
+  if (memmem(m, c->mcap_len, "\"type\":\"subscribed\"", 19)) cs[C_MUX].subscribed++;
+  else if (memmem(m, c->mcap_len, "\"type\":\"error\"", 14)) cs[C_MUX].sub_errors++;
+}
+
+/* One masked text frame (mask key 0, so the payload goes as is). */
+static int ws_send_text(struct conn *c, const char *p, size_t n) {
+  char f[8 + 1024];
+  size_t h = 0;
+  if (n > 1024) return -1;
+  f[h++] = (char)0x81;
+  if (n < 126) {
+    f[h++] = (char)(0x80 | n);
+  } else {
+    f[h++] = (char)(0x80 | 126);
+    f[h++] = (char)(n >> 8);
+    f[h++] = (char)(n & 0xff);
+  }
+  memset(f + h, 0, 4);
+  h += 4;
+  memcpy(f + h, p, n);
+  return send_all(c->fd, f, h + n);
+}
+
+/* A mux client after its handshake: one subscription per --mux-streams name. */
+static int mux_subscribe(struct conn *c) {
+  for (int i = 0; i < cfg.nmux_streams; i++) {
+    char m[512];
+    int k = snprintf(m, sizeof(m), "{\"op\":\"subscribe\",\"id\":%d,\"stream\":\"%s\"%s%s%s}", i + 1,
+                     cfg.mux_streams[i], cfg.mux_format ? ",\"format\":\"" : "",
+                     cfg.mux_format ? cfg.mux_format : "", cfg.mux_format ? "\"" : "");
+    if (ws_send_text(c, m, (size_t)k) != 0) return -1;
+  }
+  return 0;
+}
+
 /* WebSocket frames from the server (unmasked). */
 static int feed_ws(struct th *t, struct conn *c, const char *d, size_t n) {
   while (n) {
     if (c->body_left && c->ws_op < 8) {
       size_t take = n < c->body_left ? n : (size_t)c->body_left;
+      if (c->mcap_len < c->mcap_want) { /* mux: the message's first bytes */
+        size_t k = c->mcap_want - c->mcap_len;
+        if (k > take) k = take;
+        memcpy(c->mcap + c->mcap_len, d, k);
+        c->mcap_len += k;
+        if (c->mcap_len == c->mcap_want) mux_message(t, c);
+      }
       c->body_left -= take;
       d += take;
       n -= take;
@@ -747,9 +828,17 @@ static int feed_ws(struct th *t, struct conn *c, const char *d, size_t n) {
       c->body_left = plen;
       continue;
     }
-    if (c->ws_op == 1 || c->ws_op == 2) on_part(t, c, -1); /* a new message */
     c->body_left = plen;
     c->hlen = 0;
+    if (c->cls == C_MUX) {
+      /* Continuation frames (opcode 0) are not looked at: sluice sends
+       * each message as one frame. */
+      c->mcap_len = 0;
+      c->mcap_want = c->ws_op == 1 || c->ws_op == 2 ? (plen < MUX_CAP ? (size_t)plen : MUX_CAP) : 0;
+      if (c->mcap_want == 0 && (c->ws_op == 1 || c->ws_op == 2)) mux_message(t, c);
+    } else if (c->ws_op == 1 || c->ws_op == 2) {
+      on_part(t, c, -1); /* a new message */
+    }
   }
   return 0;
 }
@@ -780,9 +869,10 @@ static int feed_head(struct th *t, struct conn *c, const char **d, size_t *n) {
     c->state = ST_BODY;
     return 1;
   }
-  if (c->cls == C_WS) {
+  if (c->cls == C_WS || c->cls == C_MUX) {
     if (status != 101) return status == 503 ? -3 : -1;
     c->state = ST_WS;
+    if (c->cls == C_MUX && mux_subscribe(c) != 0) return -1;
   } else {
     if (status != 200) return status == 503 ? -3 : -1;
     c->state = ST_STREAM;
@@ -1227,9 +1317,11 @@ static void usage(void) {
   printf(
       "Usage: loadgen --url http://127.0.0.1:PORT/stream.mjpg [CLASSES] [OPTIONS]\n"
       "Classes: --healthy N --stalled N --slow N:KBPS --freeze N:SECS[:AT] --ws N\n"
-      "         --slowloris N --churn RATE --flood N --raw N\n"
+      "         --slowloris N --churn RATE --flood N --raw N --mux N\n"
       "Options: --duration S (10) --warmup S (1) --connect-timeout S (20)\n"
       "         --ws-path P (/ws) --flood-path P (/snapshot.jpg) --churn-path P (stream path)\n"
+      "         --ws-paths P1,P2,... (ws viewer i opens path i mod the count)\n"
+      "         --mux-path P (/mux) --mux-streams A,B,... (default) --mux-format F\n"
       "         --raw-url URL (tcp://H:P: send nothing; http://: GET first; default --url)\n"
       "         --raw-count h264|mp4 (raw readers count frames: Annex-B pictures or moof boxes)\n"
       "         --slowloris-interval S (2) --stall-rcvbuf BYTES (4096)\n"
@@ -1252,11 +1344,12 @@ static int parse_pair(const char *v, int *n, double *x, double *y) {
 }
 
 int main(int argc, char **argv) {
-  const char *url = NULL, *ws_path = "/ws", *flood_path = "/snapshot.jpg", *churn_path = NULL,
+  const char *url = NULL, *ws_path = "/ws", *ws_paths = NULL, *mux_path = "/mux", *mux_streams = "default", *flood_path = "/snapshot.jpg", *churn_path = NULL,
              *raw_url = NULL, *stats_url = NULL;
   enum { O_HEALTHY = 300, O_STALLED, O_SLOW, O_FREEZE, O_WS, O_SLOWLORIS, O_CHURN, O_FLOOD, O_RAW,
          O_DURATION, O_WARMUP, O_CTO, O_WSPATH, O_FLOODPATH, O_CHURNPATH, O_RAWURL, O_SLINT,
-         O_PID, O_STATS, O_SAMPLE, O_JSON, O_RCVBUF, O_INFLIGHT, O_CRATE, O_RCOUNT };
+         O_PID, O_STATS, O_SAMPLE, O_JSON, O_RCVBUF, O_INFLIGHT, O_CRATE, O_RCOUNT, O_MUX, O_WSPATHS,
+         O_MUXPATH, O_MUXSTREAMS, O_MUXFORMAT };
   static const struct option lo[] = {
       {"url", 1, 0, 'u'}, {"healthy", 1, 0, O_HEALTHY}, {"stalled", 1, 0, O_STALLED},
       {"slow", 1, 0, O_SLOW}, {"freeze", 1, 0, O_FREEZE}, {"ws", 1, 0, O_WS},
@@ -1268,7 +1361,9 @@ int main(int argc, char **argv) {
       {"server-pid", 1, 0, O_PID}, {"stats-url", 1, 0, O_STATS}, {"sample-ms", 1, 0, O_SAMPLE},
       {"json", 0, 0, O_JSON}, {"stall-rcvbuf", 1, 0, O_RCVBUF},
       {"connect-inflight", 1, 0, O_INFLIGHT}, {"connect-rate", 1, 0, O_CRATE},
-      {"raw-count", 1, 0, O_RCOUNT}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"raw-count", 1, 0, O_RCOUNT}, {"mux", 1, 0, O_MUX}, {"ws-paths", 1, 0, O_WSPATHS},
+      {"mux-path", 1, 0, O_MUXPATH}, {"mux-streams", 1, 0, O_MUXSTREAMS},
+      {"mux-format", 1, 0, O_MUXFORMAT}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   int o;
   double dummy;
   while ((o = getopt_long(argc, argv, "u:h", lo, NULL)) != -1) {
@@ -1307,6 +1402,11 @@ int main(int argc, char **argv) {
         else if (strcmp(optarg, "mp4") == 0) cfg.raw_count = RC_MP4;
         else die("--raw-count: h264 or mp4");
         break;
+      case O_MUX: cfg.n[C_MUX] = atoi(optarg); break;
+      case O_WSPATHS: ws_paths = optarg; break;
+      case O_MUXPATH: mux_path = optarg; break;
+      case O_MUXSTREAMS: mux_streams = optarg; break;
+      case O_MUXFORMAT: cfg.mux_format = optarg; break;
       case 'h': usage(); return 0;
       default: usage(); return 2;
     }
@@ -1335,6 +1435,33 @@ int main(int argc, char **argv) {
   snprintf(u, sizeof(u), "http://%.*s%s", hplen, hp, churn_path ? churn_path : cfg.stream.path);
   parse_url(u, &cfg.churn);
   parse_url(raw_url ? raw_url : base, &cfg.raw);
+  snprintf(u, sizeof(u), "http://%.*s%s", hplen, hp, mux_path);
+  parse_url(u, &cfg.mux);
+  if (ws_paths) { /* comma-separated paths on the same host:port */
+    int cnt = 1;
+    for (const char *q = ws_paths; *q; q++) cnt += *q == ',';
+    cfg.ws_paths = xcalloc((size_t)cnt, sizeof(struct target));
+    for (const char *q = ws_paths; *q;) {
+      size_t l = strcspn(q, ",");
+      if (l) {
+        snprintf(u, sizeof(u), "http://%.*s%.*s", hplen, hp, (int)l, q);
+        parse_url(u, &cfg.ws_paths[cfg.nws_paths++]);
+      }
+      q += l + (q[l] == ',');
+    }
+  }
+  for (const char *q = mux_streams; *q;) {
+    size_t l = strcspn(q, ",");
+    if (l) {
+      if (cfg.nmux_streams == MUX_MAX) die("--mux-streams: at most %d", MUX_MAX);
+      if (l >= sizeof(cfg.mux_streams[0]) || memchr(q, '"', l) || memchr(q, '\\', l))
+        die("--mux-streams: bad name %.*s", (int)l, q);
+      snprintf(cfg.mux_streams[cfg.nmux_streams++], sizeof(cfg.mux_streams[0]), "%.*s", (int)l, q);
+    }
+    q += l + (q[l] == ',');
+  }
+  if (cfg.mux_format && (strlen(cfg.mux_format) > 16 || strpbrk(cfg.mux_format, "\"\\")))
+    die("--mux-format: a short plain word");
   if (stats_url) {
     parse_url(stats_url, &cfg.stats);
     cfg.have_stats = 1;
@@ -1355,7 +1482,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   /* Main-thread connections, in class order. */
-  int main_cls[] = {C_HEALTHY, C_RAW, C_WS, C_SLOW, C_FREEZE, C_STALLED};
+  int main_cls[] = {C_HEALTHY, C_RAW, C_WS, C_MUX, C_SLOW, C_FREEZE, C_STALLED};
   for (size_t i = 0; i < sizeof(main_cls) / sizeof(main_cls[0]); i++) nconns_main += cfg.n[main_cls[i]];
   conns_main = xcalloc((size_t)nconns_main + 1, sizeof(struct conn));
   struct th tm = {0};
@@ -1370,6 +1497,8 @@ int main(int argc, char **argv) {
       c->fd = -1;
       c->cls = main_cls[i];
       c->idx = idx;
+      c->kidx = j;
+      if (c->cls == C_MUX) c->sub_frames = xcalloc(MUX_MAX, sizeof(uint64_t));
       if (c->cls == C_HEALTHY || c->cls == C_SLOW || c->cls == C_FREEZE || c->cls == C_WS ||
           (c->cls == C_RAW && cfg.raw_count != RC_NONE))
         c->gaps = xcalloc(HN, sizeof(uint32_t));
@@ -1545,6 +1674,23 @@ int main(int argc, char **argv) {
     if (c->stale_parts > fr_stale_max) fr_stale_max = c->stale_parts;
   }
 
+  /* Mux: frames per subscription (connections x --mux-streams). */
+  double mx_mean = 0, mx_min = -1, mx_max = -1;
+  int mx_subs = 0, mx_none = 0;
+  for (int i = 0; i < nconns_main; i++) {
+    struct conn *c = &conns_main[i];
+    if (c->cls != C_MUX) continue;
+    for (int j = 0; j < cfg.nmux_streams; j++) {
+      double f = (double)c->sub_frames[j] / win;
+      mx_mean += f;
+      if (mx_min < 0 || f < mx_min) mx_min = f;
+      if (f > mx_max) mx_max = f;
+      mx_none += c->sub_frames[j] == 0;
+      mx_subs++;
+    }
+  }
+  if (mx_subs) mx_mean /= mx_subs;
+
   FILE *tf = cfg.json ? stderr : stdout;
   fprintf(tf, "loadgen: %s, window %.1f s (connect %.1f s, warmup %.1f s)", cfg.stream.host, win, connect_s,
           cfg.warmup);
@@ -1586,6 +1732,11 @@ int main(int argc, char **argv) {
             (unsigned long long)cs[C_FLOOD].responses, cs[C_FLOOD].responses / win,
             (unsigned long long)cs[C_FLOOD].errors, hq(cs[C_FLOOD].lat, 0.5) / 1e3,
             hq(cs[C_FLOOD].lat, 0.99) / 1e3);
+  if (cfg.n[C_MUX])
+    fprintf(tf, "mux: %d subscriptions (%d per client), %llu confirmed, %llu errors; fps per subscription "
+                "mean %.1f / min %.1f / max %.1f; %d got no frame\n",
+            mx_subs, cfg.nmux_streams, (unsigned long long)cs[C_MUX].subscribed,
+            (unsigned long long)cs[C_MUX].sub_errors, mx_mean, mx_min, mx_max, mx_none);
   if (cfg.n[C_RAW])
     fprintf(tf, "raw: %.1f MB/s total; per reader min %.2f / median %.2f / max %.2f MB/s\n", rep[C_RAW].mbps,
             rep[C_RAW].mbps_reader_min, rep[C_RAW].mbps_reader_med, rep[C_RAW].mbps_reader_max);
@@ -1640,6 +1791,15 @@ int main(int argc, char **argv) {
         jnum(f, "cycles_per_s", cs[k].cycles / win, 0);
         jnum(f, "first_frame_p50_ms", hq(cs[k].lat, 0.5) / 1e3, 0);
         jnum(f, "first_frame_p99_ms", hq(cs[k].lat, 0.99) / 1e3, 0);
+      }
+      if (k == C_MUX) {
+        fprintf(f, "\"subs\":%d,\"subs_per_conn\":%d,\"subscribed\":%llu,\"sub_errors\":%llu,"
+                   "\"subs_without_frames\":%d,",
+                mx_subs, cfg.nmux_streams, (unsigned long long)cs[k].subscribed,
+                (unsigned long long)cs[k].sub_errors, mx_none);
+        jnum(f, "fps_per_sub_mean", mx_mean, 0);
+        jnum(f, "fps_per_sub_min", mx_min, 0);
+        jnum(f, "fps_per_sub_max", mx_max, 0);
       }
       if (k == C_FLOOD) {
         fprintf(f, "\"responses\":%llu,", (unsigned long long)cs[k].responses);

@@ -2,7 +2,7 @@
 # Runs the benchmarks and prints their tables (Markdown), each with the exact
 # command that produced it. `make bench` builds the project first; this
 # script (re)builds just the bench targets it needs in $BUILD.
-#   bench/run.sh [NAME...]        e.g. bench/run.sh core, bench/run.sh h264
+#   bench/run.sh [NAME...]        e.g. bench/run.sh core, bench/run.sh h264, bench/run.sh mux
 # Environment: BUILD (build/release), BENCH_ARGS_<name> (extra arguments for
 # one benchmark, e.g. BENCH_ARGS_core="-r 3 -t 0.5").
 # To add a benchmark: bench/bench_<name>.c (built by cmake/extra.cmake) and
@@ -120,6 +120,65 @@ if selected h264; then
     fi
     echo
     echo "(h264: $((SECONDS - t0)) s; progress in $build/bench_h264.log, every number in $build/bench_h264.json)"
+  fi
+fi
+# ---- Publish -> screen latency in Chromium: bench/latency.js ----------------
+# MJPEG <img> vs H.264 WebCodecs vs H.264 MSE, interleaved rounds against two
+# sluice-stream servers (MJPEG and --codec h264) on loopback; needs Debian's
+# chromium, node and tests/node's npm packages (playwright-core, ws). About
+# 70 s. Selected by "latency" (and run by default). LATENCY_ARGS adds
+# arguments, e.g. LATENCY_ARGS="--rounds 5 --duration 10".
+if selected latency; then
+  echo
+  echo "## latency"
+  echo
+  if grep -q '^SL_BUILD_APPS:BOOL=OFF' "$build/CMakeCache.txt"; then
+    echo "bench latency: needs sluice-stream (SL_BUILD_APPS is OFF in $build)"; status=1
+  elif ! cmake --build "$build" --target sluice-stream >"$build/bench_latency.build.log" 2>&1; then
+    tail -20 "$build/bench_latency.build.log"; echo "bench latency: build failed"; status=1
+  elif ! command -v node >/dev/null || [ ! -d tests/node/node_modules/playwright-core ]; then
+    echo "bench latency: needs node and (cd tests/node && npm ci)"; status=1
+  else
+    echo "Command: \`node bench/latency.js --build $build${LATENCY_ARGS:+ $LATENCY_ARGS}\`"
+    echo
+    t0=$SECONDS
+    # shellcheck disable=SC2086
+    if ! node bench/latency.js --build "$build" --json "$build/bench_latency.json" ${LATENCY_ARGS:-} \
+        2>"$build/bench_latency.log"; then
+      tail -20 "$build/bench_latency.log"; echo "bench latency: failed"; status=1
+    fi
+    echo
+    echo "(latency: $((SECONDS - t0)) s; per-round numbers in $build/bench_latency.log, every number in $build/bench_latency.json)"
+  fi
+fi
+
+# ---- /mux vs one WebSocket per stream: bench/mux.py ---------------------------
+# 100 clients x 12 subscriptions over /mux against 1200 viewers of
+# /streams/NAME/ws on one sluice-stream with 12 small test patterns
+# (--demo-streams 11, 320x240, 15 fps): server CPU and library memory per
+# subscription, interleaved rounds (about 60 s). Selected by "mux" (and run by
+# default). MUX_ARGS adds arguments, e.g. MUX_ARGS="--rounds 5 --duration 6".
+if selected mux; then
+  echo
+  echo "## mux"
+  echo
+  if grep -q '^SL_BUILD_APPS:BOOL=OFF' "$build/CMakeCache.txt"; then
+    echo "bench mux: needs sluice-stream (SL_BUILD_APPS is OFF in $build)"; status=1
+  elif ! cmake --build "$build" --target sluice-stream loadgen >"$build/bench_mux.build.log" 2>&1; then
+    tail -20 "$build/bench_mux.build.log"; echo "bench mux: build failed"; status=1
+  elif ! command -v python3 >/dev/null; then
+    echo "bench mux: needs python3"; status=1
+  else
+    echo "Command: \`bench/mux.py --build $build${MUX_ARGS:+ $MUX_ARGS}\`"
+    echo
+    t0=$SECONDS
+    # shellcheck disable=SC2086
+    if ! python3 bench/mux.py --build "$build" --json "$build/bench_mux.json" ${MUX_ARGS:-} \
+        2>"$build/bench_mux.log"; then
+      tail -20 "$build/bench_mux.log"; echo "bench mux: failed"; status=1
+    fi
+    echo
+    echo "(mux: $((SECONDS - t0)) s; progress in $build/bench_mux.log, every number in $build/bench_mux.json)"
   fi
 fi
 exit $status

@@ -20,6 +20,36 @@
  * - Pointers handed to a handler in ev_data are valid only until the handler
  *   returns.
  * - The library never aborts the process and never raises SIGPIPE.
+ *
+ * Index: the sections of this header, in order, and where to start in each.
+ *   Errors ............................ SL_E* codes, sl_strerror
+ *   Logging ........................... sl_log_set, sl_log
+ *   Memory ............................ sl_set_allocator, sl_mem_stats_get
+ *   Shared buffers .................... sl_buf_new, sl_buf_ref, sl_buf_unref
+ *   Events, close reasons and limits .. SL_EVENTS, the re-entrancy rules,
+ *                                       sl_ev_name, sl_limits
+ *   The manager ....................... sl_mgr_new, sl_mgr_poll, sl_mgr_call,
+ *                                       sl_mgr_wakeup, sl_mgr_stats_get
+ *   Connections: sending .............. sl_listen, sl_connect, sl_send,
+ *                                       sl_send_buf, sl_sendv, sl_conn_room
+ *   Connections: input, closing ....... sl_conn_in, sl_conn_close,
+ *                                       sl_conn_set_limits, sl_conn_sockopt
+ *   Connections: counters, iteration .. sl_conn_stats_get, sl_conn_next
+ *   Timers ............................ sl_timer_add, sl_timer_free
+ *   HTTP/1.1 .......................... sl_http_listen, sl_http_reply,
+ *                                       sl_router_new, sl_http_serve_dir
+ *   HTTP helpers ...................... sl_url_decode, sl_http_var,
+ *                                       sl_http_cookie, sl_json_get
+ *   multipart/form-data ............... sl_multipart_new, sl_multipart_feed
+ *   TLS ............................... sl_tls_server_new, sl_conn_tls
+ *   HTTP client ....................... sl_http_request
+ *   WebSocket ......................... sl_ws_upgrade, sl_ws_connect, sl_ws_send
+ *   Hubs .............................. sl_hub_new, sl_hub_publish,
+ *                                       sl_hub_attach, sl_hub_stats_get
+ *   Multiplexing ...................... sl_mux_new, sl_mux_subscribe
+ *   H.264 ............................. sl_h264_reader_new, sl_h264_parse_sps
+ *   Fragmented MP4 .................... sl_fmp4_init, sl_fmp4_fragment
+ * docs/architecture.md has the layers, the path of a frame and the threads.
  */
 #ifndef SLUICE_H
 #define SLUICE_H
@@ -186,7 +216,7 @@ SL_API void sl_buf_unref(sl_buf *b);
 SL_API unsigned sl_buf_refs(const sl_buf *b);
 
 /* ------------------------------------------------------------------ */
-/* Manager, connections and events                                     */
+/* Events, close reasons and limits                                    */
 /* ------------------------------------------------------------------ */
 
 typedef struct sl_mgr sl_mgr;
@@ -224,6 +254,8 @@ typedef struct sl_str {
   X(SL_EV_WAKEUP, "wakeup")   /* sl_str *msg from sl_mgr_wakeup() */         \
   X(SL_EV_HTTP_MSG, "http-msg")   /* struct sl_http_msg * (request/resp) */ \
   X(SL_EV_HTTP_CHUNK, "http-chunk") /* sl_str *data: a piece of a body */   \
+  X(SL_EV_HTTP_HEADERS, "http-headers") /* sl_http_msg *: request head,  \
+                                         body not read yet */           \
   X(SL_EV_WS_OPEN, "ws-open") /* struct sl_http_msg *: upgrade request */   \
   X(SL_EV_WS_MSG, "ws-msg")   /* struct sl_ws_msg *: a whole message */     \
   X(SL_EV_WS_CTL, "ws-ctl")   /* struct sl_ws_msg *: ping/pong/close */     \
@@ -303,6 +335,10 @@ typedef struct sl_limits {
                          progress against stall_ms (0: any byte counts) */
 } sl_limits;
 
+/* ------------------------------------------------------------------ */
+/* The manager: options, the loop, thread hand-off, counters          */
+/* ------------------------------------------------------------------ */
+
 /* Poller backends. */
 enum { SL_BACKEND_AUTO, SL_BACKEND_EPOLL, SL_BACKEND_POLL };
 
@@ -316,6 +352,26 @@ typedef struct sl_mgr_opts {
   size_t wakeup_max;      /* queued cross-thread messages (1024) */
   sl_limits limits;       /* defaults for every connection */
 } sl_mgr_opts;
+
+/* The preset for a small device (a 64 MB board: a few viewers, one
+ * camera), docs/memory.md "Defaults for small devices" sets it beside the
+ * defaults. Overwrites every field of `o` with:
+ *   limits.send_max 512 KiB (default 4 MiB), recv_max 16 KiB (64 KiB),
+ *   idle_ms 30 s (60 s), stall_ms 20 s (60 s); max_conns 64 (4096);
+ *   max_per_ip 16 (off); budget 16 MiB (off); wakeup_max 256 (1024).
+ * Adjust fields afterwards as needed, then pass `o` to sl_mgr_new. Hubs
+ * have their own options (the same section gives a small sl_hub_opts:
+ * max_subs, sub.stall_ms, budget). Any thread.
+ * Example: sl_mgr_opts o; sl_mgr_opts_small(&o); m = sl_mgr_new(&o, &err); */
+SL_API void sl_mgr_opts_small(sl_mgr_opts *o);
+#define SL_SMALL_SEND_MAX (512u << 10)
+#define SL_SMALL_RECV_MAX (16u << 10)
+#define SL_SMALL_IDLE_MS 30000u
+#define SL_SMALL_STALL_MS 20000u
+#define SL_SMALL_MAX_CONNS 64u
+#define SL_SMALL_MAX_PER_IP 16u
+#define SL_SMALL_BUDGET (16u << 20)
+#define SL_SMALL_WAKEUP_MAX 256u
 
 /* Create a manager. `opts` may be NULL for the defaults; it is copied.
  * Returns NULL and sets *err (SL_ENOMEM, SL_EINVAL, or a system error from
@@ -380,6 +436,10 @@ SL_API void sl_mgr_stats_get(const sl_mgr *m, sl_mgr_stats *out);
 /* Change the manager's held-bytes budget (0 = off). */
 SL_API void sl_mgr_set_budget(sl_mgr *m, size_t budget);
 
+/* ------------------------------------------------------------------ */
+/* Connections: listening, connecting and sending                     */
+/* ------------------------------------------------------------------ */
+
 /* Listen on `url`: "host:port", "[v6]:port", ":port" (all IPv4 interfaces),
  * or "tcp://", "http://", "ws://" forms of those (TLS: sl_listen_tls, or
  * sl_http_listen with opts->tls). Accepted connections get
@@ -433,6 +493,10 @@ SL_API int sl_sendv(sl_conn *c, const sl_part *parts, size_t n);
 SL_API size_t sl_conn_room(const sl_conn *c);
 /* Queued bytes: owned chunk bytes + unsent referenced bytes. */
 SL_API size_t sl_conn_queued(const sl_conn *c);
+
+/* ------------------------------------------------------------------ */
+/* Connections: input, closing, limits and options                    */
+/* ------------------------------------------------------------------ */
 
 /* The received bytes not yet consumed. `*len` receives their count. The
  * pointer is valid until the next sl_conn_consume or return to the loop. */
@@ -497,6 +561,10 @@ enum {
 };
 SL_API int sl_conn_sockopt(sl_conn *c, int opt, int value);
 
+/* ------------------------------------------------------------------ */
+/* Connections: counters, accessors and iteration                     */
+/* ------------------------------------------------------------------ */
+
 /* Per-connection counters. */
 typedef struct sl_conn_stats {
   size_t queued;       /* owned + referenced unsent bytes */
@@ -528,6 +596,26 @@ SL_API const char *sl_conn_peer(const sl_conn *c);
 SL_API int sl_conn_local_port(const sl_conn *c);
 /* Look a connection up by id; NULL when gone. */
 SL_API sl_conn *sl_conn_find(sl_mgr *m, uint64_t id);
+/* Iterate the manager's connections, listeners and connections from
+ * sl_connect included: pass NULL for the first, then the one returned
+ * last; NULL at the end. Newest first. Every connection not yet freed is
+ * visited, also one that is closing (sl_conn_is_closing: sends to it fail
+ * with SL_ECLOSING), but not one inside its own SL_EV_CLOSE.
+ * Rules while iterating, from a handler, timer or sl_mgr_call function:
+ *   - closing any connection, `prev` included, is safe: a connection is
+ *     freed only at the end of the loop iteration, after the handlers;
+ *   - connections created meanwhile (sl_connect, sl_listen) go to the
+ *     front and are not visited (accepts never run inside a handler);
+ *   - do not keep a pointer past the return to the loop: keep
+ *     sl_conn_id() and look it up with sl_conn_find().
+ * Loop thread only; O(1) per step.
+ * Example: for (sl_conn *c = sl_conn_next(m, NULL); c; c = sl_conn_next(m, c))
+ *            if (sl_conn_listener(c) == api) sl_ws_send(c, SL_WS_TEXT, s, n); */
+SL_API sl_conn *sl_conn_next(sl_mgr *m, sl_conn *prev);
+/* The listener that accepted `c`; NULL for a listener, a connection made
+ * by sl_connect, or when that listener has been freed. With sl_conn_next,
+ * this iterates one listener's connections. */
+SL_API sl_conn *sl_conn_listener(const sl_conn *c);
 
 /* ------------------------------------------------------------------ */
 /* Timers                                                              */
@@ -622,6 +710,21 @@ typedef struct sl_http_opts {
  * sl_http_end after sl_http_start). Malformed or oversized requests are
  * answered by the library (400, 408, 413, 414, 431, 501, 505) and never
  * reach `fn`. `opts` may be NULL; it is copied.
+ *
+ * Each request first reaches `fn` as SL_EV_HTTP_HEADERS, with the same
+ * `sl_http_msg *` but its body not read yet (body.len 0), before any
+ * "100 Continue" is sent. The handler may ignore it (SL_EV_HTTP_MSG
+ * follows as above), or:
+ *   - answer at once (sl_http_reply*, sl_http_start, e.g. 401 or 413): the
+ *     request is done, SL_EV_HTTP_MSG does not follow, 100 Continue is
+ *     not sent and the body is not read. A request with a body then gets
+ *     "Connection: close" and the connection closes after the response
+ *     (the unread body leaves no way to find the next request);
+ *   - set this request's body limit (sl_http_body_max; a router route's
+ *     limit through sl_router_headers);
+ *   - take the body as it arrives (sl_http_body_stream).
+ * The message's pointers are valid only during the event, like every
+ * sl_http_msg. Only these calls act on the request from the event.
  * Example: sl_http_listen(m, "127.0.0.1:8080", NULL, on_http, NULL, &err); */
 SL_API sl_conn *sl_http_listen(sl_mgr *m, const char *url,
                                const sl_http_opts *opts, sl_handler fn,
@@ -674,6 +777,51 @@ SL_API int sl_http_write_buf(sl_conn *c, sl_buf *b, size_t off, size_t len);
  * pipelined request is served), a graceful close in SL_HTTP_STREAM mode. */
 SL_API int sl_http_end(sl_conn *c);
 
+/* Set the body limit of the current request, in bytes (0: no body
+ * allowed), in place of sl_http_opts.max_body. Only inside
+ * SL_EV_HTTP_HEADERS; it holds for that request alone. A Content-Length
+ * above it is answered 413 by the library right after the event (before
+ * 100 Continue); a chunked body that grows past it, 413 when it does. A
+ * buffered body (the default) is held in memory up to this limit, under
+ * the manager's budget (503 when it has no room): raise it for large
+ * bodies only with sl_http_body_stream, or with a budget. Returns 0, or
+ * SL_EINVAL outside the headers event (or on a connection that is not an
+ * HTTP server's). Loop thread. */
+SL_API int sl_http_body_max(sl_conn *c, unsigned long long max);
+
+/* Take the current request's body as it arrives (`on` 1) instead of whole
+ * in SL_EV_HTTP_MSG (the default, `on` 0). Only inside SL_EV_HTTP_HEADERS.
+ * The handler then gets, in order:
+ *   SL_EV_HTTP_CHUNK  sl_str *: the next piece of the body, de-chunked,
+ *                     pointing into the connection's input buffer (at
+ *                     most recv_max bytes), valid until the handler
+ *                     returns and consumed then (do not call
+ *                     sl_conn_consume). Copy what you keep.
+ *   SL_EV_HTTP_CHUNK  with len == 0, once: the body is complete (also for
+ *                     a request without a body). The request now waits
+ *                     for its response, as after SL_EV_HTTP_MSG, which is
+ *                     not delivered for a streamed request.
+ * The request head (method, path, headers) is NOT available during the
+ * chunks: keep what you need from SL_EV_HTTP_HEADERS.
+ * Memory: nothing is copied; the body costs the input buffer and no more,
+ * whatever its size. Backpressure: sl_conn_pause_read(c, 1) stops reading
+ * from the socket, so TCP pushes back on the client; the bytes already
+ * read (at most recv_max) are still delivered in the same dispatch;
+ * sl_conn_pause_read(c, 0) resumes (from a timer, another connection's
+ * event, or a later chunk). While reading is paused the body bounds
+ * (body_timeout_ms, body_min_rate) wait; the connection's idle_ms does
+ * not (sl_conn_set_busy for a long pause).
+ * The body limit (sl_http_body_max, else max_body) holds for a streamed
+ * body too: raise it for large uploads. A body that breaks a bound (400
+ * bad chunked framing, 408 too slow, 413 too large) is answered by the
+ * library and the connection closes: the handler sees SL_EV_CLOSE without
+ * the empty piece. The handler may answer before the end (say 507 when its
+ * disk fills): no more pieces come, the response says Connection: close.
+ * Returns 0, or SL_EINVAL outside the headers event. Loop thread.
+ * Example (in SL_EV_HTTP_HEADERS): sl_http_body_max(c, 1ull << 32);
+ *                                  sl_http_body_stream(c, 1); */
+SL_API int sl_http_body_stream(sl_conn *c, int on);
+
 /* Reply `status` with a short text body naming it, e.g. 404 Not Found. */
 SL_API int sl_http_reply_status(sl_conn *c, int status);
 /* The reason phrase of a status code ("Not Found"), or "Unknown". */
@@ -720,6 +868,23 @@ SL_API void sl_router_free(sl_router *r);
  * for a pattern that does not start with '/'. */
 SL_API int sl_router_add(sl_router *r, const char *method,
                          const char *pattern, sl_route_fn fn, void *data);
+/* Options of one route; zero fields take the defaults. */
+typedef struct sl_route_opts {
+  unsigned long long max_body; /* body limit of requests this route gets
+                                  (see sl_http_body_max); 0: the server's
+                                  max_body */
+} sl_route_opts;
+/* sl_router_add with options (`opts` copied; NULL: the defaults). */
+SL_API int sl_router_add_opts(sl_router *r, const char *method,
+                              const char *pattern, sl_route_fn fn,
+                              void *data, const sl_route_opts *opts);
+/* Apply the options of the route that will get this request (the same
+ * rule as sl_router_dispatch) from SL_EV_HTTP_HEADERS: its body limit.
+ * Call it there, and sl_router_dispatch on SL_EV_HTTP_MSG; without it the
+ * server's max_body holds. Returns 1 when a route matched, else 0 (nothing
+ * changed). `m` is borrowed for the call. Loop thread.
+ * Example: if (ev == SL_EV_HTTP_HEADERS) sl_router_headers(r, c, ev_data); */
+SL_API int sl_router_headers(sl_router *r, sl_conn *c, const sl_http_msg *m);
 /* Run the first route matching the request (sl_http_match: decoded path,
  * unsafe paths match none). A GET route also answers HEAD. When the path
  * matches a route but not its method, replies 405 with an Allow header
@@ -886,6 +1051,106 @@ SL_API int sl_json_escape(const char *src, size_t len, char *dst, size_t dstlen)
  * unknown conversion (then buf holds "").
  * Example: sl_json_printf(b, sizeof b, "{%Q:%d,%Q:%Q}", "fps", 25, "name", n); */
 SL_API int sl_json_printf(char *buf, size_t len, const char *fmt, ...);
+
+/* ------------------------------------------------------------------ */
+/* multipart/form-data (browser file uploads)                          */
+/* ------------------------------------------------------------------ */
+
+/* A streaming parser of multipart/form-data bodies (RFC 7578 on RFC 2046
+ * section 5.1.1), for forms with <input type="file">. It is fed the body
+ * in pieces of any size as they arrive (the whole m->body of an
+ * SL_EV_HTTP_MSG, or each SL_EV_HTTP_CHUNK) and calls back, per part:
+ * on_part once its headers are read, on_data for its bytes in pieces
+ * (never copied: each piece points into what was fed, or at the
+ * parser's boundary text), on_end once its closing delimiter is seen. The
+ * pieces of a part's data depend on how the body was split; their
+ * concatenation does not.
+ *
+ * Memory: one allocation at sl_multipart_new of a fixed size (the state
+ * plus max_head bytes for one part's headers), whatever the body's size;
+ * nothing else. The bounds: a part's header block (max_head), the number
+ * of parts (max_parts), a part's size (max_part, off by default), and
+ * the boundary (1 to 70 characters, RFC 2046). Each part must carry
+ * "Content-Disposition: form-data; name=..." (RFC 7578 section 4.2);
+ * folded header lines, bare CR or LF, and a delimiter followed by
+ * anything but "--", blanks and CRLF are refused. The preamble before the
+ * first delimiter and the epilogue after the last are ignored.
+ *
+ * Errors: any problem of the input is SL_EPROTO (SL_EMSGSIZE for a bound
+ * exceeded), with a sentence from sl_multipart_error(); once failed, a
+ * parser fails every later call with the same code. A parser is used from
+ * one thread at a time; callbacks run inside sl_multipart_feed. */
+typedef struct sl_multipart sl_multipart;
+
+/* One part, as on_part, on_data and on_end see it. The slices point into
+ * the parser's header buffer: valid until on_end of the part returns
+ * (copy what you keep). Values are as sent, not decoded: browsers send
+ * the file's base name in UTF-8, with '"', CR and LF as %22, %0D and %0A
+ * (WHATWG HTML, "multipart/form-data encoding algorithm"). A file name
+ * is a hint from the peer: never use it as a path without checking it. */
+typedef struct sl_multipart_part {
+  size_t index;         /* 0 for the first part */
+  sl_str name;          /* the form field's name */
+  sl_str filename;      /* the file's name; empty when absent */
+  int has_filename;     /* 1 when a filename parameter was sent (a file
+                           input left empty sends filename="") */
+  sl_str content_type;  /* its Content-Type; empty when absent, which
+                           means text/plain (RFC 7578 section 4.4) */
+  uint64_t size;        /* data bytes delivered so far */
+} sl_multipart_part;
+
+/* Options; zero fields take the defaults. A callback returning nonzero
+ * (best a negative SL_E* code) stops the parser: sl_multipart_feed
+ * returns that value and the parser stays failed ("stopped by the
+ * application"). Any callback may be NULL. */
+typedef struct sl_multipart_opts {
+  size_t max_head;   /* bytes of one part's header block, its blank line
+                        included (8 KiB; at least 256) */
+  size_t max_parts;  /* parts in the body (64) */
+  uint64_t max_part; /* data bytes of one part; 0: no limit */
+  int (*on_part)(const sl_multipart_part *p, void *arg);
+  int (*on_data)(const sl_multipart_part *p, const void *data, size_t len,
+                 void *arg);
+  int (*on_end)(const sl_multipart_part *p, void *arg);
+  void *arg;
+} sl_multipart_opts;
+
+/* Find and check the boundary of a Content-Type value (`len` bytes at
+ * `ct`, e.g. the value of m's Content-Type header): the type must be
+ * multipart/form-data (any case), with a boundary parameter (token or
+ * quoted-string) of 1 to 70 characters from RFC 2046's bchars, not ending
+ * in a space. Returns 0 with *boundary pointing into `ct`; else SL_EPROTO
+ * with *why (when not NULL) saying what is wrong. Pure, any thread. */
+SL_API int sl_multipart_boundary(const char *ct, size_t len, sl_str *boundary,
+                                 const char **why);
+
+/* A parser for a body whose Content-Type value is `ct` (`len` bytes,
+ * copied as far as needed: the boundary). `o` may be NULL (defaults, no
+ * callbacks); it is copied. NULL with *err: SL_EPROTO (Content-Type as
+ * sl_multipart_boundary refuses it), SL_EINVAL (NULL `ct`, max_head below
+ * 256), SL_ENOMEM. Any thread.
+ * Example:
+ *   const sl_str *ct = sl_http_get_header(m, "Content-Type");
+ *   sl_multipart *mp = ct ? sl_multipart_new(ct->ptr, ct->len, &o, &err) : NULL;
+ *   if (mp && sl_multipart_feed(mp, m->body.ptr, m->body.len) == 0 &&
+ *       sl_multipart_finish(mp) == 0) ... */
+SL_API sl_multipart *sl_multipart_new(const char *ct, size_t len,
+                                      const sl_multipart_opts *o, int *err);
+/* Feed the next `len` bytes of the body (borrowed for the call; any
+ * split). Returns 0, SL_EPROTO or SL_EMSGSIZE (see sl_multipart_error),
+ * or what a callback returned. Bytes after the closing delimiter are
+ * ignored. */
+SL_API int sl_multipart_feed(sl_multipart *mp, const void *data, size_t len);
+/* The body has ended: 0 when the closing delimiter was seen, else
+ * SL_EPROTO ("body ended before the closing boundary": an upload cut
+ * short) or the error that failed the parser. */
+SL_API int sl_multipart_finish(const sl_multipart *mp);
+/* Why the parser failed ("part 2: header line without colon"), or "". */
+SL_API const char *sl_multipart_error(const sl_multipart *mp);
+/* Parts whose headers were read so far. */
+SL_API size_t sl_multipart_parts(const sl_multipart *mp);
+/* Free the parser. NULL is ignored. */
+SL_API void sl_multipart_free(sl_multipart *mp);
 
 /* ------------------------------------------------------------------ */
 /* TLS                                                                 */
@@ -1494,6 +1759,28 @@ SL_API const char *sl_hub_name(const sl_hub *h);
  *          sl_buf_unref(b); */
 SL_API int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms,
                           unsigned flags);
+/* Send a text message (a JSON status push, say) to every WebSocket
+ * subscriber of the hub (transports WS and WS_FMP4) as one WebSocket TEXT
+ * message; HTTP subscribers and the subscriptions of a mux (sl_mux, which
+ * has its own message format) do not get it. `len` bytes of `text` are
+ * copied once into a shared buffer that every subscriber's queue
+ * references. Unlike frames, text messages are never replaced, skipped or
+ * delayed by the subscriber's policy or fps cap: each is queued at once,
+ * whole, behind what the connection already holds, so texts arrive in the
+ * order published; a frame still waiting in the viewer's policy queue
+ * (for its queue to drain) goes after a text published later. The
+ * bounds are the subscriber's send_max and the manager's budget: a
+ * subscriber whose queue has no room for it (a stalled viewer) misses it,
+ * counted in sl_sub_stats.text_drops and sl_hub_stats.text_drops (and a
+ * debug log line); its bytes count in the viewer's lag like a frame's, so
+ * the hub's hard and soft limits close a viewer that does not read them.
+ * An H.264 viewer also gets the hub's own text message {"type":"config",
+ * ...} (docs/h264.md): give yours another "type". Any thread, like
+ * sl_hub_publish: from another thread it shares that queue (SL_EFULL when
+ * 8 frames and texts wait; nothing was kept, retry). Returns 0, SL_EINVAL (NULL hub, or `text` not UTF-8),
+ * SL_ENOMEM, SL_EFULL.
+ * Example: sl_hub_publish_text(h, "{\"type\":\"status\",\"rec\":true}", 29); */
+SL_API int sl_hub_publish_text(sl_hub *h, const char *text, size_t len);
 /* 0 while a lossless subscriber is full (the producer should wait for
  * SL_HUB_READY), else 1. Any thread. */
 SL_API int sl_hub_ready(const sl_hub *h);
@@ -1534,6 +1821,9 @@ typedef struct sl_sub_stats {
                              connection (sl_mux); `queued` and `send_max`
                              are then the whole connection's */
   uint32_t mux_id;        /* its subscription id there */
+  uint64_t texts_sent;    /* text messages queued (sl_hub_publish_text) */
+  uint64_t text_drops;    /* text messages refused: no room (send_max) or
+                             over the manager's budget */
 } sl_sub_stats;
 
 /* Counters of a hub. */
@@ -1565,6 +1855,9 @@ typedef struct sl_hub_stats {
   uint64_t mp4_fragments;     /* fMP4 fragments built: one per frame that
                                  any fMP4 viewer took, whatever their number */
   uint64_t mp4_bytes;         /* their bytes */
+  uint64_t texts_in;          /* sl_hub_publish_text messages taken */
+  uint64_t texts_sent;        /* copies queued to WebSocket subscribers */
+  uint64_t text_drops;        /* copies refused (see sl_sub_stats) */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
@@ -1787,6 +2080,7 @@ SL_API void sl_h264_reader_stats_get(const sl_h264_reader *r,
  * discarded; AUs referenced by the application stay theirs). NULL is
  * ignored. */
 SL_API void sl_h264_reader_free(sl_h264_reader *r);
+
 /* ------------------------------------------------------------------ */
 /* Fragmented MP4                                                      */
 /* ------------------------------------------------------------------ */

@@ -41,6 +41,13 @@ libdir=$(dirname "$(dirname "$pc")")
 echo "== install: pkg-config"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 flags=$(pkg-config --cflags --libs sluice) || { echo "FAIL pkg-config"; exit 1; }
+# The paths must be the custom prefix given to `cmake --install --prefix`,
+# not the configure-time one (/usr/local): cmake/extra.cmake rewrites the
+# installed sluice.pc. A copy elsewhere on the system must not be used.
+case " $flags " in
+  *" -I$prefix/include "*"-L$libdir "*) echo "ok   pkg-config paths are in $prefix" ;;
+  *) echo "FAIL pkg-config paths are not in $prefix: $flags"; exit 1 ;;
+esac
 echo "  cc examples/echo_server.c $flags"
 if cc -std=c11 -Wall -Werror examples/echo_server.c $flags -o "$work/echo-pc"; then
   starts "pkg-config, shared" "$work/echo-pc"

@@ -330,10 +330,14 @@ int sl_sendv(sl_conn *c, const sl_part *parts, size_t n) {
   sl__outq_cost(&c->outq, &m->acct, parts, n, &qadd, &hadd);
   if (qadd > c->lim.send_max || c->outq.queued > c->lim.send_max - qadd) {
     m->st.refused_sends++;
+    SL_DEBUG("send of %zu bytes to %s refused: %zu queued, send_max %zu", qadd, c->peer_str,
+             c->outq.queued, c->lim.send_max);
     return SL_ENOBUFS;
   }
   if (m->opts.budget && m->acct.held + hadd > m->opts.budget) {
     m->st.refused_sends++;
+    SL_DEBUG("send of %zu bytes to %s refused: manager holds %zu, budget %zu", qadd,
+             c->peer_str, m->acct.held, m->opts.budget);
     return SL_EBUDGET;
   }
   int was_empty = c->outq.queued == 0;
@@ -657,6 +661,11 @@ static void release(sl_conn *c) {
 void sl__conn_free(sl_conn *c) {
   SL_ASSERT(c->state == SL_ST_CLOSING);
   sl__conn_note_reason(c, SL_CLOSE_LOCAL, 0);
+  SL_DEBUG("close %s%s conn %llu: %s%s%s, %llu bytes in, %llu out",
+           (c->flags & SL_F_LISTENER) ? "listener " : "", c->peer_str,
+           (unsigned long long)c->id, sl_close_reason_name(c->close_reason),
+           c->err ? ": " : "", c->err ? sl_strerror(c->err) : "",
+           (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
   sl__conn_set_state(c, SL_ST_CLOSED);
   sl__call(c, SL_EV_CLOSE, NULL);
   release(c);

@@ -4,6 +4,86 @@
  * header timeout, pipelining in order, and the reply helpers. Every byte
  * written goes through sl_sendv, so every response obeys send_max and the
  * budget.
+ *
+ * THE REQUEST CYCLE (read this first). h->state is one of enum
+ * sl_http_state (http.h), moved only by set_state, which asserts each move
+ * against the table `legal` below in debug builds:
+ *
+ *     ┌──────────── response complete, keep-alive ◄───────────────────┐
+ *     ▼                                                               │
+ *   HEAD ─head─► HEADERS ─body─► BODY ────body complete──► REQUEST ─► RESPONSE
+ *     │            │  │  └─body, streamed─► BODY_STREAM ─end─►▲  start   │
+ *     │            │  └─────no body (dispatch)────────────────┘          │
+ *     │            └─answered in the event──► HEAD, RESPONSE or CLOSE    │
+ *     ├─bad head, 408─► CLOSE ◄─400/408/413 from BODY, BODY_STREAM       │
+ *     │                   ▲                                              │
+ *     │                   └─response complete, no keep-alive, a peer ────┘
+ *     │                     FIN, a body left unread, a SL_HTTP_STREAM end
+ *     └─idle keep-alive timeout: closed (CLOSE)
+ *   HEAD, HEADERS, BODY_STREAM, REQUEST, RESPONSE ──another protocol
+ *   inside the handler──► UPGRADED
+ *
+ *   HEAD      between requests: the input is parsed for the next head
+ *             (bounded by header_timeout_ms, armed once the previous
+ *             response has left; 408 for a partial head, silent close for
+ *             an idle connection).
+ *   HEADERS   inside SL_EV_HTTP_HEADERS, the head in the input buffer, no
+ *             byte of the body read and no 100 Continue sent. The handler
+ *             may answer (then no SL_EV_HTTP_MSG), set the body limit
+ *             (body_max), or ask for the body as it arrives (body_stream).
+ *             On return: 413 when Content-Length passes the limit, else
+ *             100 Continue if asked, then BODY or BODY_STREAM; without a
+ *             body, straight to REQUEST.
+ *   BODY      the head is copied into h->body and re-parsed there once the
+ *             body (Content-Length or chunked, body_chunked says which)
+ *             is complete; bounded by body_max (413), body_timeout_ms and
+ *             body_min_rate (408).
+ *   BODY_STREAM  each piece goes to the handler (SL_EV_HTTP_CHUNK) from
+ *             the input buffer as it arrives, nothing copied; same bounds;
+ *             a response may begin here. The empty piece at the end is
+ *             delivered in REQUEST.
+ *   REQUEST   SL_EV_HTTP_MSG (or the empty piece) delivered or being
+ *             delivered; no response yet. sl_http_reply* completes it,
+ *             sl_http_start and sl__http_start_fixed move to RESPONSE.
+ *   RESPONSE  head sent, body written by the application (h->mode says
+ *             how) or by a source (static files); ends with sl_http_end
+ *             or sl__http_finish. A HEAD request's streamed response ends
+ *             at its head.
+ *   UPGRADED  sl_ws_upgrade replaced the protocol inside the handler
+ *             (http_free ran there); the request it was handed stays
+ *             valid until it returns, then call_handler frees h and
+ *             hand_over gives the bytes after the head to the new
+ *             protocol. Terminal.
+ *   CLOSE     an error answered by the library, the last response of a
+ *             non-persistent connection, or the end of a SL_HTTP_STREAM
+ *             body: nothing more is read; the connection flushes and goes.
+ *             Terminal.
+ * A response may begin in HEADERS, BODY_STREAM and REQUEST (can_respond);
+ * begun before the body was read to its end (body_pending), it says
+ * Connection: close and the connection ends with it (persists).
+ *
+ * Events in: SL_EV_READ (serve_more parses, collects and streams),
+ * SL_EV_WRITE and SL_EV_DRAIN (sources refill; HEAD arms the next header
+ * timeout once the output is empty; pipelined requests held back by a
+ * full queue resume), SL_EV_TIMEOUT (HEAD: 408 or idle close; BODY and
+ * BODY_STREAM: the body bounds, put off while the application pauses
+ * reading), and the application's calls (sl_http_reply*, sl_http_start,
+ * sl_http_end, sl_http_body_max, sl_http_body_stream).
+ *
+ * Re-entrancy. The handler runs inside call_handler, with h->in_handler
+ * set: SL_EV_HTTP_HEADERS, SL_EV_HTTP_MSG and SL_EV_HTTP_CHUNK, all from
+ * serve_more, which runs from SL_EV_READ and SL_EV_WRITE/DRAIN (and from
+ * response_done outside the handler when the output is already empty).
+ * From there the handler may reply (to HEAD: serve_more's own loop then
+ * goes on with a pipelined request, response_done does not recurse), start
+ * a response, upgrade (UPGRADED: h must outlive the call), or close the
+ * connection (serve_more stops on the connection's CLOSING or DRAINING).
+ * Outside the handler (a timer, another connection's event) a response
+ * that completes resumes reading only from the next SL_EV_WRITE, never
+ * inside the caller's own call: the caller may still hold the connection
+ * (see response_done). The library itself never calls the handler from
+ * sl_http_reply*, sl_http_start, sl_http_write*, sl_http_end or the
+ * sl_http_body_* calls.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +153,33 @@ static struct sl_http *state(sl_conn *c) {
   return (c->proto == &sl__http_proto) ? c->pdata : NULL;
 }
 
+#ifdef SL_DEBUG_ASSERTS
+#define B(s) (1u << SL_HS_##s)
+/* legal[from]: the states `from` may move to (checked in debug builds). */
+static const unsigned legal[SL_HS_COUNT] = {
+  [SL_HS_HEAD] = B(HEADERS) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_HEADERS] = B(HEAD) | B(BODY) | B(BODY_STREAM) | B(REQUEST) |
+                    B(RESPONSE) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_BODY] = B(REQUEST) | B(CLOSE),
+  [SL_HS_BODY_STREAM] = B(REQUEST) | B(RESPONSE) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_REQUEST] = B(HEAD) | B(RESPONSE) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_RESPONSE] = B(HEAD) | B(UPGRADED) | B(CLOSE),
+  [SL_HS_UPGRADED] = 0,
+  [SL_HS_CLOSE] = 0,
+};
+#undef B
+#endif
+
+/* The one transition function. UPGRADED happens only inside the handler
+ * (the request it holds must outlive the call). */
+static void set_state(struct sl_http *h, enum sl_http_state to) {
+#ifdef SL_DEBUG_ASSERTS
+  SL_ASSERT(to < SL_HS_COUNT && (legal[h->state] & (1u << to)));
+#endif
+  SL_ASSERT(to != SL_HS_UPGRADED || h->in_handler);
+  h->state = to;
+}
+
 static void release_body(sl_conn *c, struct sl_http *h) {
   if (h->body == NULL) return;
   c->mgr->acct.in -= h->body_cap;
@@ -91,8 +198,8 @@ static void http_free(sl_conn *c) {
   /* Replaced by another protocol (a WebSocket upgrade) from inside the
    * handler: the request it was handed (h->msg, and the body behind it)
    * stays valid until the handler returns; dispatch frees it then. */
-  if (h->in_dispatch) {
-    h->upgraded = 1;
+  if (h->in_handler) {
+    set_state(h, SL_HS_UPGRADED);
     return;
   }
   release_body(c, h);
@@ -107,13 +214,12 @@ static void arm_header_timeout(sl_conn *c, struct sl_http *h) {
  * ends there, so a slow upload is not cut by a limit meant for slowloris
  * heads, yet a body that stops, or trickles below body_min_rate, still
  * ends in 408. One deadline serves both: the nearer of the total limit and
- * the next rate check. */
+ * the next window's check. The check runs every window even without a
+ * rate, so a pause of the application's (put_off) is seen at that grain. */
 static void next_body_check(sl_conn *c, struct sl_http *h) {
   uint64_t d = h->body_deadline;
-  if (h->opts.body_min_rate) {
-    uint64_t r = c->mgr->now + h->opts.body_rate_window_ms;
-    if (d == 0 || r < d) d = r;
-  }
+  uint64_t r = c->mgr->now + h->opts.body_rate_window_ms;
+  if (d == 0 || r < d) d = r;
   sl__conn_set_deadline(c, d);
 }
 
@@ -129,16 +235,26 @@ static void arm_body_timeout(sl_conn *c, struct sl_http *h) {
 /* A body deadline passed: 1 when the body broke a bound (answer 408). */
 static int body_too_slow(sl_conn *c, struct sl_http *h) {
   if (h->body_deadline && c->mgr->now >= h->body_deadline) return 1;
-  if (h->opts.body_min_rate == 0) return 0;
   /* The first window is a grace (connection setup, a client that reads
    * the file it uploads); each later one must carry its share. */
   unsigned long long want =
       (unsigned long long)h->opts.body_min_rate * h->opts.body_rate_window_ms / 1000;
-  if (!h->rate_grace && h->body_rx - h->rate_mark < want) return 1;
+  if (h->opts.body_min_rate && !h->rate_grace && h->body_rx - h->rate_mark < want)
+    return 1;
   h->rate_grace = 0;
   h->rate_mark = h->body_rx;
   next_body_check(c, h);
   return 0;
+}
+
+/* A body check found the application holding reading back: not the
+ * client's fault. The total limit moves by the window just paused, and
+ * the next window is a grace again. */
+static void put_off(sl_conn *c, struct sl_http *h) {
+  if (h->body_deadline) h->body_deadline += h->opts.body_rate_window_ms;
+  h->rate_grace = 1;
+  h->rate_mark = h->body_rx;
+  next_body_check(c, h);
 }
 
 struct sl_http *sl__http_attach(sl_conn *c, const sl_http_opts *o) {
@@ -214,6 +330,19 @@ static void date_header(char *out, size_t n) {
   snprintf(out, n, "%s", cached);
 }
 
+/* The connection carries another request after this response. Not when
+ * the response comes before the request's body was read to its end: the
+ * rest of that body is never read, so nothing could find where the next
+ * request starts. */
+static int persists(const struct sl_http *h) { return h->keep_alive && !h->body_pending; }
+
+/* A response may begin: in the headers event, while a body streams to the
+ * handler, or once the request is delivered. */
+static int can_respond(const struct sl_http *h) {
+  return h->state == SL_HS_REQUEST || h->state == SL_HS_HEADERS ||
+         h->state == SL_HS_BODY_STREAM;
+}
+
 /* Format the status line and the headers the library owns. `body_len` < 0
  * means no Content-Length. */
 static int format_head(struct sl_http *h, char *out, size_t cap, int status,
@@ -235,7 +364,7 @@ static int format_head(struct sl_http *h, char *out, size_t cap, int status,
    * keep-alive must be told it was granted, or it waits for our close
    * (RFC 9112 section 9.3 and appendix C.2.2). */
   n = snprintf(out + len, cap - len, "%s\r\n",
-               !h->keep_alive ? "Connection: close\r\n"
+               !persists(h) ? "Connection: close\r\n"
                : h->version_minor == 0 ? "Connection: keep-alive\r\n" : "");
   if (n < 0 || (size_t)n >= cap - len) return -1;
   return (int)(len + (size_t)n);
@@ -245,15 +374,16 @@ static void serve_more(sl_conn *c);
 
 /* The response is complete: go on with the next request, or close. */
 static void response_done(sl_conn *c, struct sl_http *h) {
-  h->in_request = 0;
   h->mode = 0;
   sl_conn_set_busy(c, 0);
   release_body(c, h);
   /* After the peer's FIN no further request can come. */
-  if (!h->keep_alive || (c->flags & SL_F_EOF)) {
+  if (!persists(h) || (c->flags & SL_F_EOF)) {
+    set_state(h, SL_HS_CLOSE);
     sl_conn_close(c, SL_CLOSE_FLUSH);
     return;
   }
+  set_state(h, SL_HS_HEAD);
   /* The next request's header timeout starts once this response is
    * written (http_ev arms it on the write that empties the queue): a slow
    * reader of a large response is bounded by stall_ms, and must not be cut
@@ -266,14 +396,14 @@ static void response_done(sl_conn *c, struct sl_http *h) {
    * head, and must not find the next request's response in its place. A
    * response always queues bytes, so that write comes; the check is a
    * safety net. */
-  if (!h->in_dispatch && sl_conn_queued(c) == 0) serve_more(c);
+  if (!h->in_handler && sl_conn_queued(c) == 0) serve_more(c);
 }
 
 static int reply_parts(sl_conn *c, int status, const char *headers,
                        const void *body, sl_buf *b, size_t off, size_t len) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (h == NULL || !can_respond(h)) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers,
                        (status == 204 || status == 304 || status < 200) ? -1
@@ -342,7 +472,7 @@ int sl_http_reply_401(sl_conn *c, const char *realm) {
 int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (h == NULL || !can_respond(h)) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   if (mode != SL_HTTP_CHUNKED && mode != SL_HTTP_STREAM) return SL_EINVAL;
   if (mode == SL_HTTP_STREAM) h->keep_alive = 0;
@@ -357,14 +487,15 @@ int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
   if (hl < 0) return SL_EMSGSIZE;
   int rc = sl_send(c, head, (size_t)hl);
   if (rc) return rc;
-  h->mode = mode;
   h->last_status = status;
   sl_conn_set_busy(c, 1);
   if (h->head_req) {
     /* A HEAD response has no body: it is complete already. */
-    h->mode = 0;
     response_done(c, h);
+    return 0;
   }
+  h->mode = mode;
+  set_state(h, SL_HS_RESPONSE);
   return 0;
 }
 
@@ -372,7 +503,7 @@ static int write_body(sl_conn *c, const void *data, sl_buf *b, size_t off,
                       size_t len) {
   struct sl_http *h = state(c);
   if (h == NULL) return sl_sendv(c, (sl_part[]){{data, b, off, len}}, 1);
-  if (!h->in_request || !h->mode) return h->head_req ? 0 : SL_EINVAL;
+  if (h->state != SL_HS_RESPONSE) return h->head_req ? 0 : SL_EINVAL;
   if (len == 0) return 0;
   if (h->mode == SL_HTTP_STREAM) {
     sl_part p = {data, b, off, len};
@@ -400,7 +531,7 @@ int sl_http_end(sl_conn *c) {
    * sl_http_start for a HEAD request, which completes at once and may have
    * let the next pipelined request in: ending that one would mark it
    * answered with nothing sent. */
-  if (h == NULL || !h->in_request || h->mode == 0) return SL_EINVAL;
+  if (h == NULL || h->state != SL_HS_RESPONSE) return SL_EINVAL;
   if (h->mode == SL_HTTP_CHUNKED) {
     /* Room is always kept for the terminator: it is 5 bytes, and a refusal
      * here would leave the client waiting forever. */
@@ -410,7 +541,7 @@ int sl_http_end(sl_conn *c) {
       return rc;
     }
   } else if (h->mode == SL_HTTP_STREAM) {
-    h->in_request = 0;
+    set_state(h, SL_HS_CLOSE);
     sl_conn_close(c, SL_CLOSE_FLUSH);
     return 0;
   }
@@ -429,7 +560,7 @@ static void fail_request(sl_conn *c, struct sl_http *h, int status) {
   int hl = format_head(h, head, sizeof(head), status, "Content-Type: text/plain\r\n",
                        n, NULL);
   sl_part parts[2] = {{head, NULL, 0, (size_t)hl}, {body, NULL, 0, (size_t)n}};
-  h->failed = 1;
+  set_state(h, SL_HS_CLOSE);
   h->last_status = status;
   h->errors++;
   sl__conn_set_deadline(c, 0);
@@ -442,12 +573,13 @@ static void fail_request(sl_conn *c, struct sl_http *h, int status) {
 
 /* Grow the request buffer to hold `need` bytes. It holds the head copy
  * (h->head_len, set before the first call) and then the body, so its bound
- * is head_len + max_body: a body of exactly max_body fits. */
+ * is head_len + body_max: a body of exactly body_max fits. */
 static int ensure_body(sl_conn *c, struct sl_http *h, size_t need) {
   if (need <= h->body_cap) return 0;
-  size_t max = h->head_len + h->opts.max_body;
+  size_t max = h->body_max > SIZE_MAX - h->head_len ? SIZE_MAX
+                                                     : h->head_len + (size_t)h->body_max;
   size_t cap = h->body_cap ? h->body_cap : 4096;
-  while (cap < need) cap *= 2;
+  while (cap < need && cap <= SIZE_MAX / 2) cap *= 2;
   if (cap > max) cap = max;
   if (cap < need) return SL_EMSGSIZE;
   sl_mgr *m = c->mgr;
@@ -462,23 +594,30 @@ static int ensure_body(sl_conn *c, struct sl_http *h, size_t need) {
   return 0;
 }
 
-/* Deliver the request whose head is in h->msg (pointers into the input
- * buffer or into h->body). */
-static int dispatch(sl_conn *c, struct sl_http *h) {
-  h->in_request = 1;
-  h->requests++;
-  h->in_dispatch = 1;
-  sl__conn_set_deadline(c, 0);
-  if (c->fn) c->fn(c, SL_EV_HTTP_MSG, &h->msg);
-  /* The handler may have upgraded the connection to another protocol
-   * (WebSocket), which left `h` for us to free (http_free). */
+/* Call the handler with one of this machine's events. Returns 1 when
+ * another protocol took the connection inside it (WebSocket): `h` is freed
+ * then, and the caller hands the input over. */
+static int call_handler(sl_conn *c, struct sl_http *h, int ev, void *data) {
+  h->in_handler = 1;
+  if (c->fn) c->fn(c, ev, data);
   if (c->proto != &sl__http_proto || c->pdata != h) {
+    SL_ASSERT(h->state == SL_HS_UPGRADED);
     release_body(c, h);
     sl__free(h, sizeof(*h), SL_MEM_META);
     return 1;
   }
-  h->in_dispatch = 0;
+  h->in_handler = 0;
   return 0;
+}
+
+/* Deliver the request: SL_EV_HTTP_MSG with h->msg (pointers into the input
+ * buffer or into h->body), or the empty SL_EV_HTTP_CHUNK that ends a
+ * streamed body. */
+static int dispatch(sl_conn *c, struct sl_http *h, int ev, void *data) {
+  set_state(h, SL_HS_REQUEST);
+  h->requests++;
+  sl__conn_set_deadline(c, 0);
+  return call_handler(c, h, ev, data);
 }
 
 /* After an upgrade: drop the request head and give the new protocol any
@@ -491,120 +630,228 @@ static void hand_over(sl_conn *c, size_t head) {
     c->proto->ev(c, SL_EV_READ, &len);
 }
 
+static int gone(const sl_conn *c) { return (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) != 0; }
+
+/* A head of `head` bytes at `p` (the input) is parsed into h->msg: the
+ * headers event, then the body or the request. Returns 1 when serve_more
+ * must stop (h may be gone), 0 to go on by h->state. */
+static int start_request(sl_conn *c, struct sl_http *h, const char *p, size_t head) {
+  static sl_str end = {"", 0};
+  h->keep_alive = h->msg.keep_alive;
+  h->version_minor = h->msg.version_minor;
+  h->head_req = sl_http_is_method(&h->msg, "HEAD");
+  h->body_pending = h->msg.content_length > 0 || h->msg.chunked;
+  h->body_stream = 0;
+  h->body_max = h->opts.max_body;
+  h->body_got = 0;
+  h->msg.body.ptr = p + head;
+  h->msg.body.len = 0;
+  /* The header timeout ends with the head, also for a response the
+   * handler starts from the headers event. */
+  sl__conn_set_deadline(c, 0);
+  set_state(h, SL_HS_HEADERS);
+  if (call_handler(c, h, SL_EV_HTTP_HEADERS, &h->msg)) {
+    hand_over(c, head);
+    return 1;
+  }
+  if (h->state != SL_HS_HEADERS || gone(c)) {
+    /* Answered (or closed) from the headers event: no SL_EV_HTTP_MSG, no
+     * 100 Continue, no body read. With a body pending the response said
+     * Connection: close (see can_respond). */
+    if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, head);
+    return 0;
+  }
+  if (!h->body_pending) {
+    int up = h->body_stream ? dispatch(c, h, SL_EV_HTTP_CHUNK, &end)
+                            : dispatch(c, h, SL_EV_HTTP_MSG, &h->msg);
+    if (up) {
+      hand_over(c, head);
+      return 1;
+    }
+    /* The head lives in the input buffer: consume it only now. */
+    if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, head);
+    return 0;
+  }
+  if (!h->msg.chunked && (unsigned long long)h->msg.content_length > h->body_max) {
+    fail_request(c, h, 413);
+    return 1;
+  }
+  if (h->body_stream) {
+    /* The head goes now: the handler copied what it needs from it. */
+    sl_conn_consume(c, head);
+    set_state(h, SL_HS_BODY_STREAM);
+  } else {
+    /* Copy the head, re-parse it there so its pointers stay valid, and
+     * collect the body behind it. */
+    h->head_len = head;
+    int er = ensure_body(c, h, head + (h->msg.chunked ? 0 : (size_t)h->msg.content_length));
+    if (er != 0) {
+      /* Too large for the limit is the client's fault; no memory or
+       * budget for it is ours. */
+      fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
+      return 1;
+    }
+    memcpy(h->body, p, head);
+    h->body_len = head;
+    sl_conn_consume(c, head);
+    set_state(h, SL_HS_BODY);
+  }
+  h->body_chunked = h->msg.chunked;
+  arm_body_timeout(c, h);
+  h->body_left = h->msg.chunked ? 0 : (unsigned long long)h->msg.content_length;
+  sl__chunked_init(&h->chunk);
+  /* Only now, when the handler has not refused the request. */
+  if (h->msg.expect_continue) sl_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  return 0;
+}
+
+/* SL_HS_BODY: collect `len` input bytes at `p` into h->body; at the end,
+ * deliver the request. Returns as start_request. */
+static int collect_body(sl_conn *c, struct sl_http *h, const char *p, size_t len) {
+  if (!h->body_chunked) {
+    size_t take = len < h->body_left ? len : (size_t)h->body_left;
+    memcpy(h->body + h->body_len, p, take);
+    h->body_len += take;
+    h->body_left -= take;
+    h->body_rx += take;
+    sl_conn_consume(c, take);
+    if (h->body_left) return 1;
+  } else {
+    size_t used = 0;
+    int done = 0;
+    while (used < len && !done) {
+      const char *d;
+      size_t dl;
+      int n = sl__chunked_decode(&h->chunk, p + used, len - used, &d, &dl, &done);
+      if (n < 0) {
+        fail_request(c, h, 400);
+        return 1;
+      }
+      if (n == 0) break;
+      if (dl) {
+        int er = h->body_len - h->head_len + dl > h->body_max
+                     ? SL_EMSGSIZE
+                     : ensure_body(c, h, h->body_len + dl);
+        if (er != 0) {
+          fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
+          return 1;
+        }
+        memcpy(h->body + h->body_len, d, dl);
+        h->body_len += dl;
+      }
+      used += (size_t)n;
+    }
+    sl_conn_consume(c, used);
+    h->body_rx += used;
+    if (!done) return 1;
+  }
+  /* Body complete: re-parse the head from our copy and deliver. */
+  h->body_pending = 0;
+  if (sl__http_parse_request(h->body, h->head_len, &h->lim, &h->msg) <= 0) {
+    fail_request(c, h, 400);
+    return 1;
+  }
+  h->keep_alive = h->msg.keep_alive;
+  h->msg.body.ptr = h->body + h->head_len;
+  h->msg.body.len = h->body_len - h->head_len;
+  if (dispatch(c, h, SL_EV_HTTP_MSG, &h->msg)) {
+    hand_over(c, 0);
+    return 1;
+  }
+  return 0;
+}
+
+/* SL_HS_BODY_STREAM: hand the handler each piece of the body straight from
+ * the input buffer, consumed when it returns; at the end, the empty piece.
+ * Nothing is copied, so the body costs the input buffer (recv_max) and no
+ * more; sl_conn_pause_read holds the socket back. Returns as
+ * start_request. */
+static int stream_body(sl_conn *c, struct sl_http *h, const char *p, size_t len) {
+  static sl_str end = {"", 0};
+  size_t used = 0;
+  int done = 0;
+  if (!h->body_chunked) {
+    size_t take = len < h->body_left ? len : (size_t)h->body_left;
+    sl_str s = {p, take};
+    h->body_left -= take;
+    h->body_rx += take;
+    h->body_got += take;
+    if (call_handler(c, h, SL_EV_HTTP_CHUNK, &s)) {
+      hand_over(c, take);
+      return 1;
+    }
+    sl_conn_consume(c, take);
+    if (h->state != SL_HS_BODY_STREAM || gone(c)) return 0;
+    if (h->body_left) return 1;
+  } else {
+    while (used < len && !done) {
+      const char *d;
+      size_t dl;
+      int n = sl__chunked_decode(&h->chunk, p + used, len - used, &d, &dl, &done);
+      if (n < 0) {
+        fail_request(c, h, 400);
+        return 1;
+      }
+      if (n == 0) break;
+      used += (size_t)n;
+      if (dl == 0) continue;
+      if (dl > h->body_max - h->body_got) {
+        fail_request(c, h, 413);
+        return 1;
+      }
+      h->body_got += dl;
+      sl_str s = {d, dl};
+      if (call_handler(c, h, SL_EV_HTTP_CHUNK, &s)) {
+        hand_over(c, used);
+        return 1;
+      }
+      if (h->state != SL_HS_BODY_STREAM || gone(c)) {
+        if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, used);
+        return 0;
+      }
+    }
+    sl_conn_consume(c, used);
+    h->body_rx += used;
+    if (!done) return 1;
+  }
+  h->body_pending = 0;
+  if (dispatch(c, h, SL_EV_HTTP_CHUNK, &end)) {
+    hand_over(c, 0);
+    return 1;
+  }
+  return 0;
+}
+
 /* Parse and dispatch as many complete requests as the input holds, while
- * no response is outstanding. */
+ * no response is outstanding; collect or stream their bodies. */
 static void serve_more(sl_conn *c) {
   struct sl_http *h = state(c);
-  while (h && !h->in_request && !h->failed && !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING))) {
+  while (h && (h->state == SL_HS_HEAD || h->state == SL_HS_BODY ||
+               h->state == SL_HS_BODY_STREAM) && !gone(c)) {
     size_t len;
     const char *p = sl_conn_in(c, &len);
-    if (h->body_state == 0) {
-      if (len == 0) return;
-      /* A pipelining client that does not read its responses must not
-       * make us queue up to send_max and then refuse them: the next
-       * request waits until the output falls below send_high (http_ev
-       * resumes on each write); meanwhile the input fills to recv_max and
-       * TCP pushes back. */
-      if (sl_conn_queued(c) >= c->lim.send_high) return;
-      int rc = sl__http_parse_request(p, len, &h->lim, &h->msg);
-      if (rc == 0) return;
-      if (rc < 0) {
-        fail_request(c, h, -rc);
-        return;
-      }
-      h->keep_alive = h->msg.keep_alive;
-      h->version_minor = h->msg.version_minor;
-      h->head_req = sl_http_is_method(&h->msg, "HEAD");
-      if (h->msg.content_length > 0 || h->msg.chunked) {
-        if (h->msg.content_length > (long long)h->opts.max_body) {
-          fail_request(c, h, 413);
-          return;
-        }
-        /* Copy the head, re-parse it there so its pointers stay valid, and
-         * collect the body behind it. */
-        size_t head = (size_t)rc;
-        h->head_len = head;
-        int er = ensure_body(c, h, head + (h->msg.chunked ? 0 : (size_t)h->msg.content_length));
-        if (er != 0) {
-          /* Too large for max_body is the client's fault; no memory or
-           * budget for it is ours. */
-          fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
-          return;
-        }
-        memcpy(h->body, p, head);
-        h->body_len = head;
-        sl_conn_consume(c, head);
-        h->body_state = h->msg.chunked ? 2 : 1;
-        arm_body_timeout(c, h);
-        h->body_left = h->msg.chunked ? 0 : (unsigned long long)h->msg.content_length;
-        sl__chunked_init(&h->chunk);
-        if (h->msg.expect_continue) {
-          sl_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        }
-        continue;
-      }
-      h->msg.body.ptr = p + rc;
-      h->msg.body.len = 0;
-      if (dispatch(c, h)) {
-        hand_over(c, (size_t)rc);
-        return;
-      }
-      /* The head lives in the input buffer: consume it only now. */
-      if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, (size_t)rc);
+    if (len == 0) return;
+    if (h->state == SL_HS_BODY) {
+      if (collect_body(c, h, p, len)) return;
       continue;
     }
-    /* Collecting a body. */
-    if (len == 0) return;
-    if (h->body_state == 1) {
-      size_t take = len < h->body_left ? len : (size_t)h->body_left;
-      memcpy(h->body + h->body_len, p, take);
-      h->body_len += take;
-      h->body_left -= take;
-      h->body_rx += take;
-      sl_conn_consume(c, take);
-      if (h->body_left) return;
-    } else {
-      size_t used = 0;
-      int done = 0;
-      while (used < len && !done) {
-        const char *d;
-        size_t dl;
-        int n = sl__chunked_decode(&h->chunk, p + used, len - used, &d, &dl, &done);
-        if (n < 0) {
-          fail_request(c, h, 400);
-          return;
-        }
-        if (n == 0) break;
-        if (dl) {
-          int er = h->body_len - h->head_len + dl > h->opts.max_body
-                       ? SL_EMSGSIZE
-                       : ensure_body(c, h, h->body_len + dl);
-          if (er != 0) {
-            fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
-            return;
-          }
-          memcpy(h->body + h->body_len, d, dl);
-          h->body_len += dl;
-        }
-        used += (size_t)n;
-      }
-      sl_conn_consume(c, used);
-      h->body_rx += used;
-      if (!done) return;
+    if (h->state == SL_HS_BODY_STREAM) {
+      if (stream_body(c, h, p, len)) return;
+      continue;
     }
-    /* Body complete: re-parse the head from our copy and deliver. */
-    h->body_state = 0;
-    if (sl__http_parse_request(h->body, h->head_len, &h->lim, &h->msg) <= 0) {
-      fail_request(c, h, 400);
+    /* A pipelining client that does not read its responses must not
+     * make us queue up to send_max and then refuse them: the next
+     * request waits until the output falls below send_high (http_ev
+     * resumes on each write); meanwhile the input fills to recv_max and
+     * TCP pushes back. */
+    if (sl_conn_queued(c) >= c->lim.send_high) return;
+    int rc = sl__http_parse_request(p, len, &h->lim, &h->msg);
+    if (rc == 0) return;
+    if (rc < 0) {
+      fail_request(c, h, -rc);
       return;
     }
-    h->keep_alive = h->msg.keep_alive;
-    h->msg.body.ptr = h->body + h->head_len;
-    h->msg.body.len = h->body_len - h->head_len;
-    if (dispatch(c, h)) {
-      hand_over(c, 0);
-      return;
-    }
+    if (start_request(c, h, p, (size_t)rc)) return;
   }
 }
 
@@ -613,7 +860,7 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
   (void)ev_data;
   switch (ev) {
     case SL_EV_READ:
-      if (h->upgraded) return 0;
+      if (h->state == SL_HS_UPGRADED) return 0;
       if (c->fn) c->fn(c, SL_EV_READ, ev_data);
       serve_more(c);
       return 1;
@@ -621,27 +868,33 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
     case SL_EV_DRAIN:
       if (h->source_fill && !(c->flags & SL_F_CLOSING)) h->source_fill(c, h->source);
       /* Between requests, the last response just left: the header
-       * timeout starts now (see response_done). */
-      if (!h->in_request && !h->failed && !h->upgraded && h->keep_alive &&
+       * timeout starts now (see response_done). Only in HEAD: a body
+       * has bounds of its own, which may be none at all. */
+      if (h->state == SL_HS_HEAD && h->keep_alive &&
           c->proto_deadline == 0 && sl_conn_queued(c) == 0 &&
           !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING)))
         arm_header_timeout(c, h);
       /* Pipelined requests held back by a full output queue. */
-      if (!h->in_request && !h->upgraded && sl_conn_queued(c) < c->lim.send_high)
-        serve_more(c);
+      if (sl_conn_queued(c) < c->lim.send_high) serve_more(c);
       return 0;
     case SL_EV_TIMEOUT:
-      if (*(int *)ev_data == SL_CLOSE_TIMEOUT && !h->in_request) {
-        if (h->body_state && !h->failed) {
-          if (body_too_slow(c, h)) fail_request(c, h, 408);
-          return 1;
-        }
+      if (*(int *)ev_data != SL_CLOSE_TIMEOUT) return 0;
+      if (h->state == SL_HS_BODY || h->state == SL_HS_BODY_STREAM) {
+        if (c->flags & SL_F_PAUSED) put_off(c, h);
+        else if (body_too_slow(c, h)) fail_request(c, h, 408);
+        return 1;
+      }
+      if (h->state == SL_HS_HEAD) {
         size_t len;
         sl_conn_in(c, &len);
         /* Part of a request arrived but not its end: 408. An idle
          * keep-alive connection is simply closed. */
-        if (len || h->body_state) fail_request(c, h, 408);
-        else sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_TIMEOUT);
+        if (len) {
+          fail_request(c, h, 408);
+        } else {
+          set_state(h, SL_HS_CLOSE);
+          sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_TIMEOUT);
+        }
         return 1;
       }
       return 0;
@@ -704,7 +957,7 @@ int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
                          unsigned long long len) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !h->in_request || h->mode) return SL_EINVAL;
+  if (h == NULL || !can_respond(h)) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers, (long long)len, NULL);
   if (hl < 0) return SL_EMSGSIZE;
@@ -712,13 +965,15 @@ int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
   if (rc) return rc;
   h->last_status = status;
   h->mode = SL__HTTP_FIXED;
+  set_state(h, SL_HS_RESPONSE);
   sl_conn_set_busy(c, 1);
   return 0;
 }
 
 void sl__http_finish(sl_conn *c) {
   struct sl_http *h = state(c);
-  if (h && h->in_request) response_done(c, h);
+  if (h && (h->state == SL_HS_REQUEST || h->state == SL_HS_RESPONSE))
+    response_done(c, h);
 }
 
 void sl__http_set_source(sl_conn *c, void (*fill)(sl_conn *, void *),
@@ -734,4 +989,20 @@ void sl__http_set_source(sl_conn *c, void (*fill)(sl_conn *, void *),
 int sl__http_head_request(sl_conn *c) {
   struct sl_http *h = state(c);
   return h ? h->head_req : 0;
+}
+
+/* ---- uploads: calls from the headers event -------------------------- */
+
+int sl_http_body_max(sl_conn *c, unsigned long long max) {
+  struct sl_http *h = state(c);
+  if (h == NULL || h->state != SL_HS_HEADERS) return SL_EINVAL;
+  h->body_max = max;
+  return 0;
+}
+
+int sl_http_body_stream(sl_conn *c, int on) {
+  struct sl_http *h = state(c);
+  if (h == NULL || h->state != SL_HS_HEADERS) return SL_EINVAL;
+  h->body_stream = on != 0;
+  return 0;
 }

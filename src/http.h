@@ -7,19 +7,36 @@
 #include "http_parse.h"
 #include "internal.h"
 
+/* The request cycle's states; see the first comment of http.c. */
+enum sl_http_state {
+  SL_HS_HEAD,     /* waiting for a request head (between requests) */
+  SL_HS_HEADERS,  /* inside the handler's SL_EV_HTTP_HEADERS */
+  SL_HS_BODY,     /* head parsed, its body being collected */
+  SL_HS_BODY_STREAM, /* the body handed to the handler as it arrives */
+  SL_HS_REQUEST,  /* request delivered, no response started yet */
+  SL_HS_RESPONSE, /* response head sent, its body being written */
+  SL_HS_UPGRADED, /* another protocol took over inside the handler */
+  SL_HS_CLOSE,    /* no further request: the connection closes */
+  SL_HS_COUNT
+};
+
 struct sl_http {
   sl_http_opts opts;
   sl_http_limits lim;
   sl_http_msg msg;        /* the request being served */
-  int in_request;         /* delivered, response not complete */
-  int in_dispatch;        /* inside the handler's SL_EV_HTTP_MSG */
-  int mode;               /* 0, SL_HTTP_CHUNKED or SL_HTTP_STREAM */
+  enum sl_http_state state; /* moved only by set_state (http.c) */
+  int in_handler;         /* inside a handler call made by http.c */
+  int mode;               /* SL_HS_RESPONSE: SL_HTTP_CHUNKED, SL_HTTP_STREAM
+                             or SL__HTTP_FIXED; else 0 (or STREAM after
+                             its end) */
   int keep_alive, version_minor, head_req;
-  int failed;             /* an error response was sent: stop reading */
-  int upgraded;           /* handed over to another protocol */
   int last_status;
-  /* Request body: head copy + body, bounded by opts.max_body. */
-  int body_state;         /* 0 none, 1 Content-Length, 2 chunked */
+  /* Request body: head copy + body, bounded by body_max. */
+  int body_pending;       /* the request has a body not read to its end */
+  int body_stream;        /* the handler takes the body as it arrives */
+  int body_chunked;       /* SL_HS_BODY*: chunked, else Content-Length */
+  unsigned long long body_max; /* this request's limit (opts.max_body) */
+  unsigned long long body_got; /* streamed: body bytes delivered */
   unsigned long long body_left;
   sl_chunked chunk;
   char *body;

@@ -11,6 +11,7 @@ struct route {
   char *pattern;
   sl_route_fn fn;
   void *data;
+  sl_route_opts opts;
 };
 
 struct sl_router {
@@ -32,6 +33,11 @@ void sl_router_free(sl_router *r) {
 
 int sl_router_add(sl_router *r, const char *method, const char *pattern,
                   sl_route_fn fn, void *data) {
+  return sl_router_add_opts(r, method, pattern, fn, data, NULL);
+}
+
+int sl_router_add_opts(sl_router *r, const char *method, const char *pattern,
+                       sl_route_fn fn, void *data, const sl_route_opts *opts) {
   if (pattern == NULL || pattern[0] != '/' || fn == NULL) return SL_EINVAL;
   if (r->n == r->cap) {
     size_t nc = r->cap ? r->cap * 2 : 16;
@@ -50,6 +56,8 @@ int sl_router_add(sl_router *r, const char *method, const char *pattern,
   }
   rt->fn = fn;
   rt->data = data;
+  if (opts) rt->opts = *opts;
+  else memset(&rt->opts, 0, sizeof(rt->opts));
   r->n++;
   return 0;
 }
@@ -68,6 +76,25 @@ static void add_allow(char *allow, size_t cap, size_t *alen, const char *method)
   if (*alen) allow[(*alen)++] = ',', allow[(*alen)++] = ' ';
   memcpy(allow + *alen, method, ml + 1);
   *alen += ml;
+}
+
+/* The route sl_router_dispatch would run for `m`, or NULL. */
+static struct route *find(sl_router *r, const sl_http_msg *m) {
+  for (size_t i = 0; i < r->n; i++) {
+    struct route *rt = &r->routes[i];
+    if (!sl_http_match(m, rt->pattern, NULL, 0)) continue;
+    if (rt->method == NULL || sl_http_is_method(m, rt->method) ||
+        (strcmp(rt->method, "GET") == 0 && sl_http_is_method(m, "HEAD")))
+      return rt;
+  }
+  return NULL;
+}
+
+int sl_router_headers(sl_router *r, sl_conn *c, const sl_http_msg *m) {
+  struct route *rt = find(r, m);
+  if (rt == NULL) return 0;
+  if (rt->opts.max_body) sl_http_body_max(c, rt->opts.max_body);
+  return 1;
 }
 
 int sl_router_dispatch(sl_router *r, sl_conn *c, const sl_http_msg *m) {

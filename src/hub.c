@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "hub.h"
+#include "utf8.h"
 
 #define TICK_MS 200
 #define DEFAULT_MAX_SUBS 1000
@@ -88,6 +89,42 @@ static void frame_free(sl_mgr *m, struct frame *f) {
   sl__free(f, sizeof(*f), SL_MEM_META);
 }
 
+#ifdef SL_DEBUG_ASSERTS
+/* Debug builds: the hub's counters equal what its lists hold, after every
+ * prune (each publish, tick and leave). */
+static void check_hub(const sl_hub *h) {
+  size_t held = 0, n = 0, gop = 0, gopn = 0, nsubs = 0;
+  for (const struct frame *f = h->live; f; f = f->next) {
+    held += frame_bytes(f);
+    n++;
+    SL_ASSERT(f->pins >= (unsigned)(f == h->latest) + f->in_gop);
+  }
+  SL_ASSERT(held == h->held);
+  SL_ASSERT(n == h->frames_held);
+  for (const struct frame *f = h->gop_head; f; f = f->gop_next) {
+    SL_ASSERT(f->in_gop);
+    gop += sl_buf_len(f->buf);
+    gopn++;
+  }
+  SL_ASSERT(gop == h->gop_bytes);
+  SL_ASSERT(gopn == h->gop_frames);
+  for (const struct sub *s = h->subs; s; s = s->next) {
+    size_t pn = 0, pbytes = 0;
+    for (const struct pend *p = s->ph; p; p = p->next) {
+      pn++;
+      pbytes += sl_buf_len(p->f->buf);
+    }
+    SL_ASSERT(pn == s->pn);
+    SL_ASSERT(pbytes == s->pbytes);
+    SL_ASSERT(s->burst <= s->pn);
+    nsubs++;
+  }
+  SL_ASSERT(nsubs == h->nsubs);
+}
+#else
+#define check_hub(h) ((void)0)
+#endif
+
 /* Free frames nobody needs any more: not latest, not in a policy queue, and
  * no output queue holds their buffer. */
 static void prune(sl_hub *h) {
@@ -103,6 +140,7 @@ static void prune(sl_hub *h) {
       pp = &f->next;
     }
   }
+  check_hub(h);
 }
 
 void sl__hub_unpin(sl_hub *h, struct frame *f) {
@@ -224,6 +262,8 @@ static void hub_release(sl_hub *h) {
   sl__free(h, sizeof(*h), SL_MEM_META);
 }
 
+static void publish_text_now(sl_hub *h, sl_buf *msg);
+
 /* On the loop thread: publish what other threads handed in. */
 static void drain_inq(sl_mgr *m, void *arg) {
   sl_hub *h = arg;
@@ -238,7 +278,12 @@ static void drain_inq(sl_mgr *m, void *arg) {
   for (unsigned i = 0; i < n; i++) {
     /* Out of memory here is counted in `lost`: the publisher was told 0
      * when it handed the frame in. */
-    if (!h->dead) (void)publish_now(h, items[i].buf, items[i].ts, items[i].flags);
+    if (h->dead) {
+    } else if (items[i].flags & HUB_INQ_TEXT) {
+      publish_text_now(h, items[i].buf);
+    } else {
+      (void)publish_now(h, items[i].buf, items[i].ts, items[i].flags);
+    }
     sl_buf_unref(items[i].buf);
   }
   hub_release(h);
@@ -246,9 +291,8 @@ static void drain_inq(sl_mgr *m, void *arg) {
 
 static void drop_inq(void *arg) { hub_release(arg); }
 
-int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
-  if (h == NULL || frame == NULL) return SL_EINVAL;
-  if (sl__on_loop_thread(h->mgr)) return publish_now(h, frame, ts_ms, flags);
+/* From another thread: hand `frame` to the loop through the hub's queue. */
+static int queue_in(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
   pthread_mutex_lock(&h->lock);
   if (h->inq_n == HUB_INQ) {
     pthread_mutex_unlock(&h->lock);
@@ -274,6 +318,38 @@ int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
     }
   }
   return 0;
+}
+
+int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
+  if (h == NULL || frame == NULL) return SL_EINVAL;
+  flags &= ~HUB_INQ_TEXT;
+  if (sl__on_loop_thread(h->mgr)) return publish_now(h, frame, ts_ms, flags);
+  return queue_in(h, frame, ts_ms, flags);
+}
+
+/* Text messages go to the WebSocket subscribers only, each at once and
+ * whole (hub_sub.c, sl__sub_send_text): they are not frames, so no frame
+ * policy replaces or skips them. */
+static void publish_text_now(sl_hub *h, sl_buf *msg) {
+  h->texts_in++;
+  for (struct sub *s = h->subs, *next; s; s = next) {
+    next = s->next;
+    /* A mux's subscriptions share one connection and speak docs/mux.md:
+     * they are left out. */
+    if (s->mux == NULL && (s->transport == SL_TRANSPORT_WS || s->transport == SL_TRANSPORT_WS_FMP4))
+      sl__sub_send_text(s, msg);
+  }
+}
+
+int sl_hub_publish_text(sl_hub *h, const char *text, size_t len) {
+  if (h == NULL || (text == NULL && len) || !sl__utf8_valid(text, len)) return SL_EINVAL;
+  sl_buf *b = sl_buf_from(text, len);
+  if (b == NULL) return SL_ENOMEM;
+  int rc = 0;
+  if (sl__on_loop_thread(h->mgr)) publish_text_now(h, b);
+  else rc = queue_in(h, b, 0, HUB_INQ_TEXT);
+  sl_buf_unref(b);
+  return rc;
 }
 
 int sl_hub_ready(const sl_hub *h) {
@@ -612,6 +688,9 @@ void sl_hub_stats_get(sl_hub *h, sl_hub_stats *o) {
   o->codec_changes = h->codec_changes;
   o->mp4_fragments = h->mp4_built;
   o->mp4_bytes = h->mp4_bytes;
+  o->texts_in = h->texts_in;
+  o->texts_sent = h->texts_sent;
+  o->text_drops = h->text_drops;
   o->no_config = h->no_config + h->bad_config;
   if (h->codec) {
     const sl_h264_info *in = &h->codec->info;

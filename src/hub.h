@@ -89,6 +89,7 @@ struct sub {
   int gap;                  /* frames were skipped before the next one */
   uint64_t codec_gen;       /* configuration last sent (WebSocket) */
   uint64_t resyncs;
+  uint64_t texts_sent, text_drops; /* sl_hub_publish_text */
   uint64_t frames_sent, bytes_sent, drops[SL_DROP_NREASONS];
   uint64_t joined_ms, soft_since;
   uint64_t rate_frames, rate_ms;  /* for the measured fps */
@@ -141,7 +142,11 @@ struct sl_hub {
   int refs;                 /* the manager + a pending cross-thread call */
   int dead;
   _Atomic int ready_flag;
+  uint64_t texts_in, texts_sent, text_drops; /* sl_hub_publish_text */
 };
+
+/* In inq_item.flags: a text message (sl_hub_publish_text), not a frame. */
+#define HUB_INQ_TEXT (1u << 31)
 
 /* hub_h264.c */
 void sl__h264_scan(const void *au, size_t len, struct h264_scan *out);
@@ -183,6 +188,10 @@ int sl__sub_stalled(const struct sub *s, uint64_t for_ms);
 uint64_t sl__sub_lag_ms(const struct sub *s);
 size_t sl__sub_lag_bytes(const struct sub *s);
 void sl__sub_stats(const struct sub *s, sl_sub_stats *out);
+/* Queue text message `msg` (a reference is taken) to a WebSocket
+ * subscriber at once, outside its policy queue; counts a drop when its
+ * connection refuses it. */
+void sl__sub_send_text(struct sub *s, sl_buf *msg);
 /* hub.c */
 void sl__hub_unpin(sl_hub *h, struct frame *f);
 void sl__hub_emit(sl_hub *h, int type, const struct sub *s, int reason, int evict);

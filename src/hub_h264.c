@@ -203,17 +203,40 @@ sl_buf *sl__h264_fragment(sl_hub *h, struct frame *f) {
   return f->mp4;
 }
 
-/* Decode time and duration: the frame's timestamp from the hub's first
- * frame, and the nominal frame interval (the SPS's rate, else the measured
- * one) rather than the gap to the previous frame, whose jitter would make
- * a player see discontinuities. */
+/* The nominal frame interval in 90 kHz ticks: the SPS's frame rate, else
+ * the mean interval of the recent publishes (the hub's rate ring), else
+ * 30 fps. */
+static uint32_t nominal_dur(const sl_hub *h) {
+  double fps = h->codec && h->codec->info.fps > 0 ? h->codec->info.fps : 0;
+  unsigned n = h->rate_n < HUB_RATE ? h->rate_n : HUB_RATE;
+  if (!(fps > 0) && n >= 2) {
+    uint64_t newest = 0, oldest = UINT64_MAX;
+    for (unsigned i = 0; i < n; i++) {
+      if (h->rate[i] > newest) newest = h->rate[i];
+      if (h->rate[i] < oldest) oldest = h->rate[i];
+    }
+    if (newest > oldest) fps = (double)(n - 1) * 1000.0 / (double)(newest - oldest);
+  }
+  if (!(fps >= 1 && fps <= 240)) fps = 30;
+  return (uint32_t)((double)MP4_TIMESCALE / fps + 0.5);
+}
+
+/* Decode time and duration. Players (Media Source Extensions) treat a
+ * decode-time step of more than twice the previous frame's duration as a
+ * discontinuity and drop frames up to the next keyframe, so publish jitter
+ * must not reach the timeline: each frame follows the previous one by its
+ * nominal duration, and the timeline goes back to the frame's real time
+ * (from the hub's first frame) only when the two drift more than half a
+ * second apart (the source paused, or its rate changed). */
 void sl__h264_timing(sl_hub *h, struct frame *f, const struct frame *prev) {
   if (h->frames_in == 0) h->ts0 = f->ts;
-  f->dts = (f->ts - h->ts0) * (MP4_TIMESCALE / 1000u);
-  double fps = h->codec && h->codec->info.fps > 0 ? h->codec->info.fps : 0;
-  if (!(fps > 0) && prev && f->ts > prev->ts) fps = 1000.0 / (double)(f->ts - prev->ts);
-  if (!(fps >= 1 && fps <= 240)) fps = 30;
-  f->dur = (uint32_t)((double)MP4_TIMESCALE / fps + 0.5);
-  /* Never behind the previous frame's decode time. */
-  if (prev && prev->codec && f->dts <= prev->dts) f->dts = prev->dts + 1;
+  uint64_t real = (f->ts - h->ts0) * (MP4_TIMESCALE / 1000u);
+  f->dur = nominal_dur(h);
+  f->dts = real;
+  if (prev && prev->codec) {
+    uint64_t grid = prev->dts + prev->dur;
+    uint64_t drift = real > grid ? real - grid : grid - real;
+    if (drift <= MP4_TIMESCALE / 2) f->dts = grid;
+    else if (f->dts <= prev->dts) f->dts = prev->dts + 1;
+  }
 }

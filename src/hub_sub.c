@@ -235,6 +235,9 @@ void sl__sub_evict(struct sub *s, int reason) {
   sl_conn *c = s->c;
   if (s->evict) return;
   s->evict = reason;
+  SL_DEBUG("hub %s: evict viewer %s (conn %llu, %s): %s, %zu bytes queued", s->hub->name,
+           c->peer_str, (unsigned long long)c->id, sl_transport_name(s->transport),
+           sl_evict_reason_name(reason), c->outq.queued);
   if (s->mux && reason == SL_EVICT_HUB) {
     /* The stream ends, not the socket: the mux's other subscriptions go
      * on (the hub unlinks this one right after). */
@@ -358,17 +361,20 @@ static size_t ws_header(unsigned char hdr[WS_HDR_MAX], int type, const struct su
 enum { WS_MSG_JPEG = 0, WS_MSG_AU = 1, WS_MSG_INIT = 2, WS_MSG_FRAGMENT = 3 };
 
 /* The configuration text message (shared). A multiplexed subscriber's
- * names its subscription: a copied prefix {"type":"config","id":N, and the
- * shared message from its first member on. */
+ * names its subscription: {"type":"config","id":N, and the shared message
+ * from its first member on, joined into one copied text (sl_ws_sendv takes
+ * text as one part only, since it checks UTF-8 over the whole message; the
+ * shared message is under 160 bytes, hub_h264.c config_msg). */
 #define CONFIG_HEAD "{\"type\":\"config\","
 static int send_config(struct sub *s, sl_buf *msg) {
   size_t len = sl_buf_len(msg), skip = sizeof(CONFIG_HEAD) - 1;
   if (s->mux == NULL || len < skip || memcmp(sl_buf_cdata(msg), CONFIG_HEAD, skip) != 0)
     return sl_ws_send_buf(s->c, SL_WS_TEXT, msg, 0, len);
-  char head[48];
-  int n = snprintf(head, sizeof(head), CONFIG_HEAD "\"id\":%lu,", (unsigned long)s->mux_id);
-  sl_part parts[2] = {{head, NULL, 0, (size_t)n}, {NULL, msg, skip, len - skip}};
-  return sl_ws_sendv(s->c, SL_WS_TEXT, parts, 2);
+  char t[256];
+  int n = snprintf(t, sizeof(t), CONFIG_HEAD "\"id\":%lu,", (unsigned long)s->mux_id);
+  if (n < 0 || (size_t)n + (len - skip) > sizeof(t)) return SL_EINVAL;
+  memcpy(t + n, (const char *)sl_buf_cdata(msg) + skip, len - skip);
+  return sl_ws_send(s->c, SL_WS_TEXT, t, (size_t)n + (len - skip));
 }
 
 /* fMP4: the init segment when the configuration is new to this viewer,
@@ -477,6 +483,24 @@ static int send_frame(struct sub *s, struct frame *f) {
     default:
       return sl_send_buf(c, f->buf, 0, len);
   }
+}
+
+void sl__sub_send_text(struct sub *s, sl_buf *msg) {
+  sl_conn *c = s->c;
+  if (sl_conn_is_closing(c) || !sl_ws_is_open(c)) return; /* leaving */
+  /* Bounded like the frames: by its send_max and the manager's budget. A
+   * refusal is a counted drop; the bytes taken count in its lag (hard and
+   * soft limits) like any other. */
+  int rc = sl_ws_send_buf(c, SL_WS_TEXT, msg, 0, sl_buf_len(msg));
+  if (rc) {
+    s->text_drops++;
+    s->hub->text_drops++;
+    SL_DEBUG("hub %s: text message of %zu bytes to %s dropped: %s", s->hub->name,
+             sl_buf_len(msg), c->peer_str, sl_err_name(rc));
+    return;
+  }
+  s->texts_sent++;
+  s->hub->texts_sent++;
 }
 
 /* Pull: the next frame goes only whole, and only once the connection is
@@ -609,4 +633,6 @@ void sl__sub_stats(const struct sub *s, sl_sub_stats *o) {
   o->resyncs = s->resyncs;
   o->muxed = s->mux != NULL;
   o->mux_id = s->mux_id;
+  o->texts_sent = s->texts_sent;
+  o->text_drops = s->text_drops;
 }

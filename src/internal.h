@@ -333,7 +333,11 @@ int sl__log_enabled(int level);
 int sl__on_loop_thread(const sl_mgr *m);
 /* Refresh m->now from the clock. */
 void sl__mgr_tick(sl_mgr *m);
+/* The process-wide log level (log.c). */
+extern int sl__log_level;
+/* A debug line: when the level is below debug, one load and compare, and
+ * the arguments are not evaluated. */
 #define SL_DEBUG(...) \
-  do { if (sl__log_enabled(SL_LOG_DEBUG)) sl_log(SL_LOG_DEBUG, __VA_ARGS__); } while (0)
+  do { if (sl__log_level >= SL_LOG_DEBUG) sl_log(SL_LOG_DEBUG, __VA_ARGS__); } while (0)
 
 #endif

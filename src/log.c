@@ -6,21 +6,23 @@
 
 #include "internal.h"
 
-static int log_level = SL_LOG_WARN;
+/* Read inline by SL_DEBUG (internal.h), so a disabled debug line costs one
+ * load and compare, its arguments unevaluated. */
+int sl__log_level = SL_LOG_WARN;
 static sl_log_fn log_fn;
 static void *log_arg;
 
 void sl_log_set(int level, sl_log_fn fn, void *arg) {
-  log_level = level;
+  sl__log_level = level;
   log_fn = fn;
   log_arg = arg;
 }
 
-int sl__log_enabled(int level) { return level <= log_level; }
+int sl__log_enabled(int level) { return level <= sl__log_level; }
 
 void sl_log(int level, const char *fmt, ...) {
   static const char *const names[] = {"", "error", "warn", "info", "debug"};
-  if (level > log_level || level <= SL_LOG_NONE) return;
+  if (level > sl__log_level || level <= SL_LOG_NONE) return;
   char line[1024];
   va_list ap;
   va_start(ap, fmt);

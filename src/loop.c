@@ -163,6 +163,22 @@ static void reap(sl_mgr *m) {
   }
 }
 
+void sl_mgr_opts_small(sl_mgr_opts *o) {
+  /* The budget bounds what all queues and input buffers hold together;
+   * send_max still fits a few 720p JPEG frames per viewer, and a stalled
+   * viewer is cut after 20 s instead of holding its frame for a minute. */
+  *o = (sl_mgr_opts){
+      .max_conns = SL_SMALL_MAX_CONNS,
+      .max_per_ip = SL_SMALL_MAX_PER_IP,
+      .budget = SL_SMALL_BUDGET,
+      .wakeup_max = SL_SMALL_WAKEUP_MAX,
+      .limits = {.send_max = SL_SMALL_SEND_MAX,
+                 .recv_max = SL_SMALL_RECV_MAX,
+                 .idle_ms = SL_SMALL_IDLE_MS,
+                 .stall_ms = SL_SMALL_STALL_MS},
+  };
+}
+
 void sl_mgr_free(sl_mgr *m) {
   if (m == NULL) return;
   sl__resolver_stop(m);
@@ -235,6 +251,7 @@ sl_conn *sl_listen(sl_mgr *m, const char *url, sl_handler fn, void *data,
   if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
   if ((rc = sl__literal_addr(host, port, &ss, &len)) != 0) goto fail;
   if (m->nconns >= m->opts.max_conns) {
+    SL_DEBUG("listen on %s refused: max_conns %zu reached", url, m->opts.max_conns);
     rc = SL_ELIMIT;
     goto fail;
   }
@@ -321,6 +338,7 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
       return;
     }
     int reject = m->nconns >= m->opts.max_conns;
+    const char *why = reject ? "max_conns reached" : "out of memory";
     sl_conn *c = reject ? NULL : sl__conn_new(m, fd, l->fn, l->data);
     if (c) {
       memcpy(&c->peer, &ss, len);
@@ -328,11 +346,13 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
       c->listener = l;
       if (sl__ip_acquire(m, c) != 0) {
         reject = 1;
+        why = "max_per_ip reached";
       } else {
         sl__conn_resolve_limits(c);
         sl__addr_str((struct sockaddr *)&ss, c->peer_str, sizeof(c->peer_str));
         c->interest = SL_POLL_IN;
-        if (sl__conn_register(c) != 0) reject = 1;
+        why = "refused by the protocol or transport";
+        if (sl__conn_register(c) != 0) reject = 1, why = "poller registration failed";
         else if (l->proto && l->proto->accept && l->proto->accept(l, c) != 0)
           reject = 1;
         else if (l->io->accept && l->io->accept(l, c) != 0)
@@ -341,6 +361,12 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
     }
     if (c == NULL || reject) {
       /* Over a limit: refuse with an RST; the peer learns at once. */
+      if (sl__log_enabled(SL_LOG_DEBUG)) {
+        char peer[64];
+        sl__addr_str((struct sockaddr *)&ss, peer, sizeof(peer));
+        sl_log(SL_LOG_DEBUG, "accept %s on port %d refused: %s (%zu connections)", peer,
+               sl_conn_local_port(l), why, m->nconns);
+      }
       m->st.rejected++;
       if (c) {
         c->flags |= SL_F_RESET;
@@ -353,6 +379,8 @@ static void on_accept(sl_mgr *m, sl_conn *l) {
       continue;
     }
     m->st.accepted++;
+    SL_DEBUG("accept %s on port %d: conn %llu (%zu connections)", c->peer_str,
+             sl_conn_local_port(l), (unsigned long long)c->id, m->nconns);
     sl__call(c, SL_EV_OPEN, NULL);
     /* A transport with a handshake (TLS: the listener's accept hook or
      * sl_conn_tls in the OPEN handler) is in HANDSHAKE now; it announces
@@ -424,6 +452,7 @@ sl_conn *sl_connect(sl_mgr *m, const char *url, sl_handler fn, void *data,
     return NULL;
   }
   if (m->nconns >= m->opts.max_conns) {
+    SL_DEBUG("connect to %s refused: max_conns %zu reached", url, m->opts.max_conns);
     if (err) *err = SL_ELIMIT;
     return NULL;
   }
@@ -456,6 +485,19 @@ sl_conn *sl_conn_find(sl_mgr *m, uint64_t id) {
     if (c->id == id) return c;
   return NULL;
 }
+
+/* The list is changed only by sl__conn_new (at the head) and by release()
+ * (at the reap, in sl_mgr_free, and for a refused accept, which no handler
+ * sees): so from inside a handler or a timer, `prev` and its successor
+ * stay in place whatever the application closes. A connection inside its
+ * own SL_EV_CLOSE (state CLOSED) is being freed: it is skipped. */
+sl_conn *sl_conn_next(sl_mgr *m, sl_conn *prev) {
+  sl_conn *c = prev ? prev->next : m->conns;
+  while (c && c->state == SL_ST_CLOSED) c = c->next;
+  return c;
+}
+
+sl_conn *sl_conn_listener(const sl_conn *c) { return c->listener; }
 
 /* ---- timers (public) ----------------------------------------------- */
 

@@ -6,13 +6,18 @@
  * unsubscribes when scrolled away; the page lets its socket go while it is
  * in the background (hidden 3 s, or frozen: at once), like the viewer.
  * MJPEG tiles draw the JPEG of each media message; H.264 tiles decode with
- * WebCodecs (VideoDecoder) where the browser has it.
+ * WebCodecs (VideoDecoder) where the browser has it, through the viewer's
+ * decoder (h264dec.js): configured from the subscription's `config`
+ * message, fed its Annex-B access units, started at a keyframe and after
+ * an error reset and fed again from the next keyframe.
  *
  * Page query parameters: token=…, streams=a,b,c, fps=<cap per tile>,
  * policy=<hub policy>, keep=1 (never release; for tests of the server).
  *
  * window.sluiceGrid (for tests): {state, tiles: [{stream, kind, subscribed,
- * frames, code, seq, fps, lagMs}]}. */
+ * frames, code, seq, fps, lagMs, and for H.264 tiles the decoder's counters
+ * (h264dec.js): decoded, errors, received, keyframes, gaps, skipped,
+ * resyncs, breaks, codec, lastError, unsupported (why it cannot decode)}]}. */
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
@@ -56,7 +61,9 @@
     const t = { stream: s.name, kind: s.kind === 'h264' ? 'h264' : 'mjpeg', subscribed: false, frames: 0,
       code: -1, seq: 0, fps: 0, lagMs: 0, id: 0, visible: false, el,
       canvas: el.querySelector('canvas'), off: el.querySelector('.off'),
-      times: [], pending: null, busy: false, dec: null, config: null, waitKey: true };
+      times: [], pending: null, busy: false, h264: null, unsupported: null,
+      decoded: 0, errors: 0, received: 0, keyframes: 0, gaps: 0, skipped: 0, resyncs: 0, breaks: 0,
+      codec: null, lastError: null };
     t.ctx = t.canvas.getContext('2d');
     G.tiles.push(t);
     return t;
@@ -78,11 +85,13 @@
     if (!t.id) return;
     send({ op: 'unsubscribe', id: t.id });
     byId.delete(t.id); /* frames still on the way for it are ignored */
-    t.id = 0; t.subscribed = false; t.waitKey = true;
-    t.off.textContent = 'off screen'; t.off.hidden = false;
+    t.id = 0; t.subscribed = false;
+    t.off.textContent = t.unsupported ? 'cannot decode H.264 here: ' + t.unsupported : 'off screen';
+    t.off.hidden = false;
     closeDecoder(t);
   }
-  function want(t) { return t.visible && !document.hidden; }
+  /* A tile this browser cannot decode stays unsubscribed. */
+  function want(t) { return t.visible && !document.hidden && !t.unsupported; }
   function sync() { for (const t of G.tiles) { if (want(t)) subscribe(t); else unsubscribe(t); } }
 
   function drawn(t, seq, wallMs, w, h, code) {
@@ -113,46 +122,27 @@
     t.busy = false;
   }
 
-  /* H.264 through WebCodecs: Annex-B access units, every keyframe carries
-   * SPS and PPS (docs/h264.md). */
+  /* H.264 through WebCodecs (h264dec.js), one decoder per subscription: it
+   * is created with the subscription and configured by its `config`
+   * messages (the access units before the first one are counted as
+   * skipped). */
   function closeDecoder(t) {
-    if (t.dec) { try { t.dec.close(); } catch (e) { /* closed */ } }
-    t.dec = null;
+    if (t.h264) t.h264.close();
+    t.h264 = null;
   }
   function openDecoder(t) {
     closeDecoder(t);
-    if (typeof VideoDecoder === 'undefined' || !t.config) {
-      t.off.textContent = 'H.264 needs WebCodecs'; t.off.hidden = false;
-      return;
-    }
-    const dec = new VideoDecoder({
-      output: (frame) => {
-        if (t.dec !== dec) { frame.close(); return; }
-        const w = frame.displayWidth, h = frame.displayHeight;
-        if (t.canvas.width !== w || t.canvas.height !== h) { t.canvas.width = w; t.canvas.height = h; }
-        t.ctx.drawImage(frame, 0, 0);
-        const seq = t.stamp.get(frame.timestamp) || [0, Date.now()];
-        t.stamp.delete(frame.timestamp);
-        frame.close();
-        drawn(t, seq[0], seq[1], w, h, window.readBlockCode(t.canvas));
+    const id = t.id;
+    const s = t.h264 = window.sluiceH264.session({
+      canvas: t.canvas, stats: t,
+      live: () => t.h264 === s && t.id === id,
+      unsupported: (why) => {
+        if (t.h264 !== s) return;
+        t.unsupported = why;
+        unsubscribe(t);
       },
-      error: () => { if (t.dec === dec) { t.dec = null; t.waitKey = true; } },
+      drawn: (seq, at, w, h) => drawn(t, seq, at === undefined ? Date.now() : at, w, h, window.readBlockCode(t.canvas)),
     });
-    dec.configure({ codec: t.config.codec, optimizeForLatency: true });
-    t.dec = dec; t.stamp = new Map(); t.waitKey = true; t.ts = 0;
-  }
-  function feedH264(t, type, key, seq, wall, data) {
-    if (type !== 1) return;
-    if (!t.dec && t.config) openDecoder(t);
-    if (!t.dec) return;
-    if (t.waitKey && !key) return;
-    t.waitKey = false;
-    /* A decoder that falls behind drops to the next keyframe. */
-    if (t.dec.decodeQueueSize > 10) { if (!key) { t.waitKey = true; return; } }
-    t.ts += 1000;
-    t.stamp.set(t.ts, [seq, wall]);
-    try { t.dec.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp: t.ts, data })); }
-    catch (e) { t.waitKey = true; }
   }
 
   /* ---- the socket --------------------------------------------------------- */
@@ -161,12 +151,16 @@
     if (j.type === 'subscribed' && t) {
       t.subscribed = true; t.kind = j.kind === 'h264' ? 'h264' : 'mjpeg';
       t.off.textContent = 'waiting for a frame';
+      if (t.kind === 'h264') {
+        if (window.VideoDecoder && window.EncodedVideoChunk) openDecoder(t);
+        else window.sluiceH264.support('').then((r) => { t.unsupported = r.why; unsubscribe(t); });
+      }
     } else if (j.type === 'config' && t) {
-      t.config = j; openDecoder(t);
+      if (t.h264) t.h264.push({ config: j });
     } else if (j.type === 'error' && t) {
-      t.off.textContent = j.error; t.off.hidden = false; byId.delete(t.id); t.id = 0;
+      t.off.textContent = j.error; t.off.hidden = false; byId.delete(t.id); t.id = 0; closeDecoder(t);
     } else if (j.type === 'unsubscribed' && t) {
-      byId.delete(t.id); t.id = 0; t.subscribed = false;
+      byId.delete(t.id); t.id = 0; t.subscribed = false; closeDecoder(t);
       t.off.textContent = 'stream ended (' + (j.reason || '') + ')'; t.off.hidden = false;
     }
   }
@@ -181,8 +175,8 @@
     if (type === 0) {
       t.pending = { data, seq, wall };
       if (!t.busy) pumpJpeg(t);
-    } else {
-      feedH264(t, type, (flags & 1) !== 0, seq, wall, data);
+    } else if (type === 1 && t.h264) {
+      t.h264.push({ key: (flags & 1) !== 0, gap: (flags & 2) !== 0, seq, at: wall, data });
     }
   }
 

@@ -4,13 +4,15 @@
  * background.
  *
  * Page query parameters (all optional): token=… (added to every request),
- * stream=<name>, mode=mjpeg|ws (the transport of MJPEG streams; an H.264
- * stream always plays in mode 'h264'), fps=<cap>, policy=<hub policy>,
+ * stream=<name>, mode=mjpeg|ws (the transport of MJPEG streams) or
+ * mode=h264|mse (the player of H.264 streams: WebCodecs, or Media Source
+ * Extensions; without it WebCodecs where it takes the stream's codec, else
+ * MSE), fps=<cap>, policy=<hub policy>,
  * keep=1 (do not release the stream while hidden or frozen; for tests of the
  * server).
  *
  * window.sluiceViewer (for tests): {state: 'playing'|'released'|'connecting'|
- * 'unsupported', frames (drawn), mode: 'mjpeg'|'ws'|'h264', frameNo (block
+ * 'unsupported', frames (drawn), mode: 'mjpeg'|'ws'|'h264'|'mse', frameNo (block
  * code of the picture shown), fps, width, height, stream, kind, url, connects
  * (streams opened, reconnects included), and for
  * H.264: decoded (frames out of the decoder), errors (decoder errors),
@@ -20,7 +22,16 @@
  * resyncs
  * (decoder resets), latencyMs (Date.now() minus the server's publish time of
  * the frame last drawn), latencyAvgMs (its mean over 2 s), lastSeq (server
- * frame number of the frame last drawn), codec, lastError}. */
+ * frame number of the frame last drawn), codec, lastError, fallback (why an
+ * H.264 stream plays with MSE when WebCodecs was not asked against: null
+ * otherwise), and for MSE: presented (frames the <video> presented),
+ * currentTime, buffered ([[start, end], ...] in seconds), ahead (buffered
+ * end minus currentTime), seeks (jumps to near the live edge), rateMs (time
+ * played faster than 1x to catch up), dropped (fragments dropped here,
+ * queued while the page could not append them), trimmed (seconds removed
+ * from the SourceBuffer), source ('MediaSource'|'ManagedMediaSource'),
+ * configs (init segments appended); latencyMs and lastSeq are then those of
+ * the frame presented, mapped back from its media time}. */
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
@@ -52,11 +63,19 @@
 
   /* The transport chosen for MJPEG streams; H.264 streams have one. */
   let jpegMode = params.get('mode') === 'ws' ? 'ws' : 'mjpeg';
+  /* The player chosen for H.264 streams: 'h264' (WebCodecs), 'mse', or
+   * null (WebCodecs where it takes the codec, else MSE). */
+  const pm = params.get('mode');
+  let avcPref = pm === 'mse' ? 'mse' : pm === 'h264' || pm === 'webcodecs' ? 'h264' : null;
+  let avcMode = avcPref || 'h264'; /* what plays now (a fallback may switch it) */
+  const video = $('video');
   const V = window.sluiceViewer = {
     state: 'connecting', frames: 0, mode: jpegMode,
     frameNo: -1, fps: 0, width: 0, height: 0, stream: null, kind: 'mjpeg', url: '', connects: 0,
     decoded: 0, errors: 0, received: 0, keyframes: 0, gaps: 0, skipped: 0, resyncs: 0, breaks: 0,
     latencyMs: null, latencyAvgMs: null, lastSeq: -1, codec: null, lastError: null, lastClose: null,
+    fallback: null, presented: 0, currentTime: 0, buffered: [], ahead: 0, seeks: 0, rateMs: 0, dropped: 0,
+    trimmed: 0, source: null, configs: 0,
   };
   let fpsCap = Math.max(0, parseFloat(params.get('fps')) || 0);
   /* The current stream: page-relative until /api/streams says more. */
@@ -66,7 +85,7 @@
   let gen = 0;              /* bumped on every (re)connect; stale events are ignored */
   let sock = null, retryTimer = 0, hideTimer = 0, attempt = 0;
   let lastFrameAt = 0, lastHash = -1, lastCode = -2, times = [], lats = [];
-  let h264 = null;          /* the H.264 session of the open socket */
+  let h264 = null;          /* the H.264 session of the open socket (WebCodecs or MSE) */
   let stale = false;        /* the canvas holds the last frame, shown dimmed while away */
 
   function setState(s, text) {
@@ -82,10 +101,15 @@
   /* Keep the last MJPEG frame on the canvas while reconnecting or released,
    * so the page does not go blank (the <img> must drop its source). */
   function keepLastFrame() {
-    if (V.mode !== 'mjpeg' || !img.naturalWidth || img.getAttribute('src') === null || img.hidden) return;
-    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
-    try { canvas.getContext('2d').drawImage(img, 0, 0); } catch (e) { return; }
-    stale = true; canvas.hidden = false; img.hidden = true;
+    let el, w, h;
+    if (V.mode === 'mjpeg' && img.naturalWidth && img.getAttribute('src') !== null && !img.hidden) {
+      el = img; w = img.naturalWidth; h = img.naturalHeight;
+    } else if (V.mode === 'mse' && !video.hidden && video.videoWidth && video.readyState >= 2) {
+      el = video; w = video.videoWidth; h = video.videoHeight; /* the <video> loses its source too */
+    } else return;
+    canvas.width = w; canvas.height = h;
+    try { canvas.getContext('2d').drawImage(el, 0, 0, w, h); } catch (e) { return; }
+    stale = true; canvas.hidden = false; el.hidden = true;
   }
 
   /* ---- frames and info ------------------------------------------------ */
@@ -112,7 +136,9 @@
     $('frameno').textContent = V.frameNo >= 0 ? String(V.frameNo) : '–';
     while (lats.length && now - lats[0][0] > 2000) lats.shift();
     V.latencyAvgMs = lats.length ? lats.reduce((a, x) => a + x[1], 0) / lats.length : null;
-    const h = V.mode === 'h264';
+    const h = V.mode === 'h264' || V.mode === 'mse';
+    $('buffer').textContent = V.mode === 'mse' && V.state === 'playing' ? V.ahead.toFixed(2) + ' s' +
+      (V.seeks ? ' · ' + V.seeks + (V.seeks === 1 ? ' jump' : ' jumps') : '') : '–';
     $('latency').textContent = h && V.state === 'playing' && V.latencyAvgMs !== null ? Math.round(V.latencyAvgMs) + ' ms' : '–';
     $('codec').textContent = h ? V.codec || cur.codec || 'H.264' : 'JPEG';
     $('decoded').textContent = V.decoded;
@@ -138,7 +164,7 @@
   requestAnimationFrame(probe);
 
   /* ---- transports ----------------------------------------------------- */
-  function streamParams() { return { fps: fpsCap > 0 && V.mode !== 'h264' ? fpsCap : null, policy }; }
+  function streamParams() { return { fps: fpsCap > 0 && V.kind !== 'h264' ? fpsCap : null, policy }; }
 
   function stop() {
     gen++;
@@ -158,8 +184,11 @@
     V.connects++;
     lastFrameAt = performance.now(); lastHash = -1; lastCode = -2; times = [];
     setState('connecting', attempt ? 'Reconnecting…' : 'Connecting…');
+    if (V.mode !== 'mse') video.hidden = true;
     if (V.mode === 'h264') {
       openH264(g);
+    } else if (V.mode === 'mse') {
+      openMse(g);
     } else if (V.mode === 'mjpeg') {
       img.hidden = stale; canvas.hidden = !stale; /* the <img> shows once it has a frame */
       V.url = url(cur.mjpeg, streamParams());
@@ -212,34 +241,369 @@
           (e) => ({ ok: false, why: 'its VideoDecoder refuses ' + codec + ' (' + (e && e.message || e) + ')' })));
     return support.get(codec);
   }
-  function unsupported(why) {
+  /* Whether this browser's MediaSource (ManagedMediaSource first: the one
+   * iOS Safari has) plays fMP4 of `codec`: {ok, why}. */
+  function mseClass() { return window.ManagedMediaSource || window.MediaSource || null; }
+  const mseType = (codec) => 'video/mp4; codecs="' + (codec || 'avc1.42e01e') + '"';
+  function mseSupport(codec) {
+    const MS = mseClass();
+    if (!MS) return { ok: false, why: 'it has no MediaSource' };
+    try { if (MS.isTypeSupported(mseType(codec))) return { ok: true }; } catch (e) { /* treated as no */ }
+    return { ok: false, why: 'its MediaSource does not play ' + mseType(codec) };
+  }
+  function unsupported(why, mseWhy) {
     stop();
-    setState('unsupported', 'This browser cannot decode H.264 with WebCodecs; ' + why +
+    setState('unsupported', 'This browser cannot decode H.264 with WebCodecs' + (why ? '; ' + why : '') +
+      (mseWhy ? ', nor play it with Media Source Extensions: ' + mseWhy : '') +
       '. MJPEG streams still play here; for this one use a browser with WebCodecs H.264 ' +
-      '(Chrome, Edge, Safari 16.4+, Firefox 130+), or a player such as ffplay or VLC on ' + url(cur.base ? cur.base + 'stream.h264' : 'stream.h264').replace(/\?.*$/, '') + '.');
+      '(Chrome, Edge, Safari 16.4+, Firefox 130+) or MSE, or a player such as ffplay or VLC on ' + url(cur.base ? cur.base + 'stream.h264' : 'stream.h264').replace(/\?.*$/, '') + '.');
+  }
+  /* WebCodecs cannot play this stream: MSE plays it instead unless
+   * WebCodecs was asked for by name (then the page says why it cannot). */
+  function noWebCodecs(why) {
+    const m = mseSupport(V.codec || cur.codec);
+    if (avcPref === 'h264' || !m.ok) { unsupported(why, m.ok ? 'not tried, WebCodecs was chosen' : m.why); return; }
+    V.fallback = 'WebCodecs: ' + why;
+    avcMode = 'mse';
+    setMode(null);
+    open();
+  }
+  function onClose(g) {
+    return (e) => {
+      if (g !== gen) return;
+      V.lastClose = { code: e.code, reason: e.reason, clean: e.wasClean, sinceFrameMs: Math.round(performance.now() - lastFrameAt) };
+      retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : ''));
+    };
   }
 
   function openH264(g) {
     img.hidden = true; canvas.hidden = false;
-    if (!window.VideoDecoder) { h264Support('').then((r) => { if (g === gen) unsupported(r.why); }); return; }
+    if (!window.VideoDecoder) { h264Support('').then((r) => { if (g === gen) noWebCodecs(r.why); }); return; }
     /* The codec the stream list gave: an unsupported one opens no socket. */
     const pre = cur.codec ? h264Support(cur.codec) : Promise.resolve({ ok: true });
     pre.then((r) => {
       if (g !== gen) return;
-      if (!r.ok) { unsupported(r.why); return; }
+      if (!r.ok) { noWebCodecs(r.why); return; }
       V.url = url(cur.ws, streamParams(), true);
       let s;
       try { s = sock = new WebSocket(V.url); } catch (e) { retry('cannot open WebSocket'); return; }
       s.binaryType = 'arraybuffer';
       h264 = h264Session(g);
       s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
-      s.onclose = (e) => {
-        if (g !== gen) return;
-        V.lastClose = { code: e.code, reason: e.reason, clean: e.wasClean, sinceFrameMs: Math.round(performance.now() - lastFrameAt) };
-        retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : ''));
-      };
+      s.onclose = onClose(g);
       s.onerror = () => {};
     });
+  }
+
+  /* ---- H.264 as fMP4 over the WebSocket, played with MSE -------------- */
+  function openMse(g) {
+    img.hidden = true; canvas.hidden = !stale; /* the <video> shows once it presents a frame */
+    const m = mseSupport(cur.codec);
+    if (!m.ok) {
+      stop();
+      setState('unsupported', 'This browser cannot play H.264 with Media Source Extensions: ' + m.why +
+        (window.VideoDecoder ? '. Try the WebCodecs player.' : '.'));
+      return;
+    }
+    V.url = url(cur.ws, Object.assign(streamParams(), { format: 'fmp4' }), true);
+    let s;
+    try { s = sock = new WebSocket(V.url); } catch (e) { retry('cannot open WebSocket'); return; }
+    s.binaryType = 'arraybuffer';
+    h264 = mseSession(g);
+    s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
+    s.onclose = onClose(g);
+    s.onerror = () => {};
+  }
+
+  /* One socket's worth of MSE playback. Messages: the text config message
+   * ({"type":"config", codec, ...}), then binary ones with the 16-byte
+   * header (docs/h264.md): type 2 = an init segment (after each config
+   * message), type 3 = one moof+mdat fragment per frame, flags bit 0 key,
+   * bit 1 gap. Payloads go to one SourceBuffer in arrival order.
+   *
+   * Timestamp gaps: when the server skips frames for this viewer (up to the
+   * next IDR), the tfdt of the next fragment jumps ahead. The SourceBuffer
+   * runs in 'sequence' mode, which places each fragment right after the one
+   * before whatever its tfdt says, so a skip leaves no hole in the buffered
+   * range: nothing to detect or seek over, playback never stalls at a gap,
+   * and the fragments this page drops itself (below) are handled the same
+   * way. Seeking over holes ('segments' mode) would need a gap watcher and a
+   * seek per skip, each a visible stall. The cost: media time is no longer
+   * stream time, so each fragment's place is read back (tfdt +
+   * timestampOffset once appended) into a table of media time -> frame
+   * number and publish time, which the latency and frame number of the
+   * presented picture are looked up in.
+   *
+   * Latency: the buffer is kept short, TARGET_S behind its end. Ahead by
+   * more than RATE_FROM_S, the video plays at RATE (slightly fast, no visible
+   * jump) until it is back at TARGET_S; ahead by more than SEEK_FROM_S (the
+   * join burst of the GOP since the last IDR, a tab that was busy), it
+   * jumps to TARGET_S before the end. V.seeks and V.rateMs say which was
+   * used. What it has played is removed from the SourceBuffer (up to the
+   * last keyframe at least KEEP_S behind the playhead: removing frames
+   * removes what depends on them up to the next keyframe, so cutting
+   * elsewhere could remove the frames being played). */
+  function mseSession(g) {
+    const TARGET_S = 0.1, RATE_FROM_S = 0.2, SEEK_FROM_S = 1, RATE = 1.1, KEEP_S = 1;
+    /* Fragments waiting for the SourceBuffer: the join burst (the GOP since
+     * the last IDR, at most the server's gop_max, 4 MiB by default) fits. */
+    const QUEUE_MAX = 600, QUEUE_BYTES = 4 << 20;
+    const MS = mseClass();
+    const managed = !!window.ManagedMediaSource && MS === window.ManagedMediaSource;
+    V.source = managed ? 'ManagedMediaSource' : 'MediaSource';
+    const ms = new MS();
+    /* ManagedMediaSource plays only if AirPlay is off or has another source. */
+    if (managed) video.disableRemotePlayback = true;
+    video.muted = true; video.playsInline = true;
+    const src = URL.createObjectURL(ms);
+    video.src = src;
+    let sb = null, sbCodec = null, opened = false, closed = false, cfgCodec = null, haveInit = false;
+    let queue = [], queued = 0, busy = null, needKey = true, lastRecv = -1, timescale = 90000;
+    let map = [];          /* [media time s, frame number, publish ms, key] per fragment appended */
+    let lastPf = -1, lastTrim = 0, lastTick = performance.now(), lastTotal = 0;
+
+    ms.addEventListener('sourceopen', () => { opened = true; pump(); });
+    video.onerror = () => {
+      if (g !== gen || closed) return;
+      V.errors++;
+      V.lastError = video.error ? 'MediaError ' + video.error.code + ': ' + (video.error.message || '') : 'media error';
+      retry('media error');
+    };
+
+    function fail(e, what) {
+      V.errors++;
+      V.lastError = what + ': ' + ((e && (e.name + ': ' + e.message)) || String(e));
+      retry(what);
+    }
+    /* The timescale of the track (mdhd), for tfdt. */
+    function readTimescale(u8) {
+      for (let i = 4; i + 24 <= u8.length; i++) {
+        if (u8[i] === 0x6d && u8[i + 1] === 0x64 && u8[i + 2] === 0x68 && u8[i + 3] === 0x64) { /* 'mdhd' */
+          const dv = new DataView(u8.buffer, u8.byteOffset + i + 4);
+          const ts = dv.getUint32(dv.getUint8(0) === 1 ? 20 : 12);
+          return ts > 0 ? ts : timescale;
+        }
+      }
+      return timescale;
+    }
+    /* Rewrites a fragment's baseMediaDecodeTime (layout of docs/fmp4.md:
+     * tfdt version 1 at byte 48 of the moof, trun at 68 with the sample
+     * duration at 88) to follow the one before without a hole: returns its
+     * new time in seconds, or NaN for another layout (appended as it is).
+     * Why: MSE's coded frame processing calls a decode time that moves on
+     * by more than twice the last frame's duration a discontinuity, and
+     * then drops every frame up to the next keyframe (up to a GOP, seconds
+     * of picture). The server's tfdt is its publish clock and a sample's
+     * duration the interval before it, so a frame published late after one
+     * published early trips that rule, and so does every skip. Decode times
+     * laid end to end by duration keep the frames' own pacing (the sum of
+     * the durations follows the publish clock, so the buffer does not drift)
+     * and never look like a discontinuity. A duration far over the recent
+     * mean (the source paused) is cut to the mean: the wait then happens at
+     * the end of the buffer, not as a frame held on screen while the
+     * buffer grows behind it. */
+    let nextDts = 0, avgDur = 0;
+    function retime(u8) {
+      if (u8.length < 96 || u8[52] !== 0x74 || u8[53] !== 0x66 || u8[54] !== 0x64 || u8[55] !== 0x74 ||
+          u8[56] !== 1 || u8[72] !== 0x74 || u8[73] !== 0x72 || u8[74] !== 0x75 || u8[75] !== 0x6e) return NaN;
+      const dv = new DataView(u8.buffer, u8.byteOffset);
+      let dur = dv.getUint32(88);
+      if (!(dur > 0) || (avgDur && dur > 3 * avgDur)) { dur = Math.round(avgDur || timescale / 30); dv.setUint32(88, dur); }
+      avgDur = avgDur ? 0.9 * avgDur + 0.1 * dur : dur;
+      const t = nextDts;
+      dv.setUint32(60, Math.floor(t / 4294967296)); dv.setUint32(64, t >>> 0);
+      nextDts += dur;
+      return t / timescale;
+    }
+    /* Too much waiting to be appended: drop the queued fragments up to the
+     * newest queued keyframe (none: all of them, and wait for the next
+     * keyframe), so a delta frame is never appended without its reference.
+     * Init segments stay. */
+    function shed() {
+      let k = -1;
+      for (let i = queue.length - 1; i >= 0; i--) if (!queue[i].init && queue[i].key) { k = i; break; }
+      const before = queue.length;
+      if (k < 0) { queue = queue.filter((op) => op.init); needKey = true; }
+      else queue = queue.filter((op, i) => op.init || i >= k);
+      V.dropped += before - queue.length;
+      queued = queue.reduce((n, op) => n + op.data.byteLength, 0);
+    }
+    function enqueue(op) {
+      queue.push(op);
+      queued += op.data.byteLength;
+      if (queue.length > QUEUE_MAX || queued > QUEUE_BYTES) shed();
+      pump();
+    }
+    /* Remove what was played: up to the newest keyframe KEEP_S or more
+     * behind the playhead, once that frees a second or more. */
+    function trim() {
+      if (!sb || busy || sb.updating || performance.now() - lastTrim < 1000 || !sb.buffered.length) return false;
+      const start = sb.buffered.start(0), t = video.currentTime;
+      let cut = -1;
+      for (const x of map) { if (x[0] > t - KEEP_S) break; if (x[3]) cut = x[0]; }
+      if (cut - start < 1) return false;
+      lastTrim = performance.now();
+      try { sb.remove(start, cut); } catch (e) { return false; }
+      busy = { remove: true };
+      V.trimmed += cut - start;
+      while (map.length && map[0][0] < cut) map.shift();
+      return true;
+    }
+    function pump() {
+      /* `busy` until its updateend: `updating` turns false a task before
+       * updateend is dispatched, and an append in between would take the
+       * end event of the one before. */
+      if (closed || g !== gen || !opened || busy || (sb && sb.updating)) return;
+      if (trim()) return; /* updateend pumps again */
+      const op = queue.shift();
+      if (!op) return;
+      queued -= op.data.byteLength;
+      try {
+        if (op.init) {
+          timescale = readTimescale(op.data);
+          if (!sb) {
+            sb = ms.addSourceBuffer(mseType(op.codec));
+            sb.mode = 'sequence';
+            sb.addEventListener('updateend', updated);
+            sb.addEventListener('error', () => { if (g === gen && !closed) { V.errors++; V.lastError = 'SourceBuffer error'; } });
+          } else if (op.codec !== sbCodec) {
+            /* A new codec string (profile, level): the SourceBuffer switches
+             * in place where it can; else a fresh start. */
+            if (typeof sb.changeType !== 'function') { retry('codec change'); return; }
+            sb.changeType(mseType(op.codec));
+          }
+          sbCodec = op.codec;
+          V.configs++;
+        }
+        busy = op;
+        sb.appendBuffer(op.data);
+      } catch (e) {
+        busy = null;
+        if (e && e.name === 'QuotaExceededError' && !op.init) {
+          /* Full (ManagedMediaSource may also have evicted): drop what
+           * waits, start again from the next keyframe. */
+          queue = queue.filter((x) => x.init); queued = 0; needKey = true; V.dropped++;
+          lastTrim = 0;
+          return;
+        }
+        fail(e, op.init ? 'cannot use the init segment' : 'cannot append');
+      }
+    }
+    function updated() {
+      if (closed || g !== gen) return;
+      const op = busy;
+      busy = null;
+      if (op && op.seq !== undefined) {
+        let t = op.t + sb.timestampOffset;
+        if (!isFinite(t) && sb.buffered.length) t = sb.buffered.end(sb.buffered.length - 1) - 1 / 30;
+        map.push([t, op.seq, op.at, op.key]);
+        if (map.length > 900) map.shift();
+        if (video.paused) video.play().catch(() => { /* retried on the next tick */ });
+      }
+      tick();
+      pump();
+    }
+    /* The frame at media time `mt` is on screen. */
+    function presented(mt) {
+      let e = null;
+      for (let i = map.length - 1; i >= 0; i--) if (map[i][0] <= mt + 0.002) { e = map[i]; break; }
+      if (e) {
+        V.lastSeq = e[1];
+        V.latencyMs = Date.now() - e[2];
+        lats.push([performance.now(), V.latencyMs]);
+      }
+      if (video.hidden && video.videoWidth) { video.hidden = false; canvas.hidden = true; stale = false; }
+      gotFrame(window.readBlockCode(video), video.videoWidth, video.videoHeight);
+    }
+    function onVideoFrame(now, md) {
+      if (closed || g !== gen) return;
+      video.requestVideoFrameCallback(onVideoFrame);
+      V.presented += lastPf >= 0 ? Math.max(1, md.presentedFrames - lastPf) : 1;
+      lastPf = md.presentedFrames;
+      presented(md.mediaTime);
+      tick();
+    }
+    if ('requestVideoFrameCallback' in video) video.requestVideoFrameCallback(onVideoFrame);
+    else {
+      /* No per-frame callback: count the frames the element says it showed. */
+      const poll = () => {
+        if (closed || g !== gen) return;
+        requestAnimationFrame(poll);
+        const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+        const n = q ? q.totalVideoFrames - q.droppedVideoFrames : 0;
+        if (n > lastTotal) { V.presented += n - lastTotal; lastTotal = n; presented(video.currentTime); }
+      };
+      requestAnimationFrame(poll);
+    }
+    /* Stay near the end of the buffer (see above). */
+    function tick() {
+      if (closed || g !== gen || !sb) return;
+      const now = performance.now();
+      if (video.playbackRate > 1) V.rateMs += now - lastTick;
+      lastTick = now;
+      const b = sb.buffered;
+      V.buffered = [];
+      for (let i = 0; i < b.length; i++) V.buffered.push([+b.start(i).toFixed(3), +b.end(i).toFixed(3)]);
+      V.currentTime = video.currentTime;
+      if (!b.length) return;
+      const end = b.end(b.length - 1), t = video.currentTime;
+      V.ahead = Math.max(0, end - t);
+      let inside = false;
+      for (let i = 0; i < b.length; i++) if (t >= b.start(i) - 0.05 && t < b.end(i)) inside = true;
+      if (!inside && t < end) { /* before the first frame (a trim, the start): go to live */
+        video.currentTime = Math.max(b.start(b.length - 1), end - TARGET_S); V.seeks++;
+      } else if (V.ahead > SEEK_FROM_S) {
+        video.currentTime = end - TARGET_S; V.seeks++;
+        video.playbackRate = 1;
+      } else if (V.ahead > RATE_FROM_S && video.playbackRate === 1) {
+        video.playbackRate = RATE;
+      } else if (V.ahead <= TARGET_S && video.playbackRate !== 1) {
+        video.playbackRate = 1;
+      }
+      if (video.paused && video.readyState >= 2) video.play().catch(() => { /* muted: allowed; else the next tick */ });
+    }
+
+    return {
+      tick,
+      push(m) {
+        if (closed) return;
+        if (typeof m === 'string') {
+          let c;
+          try { c = JSON.parse(m); } catch (e) { return; }
+          if (c && c.type === 'config' && typeof c.codec === 'string') { cfgCodec = c.codec; V.codec = c.codec; }
+          return;
+        }
+        if (!(m instanceof ArrayBuffer) || m.byteLength <= 16) return;
+        const dv = new DataView(m);
+        const type = dv.getUint8(0), flags = dv.getUint8(1), key = (flags & 1) !== 0;
+        if (type === 2) { /* a new init: what follows starts at a keyframe */
+          haveInit = true; needKey = true;
+          enqueue({ init: true, codec: cfgCodec || cur.codec || 'avc1.42e01e', data: new Uint8Array(m, 16) });
+          return;
+        }
+        if (type !== 3) return;
+        const seq = dv.getUint32(4), at = dv.getUint32(8) * 4294967296 + dv.getUint32(12);
+        V.received++;
+        if (flags & 2) V.gaps++;
+        if (key) V.keyframes++;
+        const follows = lastRecv < 0 || seq === ((lastRecv + 1) >>> 0);
+        lastRecv = seq;
+        if (!key && !follows) { V.breaks++; needKey = true; }
+        if (!haveInit || (needKey && !key)) { V.skipped++; return; }
+        needKey = false;
+        const data = new Uint8Array(m, 16);
+        enqueue({ key, seq, at, data, t: retime(data) });
+      },
+      close() {
+        closed = true; queue = []; queued = 0; map = [];
+        video.onerror = null;
+        try { if (sb && sb.updating) sb.abort(); } catch (e) { /* closing anyway */ }
+        video.playbackRate = 1;
+        video.removeAttribute('src');
+        try { video.load(); } catch (e) { /* nothing loaded */ }
+        URL.revokeObjectURL(src);
+      },
+    };
   }
 
   /* One socket's worth of decoding. Messages: a text {"type":"config",
@@ -271,7 +635,7 @@
       if (d !== dec || g !== gen) return;
       V.errors++;
       V.lastError = (e && (e.name + ': ' + e.message)) || String(e);
-      if (e && e.name === 'NotSupportedError') { unsupported('its decoder failed on ' + cfg.codec); return; }
+      if (e && e.name === 'NotSupportedError') { noWebCodecs('its decoder failed on ' + cfg.codec); return; }
       V.resyncs++;
       reset(); /* and wait for the next keyframe */
     }
@@ -316,7 +680,7 @@
       checking = true; /* what follows waits in the inbox for the answer */
       h264Support(c.codec).then((r) => {
         if (g !== gen || cfg !== c) return;
-        if (!r.ok) { unsupported(r.why); return; }
+        if (!r.ok) { noWebCodecs(r.why); return; }
         checking = false;
         reset();
         while (!checking && inbox.length && g === gen) handle(inbox.shift());
@@ -397,6 +761,7 @@
    * or five frame intervals when slower; 15 s for pictures without a block
    * code (identical frames of a still scene cannot be told apart). */
   setInterval(() => {
+    if (h264 && h264.tick) h264.tick();
     showInfo();
     if (document.hidden || V.state === 'released' || V.state === 'unsupported' || retryTimer) return;
     const quiet = performance.now() - lastFrameAt;
@@ -441,32 +806,36 @@
 
   function remember() {
     const p = new URLSearchParams(location.search);
-    p.set('mode', jpegMode);
+    p.set('mode', cur.kind === 'h264' && avcPref ? avcPref : jpegMode);
     if (fpsCap > 0) p.set('fps', fpsCap); else p.delete('fps');
     if (cur.name && streams.length > 1) p.set('stream', cur.name);
     history.replaceState(null, '', '?' + p.toString());
   }
-  /* The mode follows the stream: H.264 streams decode with WebCodecs,
-   * MJPEG streams use the transport chosen with the buttons. */
+  /* The mode follows the stream: H.264 streams play with WebCodecs or MSE
+   * (chosen with their buttons, or WebCodecs where it can), MJPEG streams
+   * use the transport chosen with theirs. */
   function setMode(m) {
     if (m === 'mjpeg' || m === 'ws') jpegMode = m;
-    V.mode = cur.kind === 'h264' ? 'h264' : jpegMode;
+    if (m === 'h264' || m === 'mse') { avcPref = avcMode = m; V.fallback = null; }
+    const avc = cur.kind === 'h264';
+    V.mode = avc ? avcMode : jpegMode;
     V.kind = cur.kind;
-    $('mode-mjpeg').setAttribute('aria-pressed', String(V.mode === 'mjpeg'));
-    $('mode-ws').setAttribute('aria-pressed', String(V.mode === 'ws'));
-    $('mode-mjpeg').hidden = $('mode-ws').hidden = V.mode === 'h264';
-    $('mode-h264').hidden = V.mode !== 'h264';
-    for (const e of document.querySelectorAll('.h264-only')) e.hidden = V.mode !== 'h264';
+    for (const k of ['mjpeg', 'ws', 'h264', 'mse']) $('mode-' + k).setAttribute('aria-pressed', String(V.mode === k));
+    $('mode-mjpeg').hidden = $('mode-ws').hidden = avc;
+    $('mode-h264').hidden = $('mode-mse').hidden = !avc;
+    for (const e of document.querySelectorAll('.h264-only')) e.hidden = !avc;
+    for (const e of document.querySelectorAll('.mse-only')) e.hidden = V.mode !== 'mse';
     /* An H.264 viewer gets every frame (a P-frame needs the one before),
      * so the server has no rate to cap: the control does not apply. */
-    fpsSel.disabled = V.mode === 'h264';
-    fpsSel.title = V.mode === 'h264' ? 'H.264 streams play at their own rate' : '';
+    fpsSel.disabled = avc;
+    fpsSel.title = avc ? 'H.264 streams play at their own rate' : '';
   }
   function restart() { /* a new choice of stream, transport or rate: start afresh */
     stale = false; canvas.width = canvas.height = 0;
     attempt = 0; V.frames = 0; V.frameNo = -1; V.width = V.height = 0; V.stream = cur.name;
     V.decoded = V.errors = V.received = V.keyframes = V.gaps = V.skipped = V.resyncs = V.breaks = 0;
     V.latencyMs = V.latencyAvgMs = null; V.lastSeq = -1; V.codec = null; V.lastError = V.lastClose = null; lats = [];
+    V.presented = V.seeks = V.rateMs = V.dropped = V.trimmed = V.configs = V.currentTime = V.ahead = 0; V.buffered = [];
     setMode(null);
     remember();
     if (V.state !== 'released' || !document.hidden) open();
@@ -474,6 +843,8 @@
 
   $('mode-mjpeg').onclick = () => { if (V.mode !== 'mjpeg') { setMode('mjpeg'); restart(); } };
   $('mode-ws').onclick = () => { if (V.mode !== 'ws') { setMode('ws'); restart(); } };
+  $('mode-h264').onclick = () => { if (V.mode !== 'h264') { setMode('h264'); restart(); } };
+  $('mode-mse').onclick = () => { if (V.mode !== 'mse') { setMode('mse'); restart(); } };
   fpsSel.onchange = () => { fpsCap = parseFloat(fpsSel.value) || 0; restart(); };
   streamSel.onchange = () => {
     const s = streams.find((x) => x.name === streamSel.value);

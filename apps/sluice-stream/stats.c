@@ -119,9 +119,11 @@ void ss_stats_json(ss_app *a, ss_sbuf *b) {
   ss_sbuf_printf(b,
                  "{\"version\":\"%s\",\"uptime_ms\":%llu,\"rss_bytes\":%zu,"
                  "\"memory\":{\"held\":%zu,\"peak\":%zu,\"budget\":%zu,\"lib_total\":%zu,"
+                 "\"lib_meta\":%zu,\"lib_bufs\":%zu,\"lib_out\":%zu,\"lib_in\":%zu,"
                  "\"queued\":%zu},\"connections\":%zu,\"streams\":[",
                  sl_version(), (unsigned long long)(now - a->started_ms), ss_rss_bytes(),
-                 ms.held, ms.peak, ms.budget, mem.total, ms.queued, ms.conns);
+                 ms.held, ms.peak, ms.budget, mem.total, mem.meta, mem.bufs, mem.out, mem.in, ms.queued,
+                 ms.conns);
   static sl_sub_stats subs[2048];
   for (int i = 0; i < a->nstreams; i++) {
     ss_stream *st = &a->streams[i];

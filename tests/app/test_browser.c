@@ -39,10 +39,32 @@
  *                                   12 streams: 12 <img> tags stop at the
  *                                   browser's 6 connections per host, /grid
  *                                   shows all 12 over one WebSocket (/mux)
+ *   browser_mse_viewer_plays        `--codec h264`: the page's MSE player
+ *                                   (?mode=mse) plays: currentTime and frames
+ *                                   presented advance, the block code read
+ *                                   from the <video> is near the newest
+ *                                   published and is the frame the page maps
+ *                                   the media time to, played media is
+ *                                   trimmed; the buttons switch WebCodecs <->
+ *                                   MSE; without WebCodecs the page plays MSE
+ *                                   by itself, without both it says so
+ *   browser_mse_slow_and_frozen     `--codec h264`: MSE through a proxy slower
+ *                                   than the stream: the server skips it to
+ *                                   keyframes and it keeps playing; frozen it
+ *                                   lets go and resumes; with keep=1 frozen
+ *                                   20 s the server stays bounded and the page
+ *                                   resumes near live
+ *   browser_grid_h264_tiles         /grid on a server with H.264 and MJPEG
+ *                                   streams: every tile's block code advances
+ *                                   over one WebSocket, the H.264 tiles decode
+ *                                   with WebCodecs with no decoder error, the
+ *                                   code drawn is the frame number and close
+ *                                   to live, and a tile scrolled away and back
+ *                                   resumes from a keyframe
  *
  * Missing Chromium, node or playwright-core, or (for the H.264 tests) a
  * sluice-stream built without openh264: skipped, or a failure under
- * CI=true. The tests are slow (about 3 min together, 2 x 60 s
+ * CI=true. The tests are slow (about 4 min together, 2 x 60 s
  * of it frozen tabs), so they are
  * compiled out of sanitizer builds (make test's ASan build), which would add
  * nothing to what they check. Artifacts go to $SLUICE_ARTIFACTS, by default
@@ -190,6 +212,25 @@ TEST_T(browser_h264_viewer_decodes, 120) {
 TEST_T(browser_h264_frozen_tab, 200) {
   need_h264();
   run_script_with("h264_frozen", h264_args, 0);
+}
+
+TEST_T(browser_mse_viewer_plays, 120) {
+  need_h264();
+  run_script_with("mse_viewer", h264_args, 0);
+}
+
+TEST_T(browser_mse_slow_and_frozen, 150) {
+  need_h264();
+  run_script_with("mse_slow_frozen", h264_args, 0);
+}
+
+TEST_T(browser_grid_h264_tiles, 120) {
+  need_h264();
+  /* default, demo1 and demo2 the H.264 pattern (--codec), jpeg the MJPEG
+   * one (its spec prefix), at 15 fps: three encoders on two cores. */
+  static const char *const args[] = {"--codec", "h264", "--stream", "jpeg=mjpeg:testpattern",
+                                     "--demo-streams", "2", "--fps", "15", NULL};
+  run_script_with("grid_h264", args, 0);
 }
 
 #else

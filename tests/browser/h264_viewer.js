@@ -11,8 +11,9 @@
 //   - a page whose WebSocket turns one keyframe (the second one) into
 //     garbage counts one decoder error, drops the frames up to the next
 //     keyframe, and plays on from it (the picture fresh again);
-//   - a page without WebCodecs (VideoDecoder removed before the page runs)
-//     says it cannot decode H.264 and opens no socket;
+//   - a page without WebCodecs and MSE (VideoDecoder and MediaSource removed
+//     before the page runs) says it cannot decode H.264 and opens no socket
+//     (without WebCodecs alone it plays MSE: tests/browser/mse_viewer.js);
 //   - on the --mixed server (its default stream the MJPEG pattern, its
 //     stream "h264" a relay of this server's /stream.h264), the page opened
 //     with ?stream=h264 plays H.264, the stream picker switches it to MJPEG
@@ -224,9 +225,11 @@ L.main('h264_viewer', 100000, async () => {
   L.check(vb.skipped > 0, 'the frames after the broken keyframe were fed to the decoder');
   await bad.close();
 
-  /* No WebCodecs: a clear message, and no socket. */
+  /* No WebCodecs and no MSE: a clear message, and no socket. */
   const bare = await chr.context.newPage();
-  await bare.addInitScript(() => { delete window.VideoDecoder; delete window.EncodedVideoChunk; });
+  await bare.addInitScript(() => {
+    delete window.VideoDecoder; delete window.EncodedVideoChunk; delete window.MediaSource; delete window.ManagedMediaSource;
+  });
   await bare.goto(S + '/');
   const msg = await L.until('the page without WebCodecs says so', 10000, () => bare.evaluate(() =>
     window.sluiceViewer.state === 'unsupported' ? document.getElementById('msg').textContent : null));

@@ -229,7 +229,10 @@ BOTH(http_server_header_timeout, 30) {
   /* No partial request: just closed, without a byte. */
   CHECK_EQ(cli_wait_eof(silent, 3000), 1);
   CHECK_EQ(cli_wait_eof(kept, 3000), 1);
-  CHECK_GE(test_now_ms() - t_kept, 290);
+  /* The idle connection's timer started when the server wrote the
+   * response, which this thread saw some time later (a loaded machine
+   * delays it): not cut at once is what is checked here. */
+  CHECK_GE(test_now_ms() - t_kept, 150);
   cli_close(half);
   cli_close(body);
   cli_close(silent);

@@ -127,6 +127,7 @@ static size_t nconns(void) {
 
 struct msub {
   uint64_t frames, bytes, last_seq, bad;
+  uint64_t by_type[4];   /* H.264 media messages by type (docs/mux.md) */
   uint64_t after_unsub;  /* frames after its "unsubscribed" */
   int unsubscribed;
 };
@@ -144,6 +145,7 @@ struct cli {
   char texts[64][256];  /* text messages, in order (the first 64) */
   int ntexts;
   uint64_t media;       /* binary messages */
+  int h264;             /* the media are H.264 (not checked as JPEG frames) */
 };
 
 static void cli_open(struct cli *k, int rcvbuf) {
@@ -187,6 +189,11 @@ static void on_message(struct cli *k, int op, const unsigned char *p, size_t n) 
   CHECK_MSG(n >= 28, "a media message of %zu bytes", n);
   uint32_t id = be32(p), seq = be32(p + 8);
   CHECK_MSG(id < MAXID, "subscription id %u", id);
+  if (k->h264) { /* an H.264 hub's: access units (1), fMP4 init (2) and fragments (3) */
+    CHECK_MSG(p[4] >= 1 && p[4] <= 3, "media type %d", p[4]);
+    k->sub[id].by_type[p[4]]++;
+    return;
+  }
   CHECK_EQ(p[4], 0); /* type 0: JPEG (an MJPEG hub's frame) */
   struct msub *s = &k->sub[id];
   if (s->unsubscribed) s->after_unsub++;
@@ -558,4 +565,80 @@ TEST_T(mux_net_stalled_socket_evicted_as_one, 30) {
   CHECK_LE(ms.queued, 2 * 60000 + 65536);
   CHECK_GE(nw.sub[1].frames, 1);
   finish(ks, 2);
+}
+
+/* H.264 over a mux: an access unit of the test's own (parameter sets of a
+ * real 160x120 baseline stream, then one fake slice NAL unit). */
+static const unsigned char SPS_160[] = {0x67, 0x42, 0xc0, 0x0b, 0xd9, 0x02, 0x84, 0x7e,
+                                        0x5c, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40,
+                                        0x00, 0x00, 0x0f, 0x03, 0xc5, 0x0a, 0x92};
+static const unsigned char PPS_160[] = {0x68, 0xcb, 0x83, 0xcb, 0x20};
+
+static void publish_au(sl_hub *h, int key) {
+  unsigned char o[600];
+  size_t k = 0;
+  if (key) {
+    memcpy(o + k, "\0\0\0\1", 4), memcpy(o + k + 4, SPS_160, sizeof(SPS_160));
+    k += 4 + sizeof(SPS_160);
+    memcpy(o + k, "\0\0\0\1", 4), memcpy(o + k + 4, PPS_160, sizeof(PPS_160));
+    k += 4 + sizeof(PPS_160);
+  }
+  memcpy(o + k, "\0\0\0\1", 4);
+  o[k + 4] = key ? 0x65 : 0x41;
+  memset(o + k + 5, 0x80, 400); /* first_mb_in_slice 0, then filler */
+  k += 405;
+  sl_buf *b = sl_buf_from(o, k);
+  CHECK(b != NULL);
+  CHECK_EQ(sl_hub_publish(h, b, 0, 0), 0);
+  sl_buf_unref(b);
+}
+
+/* An H.264 hub's subscriptions over a mux: each gets its `config` message
+ * (naming its id) before its first frame, then every access unit (format
+ * h264) or the init segment and a fragment per frame (fmp4). */
+TEST_T(mux_net_h264_config_and_frames, 30) {
+  mux_srv_start();
+  int err = 0;
+  sl_hub_opts o = {.kind = SL_KIND_H264, .on_event = on_hub};
+  S.hp[0].h = sl_hub_new(S.m, "v0", &o, &err);
+  CHECK_MSG(S.hp[0].h != NULL, "sl_hub_new: %s", sl_strerror(err));
+  S.nh = 1;
+  sl_hub *h = S.hp[0].h;
+  publish_au(h, 1); /* the GOP a subscriber joins with */
+  for (int i = 0; i < 3; i++) publish_au(h, 0);
+  struct cli k, *ks[] = {&k};
+  cli_open(&k, 0);
+  k.h264 = 1;
+  cli_send(&k, "{\"op\":\"subscribe\",\"id\":1,\"stream\":\"v0\",\"format\":\"h264\"}");
+  cli_send(&k, "{\"op\":\"subscribe\",\"id\":2,\"stream\":\"v0\",\"format\":\"fmp4\"}");
+  wait_texts(&k, 4, ks, 1);
+  int seen[3] = {0, 0, 0};
+  for (int i = 0; i < 4; i++) {
+    char type[16];
+    double id = -1;
+    const char *t = k.texts[i];
+    CHECK(sl_json_get_str(t, strlen(t), "$.type", type, sizeof(type)) >= 0);
+    CHECK(sl_json_get_num(t, strlen(t), "$.id", &id) == 0 && (id == 1 || id == 2));
+    if (strcmp(type, "subscribed") == 0) {
+      CHECK_MSG(seen[(int)id] == 0, "message %d: %s", i, t);
+      seen[(int)id] = 1;
+    } else {
+      CHECK_MSG(strcmp(type, "config") == 0 && seen[(int)id] == 1, "message %d: %s", i, t);
+      CHECK_MSG(strstr(t, "\"codec\":\"avc1.42c00b\"") && strstr(t, "\"width\":160"), "config: %s", t);
+      seen[(int)id] = 2;
+    }
+  }
+  CHECK(seen[1] == 2 && seen[2] == 2);
+  for (int i = 0; i < 4; i++) {
+    publish_au(h, i == 2);
+    run(20, ks, 1);
+  }
+  run(200, ks, 1);
+  printf("  h264: %llu access units; fmp4: %llu init, %llu fragments\n",
+         (unsigned long long)k.sub[1].by_type[1], (unsigned long long)k.sub[2].by_type[2],
+         (unsigned long long)k.sub[2].by_type[3]);
+  CHECK_EQ(k.sub[1].by_type[1], 8); /* the cached GOP, then every new unit */
+  CHECK_EQ(k.sub[2].by_type[2], 1);
+  CHECK_EQ(k.sub[2].by_type[3], 8);
+  finish(ks, 1);
 }
