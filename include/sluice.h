@@ -546,7 +546,18 @@ enum {
   SL_OPT_USER_TIMEOUT,   /* TCP_USER_TIMEOUT, value ms */
   SL_OPT_NOTSENT_LOWAT,  /* TCP_NOTSENT_LOWAT, value bytes */
   SL_OPT_SNDBUF,         /* SO_SNDBUF, value bytes */
-  SL_OPT_RCVBUF          /* SO_RCVBUF, value bytes */
+  SL_OPT_RCVBUF,         /* SO_RCVBUF, value bytes */
+  SL_OPT_DSCP,           /* DiffServ code point, value 0..63 (AF41 = 34,
+                            EF = 46, CS3 = 24): written as value << 2 into
+                            IP_TOS (IPv4) or IPV6_TCLASS (IPv6, and IP_TOS
+                            too for IPv4-mapped peers); the ECN bits stay
+                            the kernel's. Marks every packet the socket
+                            sends from then on. SL_EINVAL outside 0..63 */
+  SL_OPT_PRIORITY        /* SO_PRIORITY (Linux): the queueing priority of
+                            the socket's packets on the host (qdisc band,
+                            VLAN PCP through egress maps), value 0..6
+                            (7 and up need CAP_NET_ADMIN; SL_EINVAL);
+                            SL_ENOTSUP elsewhere */
 };
 SL_API int sl_conn_sockopt(sl_conn *c, int opt, int value);
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 want=${1:-all}
 pkgs_run=(build-essential cmake pkg-config python3 libturbojpeg0-dev libssl-dev libopenh264-dev)
-pkgs_test=(clang libclang-rt-14-dev curl wrk nginx-light ffmpeg gstreamer1.0-tools
+pkgs_test=(clang libclang-rt-14-dev curl wrk nginx-light haproxy ffmpeg gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3 python3-prometheus-client
   valgrind qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross chromium nodejs npm
   procps iproute2 binutils openssl)

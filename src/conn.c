@@ -41,6 +41,7 @@
  * the output queue's counters add up (outq.c).
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,12 +471,13 @@ static int ensure_in_room(sl_conn *c) {
     c->in_len = unread;
     c->in_off = 0;
   }
-  if (c->in_len < c->in_cap) return 0;
+  if (c->in_len < c->in_cap && !(c->flags & SL_F_IN_GROW)) return 0;
+  c->flags &= ~SL_F_IN_GROW;
   size_t ncap = c->in_cap ? c->in_cap * 2 : SL_READ_STEP;
   if (ncap > c->lim.recv_max) ncap = c->lim.recv_max;
-  if (ncap <= c->in_cap) return SL_ENOBUFS;
+  if (ncap <= c->in_cap) return c->in_len < c->in_cap ? 0 : SL_ENOBUFS;
   char *p = sl__realloc(c->in, c->in_cap, ncap, SL_MEM_IN);
-  if (p == NULL) return SL_ENOMEM;
+  if (p == NULL) return c->in_len < c->in_cap ? 0 : SL_ENOMEM; /* growing was optional */
   m->acct.in += ncap - c->in_cap;
   sl__acct_held(&m->acct, (long long)(ncap - c->in_cap));
   c->in = p;
@@ -556,6 +558,12 @@ void sl__conn_on_readable(sl_conn *c) {
     }
     return;
   }
+  /* A read that filled all the room there was: more is waiting in the
+   * kernel. Without growing, a handler that consumes everything keeps the
+   * buffer at its first 16 KiB, and a stream arriving faster than 16 KiB
+   * per loop turn (a relay of 100 KB frames while the loop serves a
+   * thousand viewers) would be read no faster than the loop turns. */
+  if ((size_t)n == room && c->in_cap < c->lim.recv_max) c->flags |= SL_F_IN_GROW;
   c->in_len += (size_t)n;
   c->bytes_in += (size_t)n;
   c->last_io_ms = m->now;
@@ -724,6 +732,25 @@ void sl_conn_set_poll(sl_conn *c, int on) {
   else c->flags &= ~SL_F_POLL;
 }
 
+/* DSCP is the upper six bits of the IPv4 TOS byte and of the IPv6 traffic
+ * class (RFC 2474); the lower two are ECN and belong to the kernel, which
+ * keeps setting them whatever we write. The socket's family decides which
+ * option applies; an IPv6 socket may carry IPv4-mapped peers, whose packets
+ * take IP_TOS, so both are set there (the second may fail harmlessly). */
+static int set_dscp(int fd, int dscp) {
+  if (dscp < 0 || dscp > 63) return SL_EINVAL;
+  int tos = dscp << 2;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+  if (ss.ss_family == AF_INET6) {
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos)) != 0) return -errno;
+    (void)setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+    return 0;
+  }
+  return setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) == 0 ? 0 : -errno;
+}
+
 int sl_conn_sockopt(sl_conn *c, int opt, int value) {
   int rc = 0, on = value ? 1 : 0;
   if (c->fd < 0) return SL_EBADF;
@@ -763,6 +790,16 @@ int sl_conn_sockopt(sl_conn *c, int opt, int value) {
       break;
     case SL_OPT_RCVBUF:
       rc = setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &value, sizeof(value));
+      break;
+    case SL_OPT_DSCP:
+      return set_dscp(c->fd, value);
+    case SL_OPT_PRIORITY:
+#ifdef SO_PRIORITY
+      if (value < 0 || value > 6) return SL_EINVAL;
+      rc = setsockopt(c->fd, SOL_SOCKET, SO_PRIORITY, &value, sizeof(value));
+#else
+      return SL_ENOTSUP;
+#endif
       break;
     default:
       return SL_EINVAL;

@@ -457,11 +457,16 @@ static int send_frame(struct sub *s, struct frame *f) {
   if (f->codec) return send_h264(s, f);
   switch (s->transport) {
     case SL_TRANSPORT_MJPEG: {
-      char hdr[192];
+      /* X-Unix-Ms, the publish time on the server's wall clock, is what a
+       * relay downstream (an edge) measures its lag to this server with;
+       * X-Timestamp-Ms is the capture time on this manager's clock. */
+      char hdr[256];
       int n = snprintf(hdr, sizeof(hdr),
                        "--sluiceframe\r\nContent-Type: image/jpeg\r\n"
-                       "Content-Length: %zu\r\nX-Frame: %llu\r\nX-Timestamp-Ms: %llu\r\n\r\n",
-                       len, (unsigned long long)f->seq, (unsigned long long)f->ts);
+                       "Content-Length: %zu\r\nX-Frame: %llu\r\nX-Timestamp-Ms: %llu\r\n"
+                       "X-Unix-Ms: %llu\r\n\r\n",
+                       len, (unsigned long long)f->seq, (unsigned long long)f->ts,
+                       (unsigned long long)f->wall_ms);
       sl_part parts[3] = {{hdr, NULL, 0, (size_t)n}, {NULL, f->buf, 0, len},
                           {"\r\n", NULL, 0, 2}};
       return sl_sendv(c, parts, 3);

@@ -127,6 +127,8 @@ enum {
   SL_F_ACCEPT_WAIT = 1u << 16, /* listener paused after EMFILE */
   SL_F_IO_INPUT = 1u << 17,  /* the transport holds input: read it at the
                                 flush phase (see sl_io.held) */
+  SL_F_IN_GROW = 1u << 18,   /* the last read filled the input buffer:
+                                double it (up to recv_max) at the next */
 };
 
 struct sl_conn {

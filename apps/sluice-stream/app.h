@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "edge.h"
 #include "sbuf.h"
 #include "sluice.h"
 #include "source.h"
@@ -46,6 +47,7 @@ typedef struct ss_app {
   int allow_lossless;
   int log_level;
   char tls_cert[512], tls_key[512]; /* HTTPS when both are set */
+  ss_ops ops;              /* edge mode, drain, QoS (edge.h) */
   /* runtime */
   sl_mgr *mgr;
   sl_conn *listener;

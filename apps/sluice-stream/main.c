@@ -76,6 +76,9 @@ static void usage(FILE *f) {
 "      --send-max BYTES     per-viewer queue cap (0: 2 x largest frame + 64K)\n"
 "      --stall-ms MS        close a viewer that made no progress (300000)\n"
 "\n"
+);
+  ss_ops_usage(f);
+  fprintf(f,
 "Other:\n"
 "  -c, --config FILE        read options from FILE (one 'option = value' per line)\n"
 "      --log-level L        error | warn | info | debug (info)\n"
@@ -84,8 +87,8 @@ static void usage(FILE *f) {
 "\n"
 "Endpoints: / (viewer), /dashboard, /grid (every stream), /stream.mjpg (MJPEG streams),\n"
 "/stream.h264 (H.264 streams: raw Annex-B), /ws, /snapshot.jpg (MJPEG),\n"
-"/mux (many streams on one WebSocket), /metrics, /api/stats, /api/streams, /api/events;\n"
-"per stream under /streams/NAME/.\n"
+"/mux (many streams on one WebSocket), /metrics, /api/stats, /api/streams, /api/events,\n"
+"/healthz; per stream under /streams/NAME/.\n"
 "Sizes accept K, M and G suffixes.\n");
 }
 
@@ -93,7 +96,8 @@ enum {
   OPT_STREAM = 256, OPT_SIZE, OPT_FPS, OPT_QUALITY, OPT_MAX_FRAME, OPT_SOURCE_USER,
   OPT_MAX_VIEWERS, OPT_BUDGET, OPT_TOKEN, OPT_BASIC, OPT_ORIGIN, OPT_LOSSLESS,
   OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY,
-  OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX, OPT_CORS, OPT_DEMO
+  OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX, OPT_CORS, OPT_DEMO,
+  OPT_EDGE, OPT_EDGE_POLL, OPT_DRAIN_TIMEOUT, OPT_DSCP, OPT_PRIORITY, OPT_STREAM_QOS
 };
 
 static const struct option long_opts[] = {
@@ -117,6 +121,10 @@ static const struct option long_opts[] = {
     {"policy", required_argument, 0, OPT_POLICY}, {"fps-cap", required_argument, 0, OPT_FPS_CAP},
     {"send-max", required_argument, 0, OPT_SEND_MAX},
     {"stall-ms", required_argument, 0, OPT_STALL},
+    {"edge", required_argument, 0, OPT_EDGE}, {"edge-poll", required_argument, 0, OPT_EDGE_POLL},
+    {"drain-timeout", required_argument, 0, OPT_DRAIN_TIMEOUT},
+    {"dscp", required_argument, 0, OPT_DSCP}, {"priority", required_argument, 0, OPT_PRIORITY},
+    {"stream-qos", required_argument, 0, OPT_STREAM_QOS},
     {"config", required_argument, 0, 'c'},      {"log-level", required_argument, 0, OPT_LOG},
     {"help", no_argument, 0, 'h'},              {"version", no_argument, 0, 'V'},
     {0, 0, 0, 0}};
@@ -165,6 +173,41 @@ static int add_stream(ss_app *a, const char *name, const char *spec) {
   snprintf(st->name, sizeof(st->name), "%s", name);
   snprintf(st->spec, sizeof(st->spec), "%s", spec);
   return 0;
+}
+
+/* The options of edge.h: edge mode, drain, QoS. */
+static int apply_ops(ss_app *a, int opt, const char *v) {
+  double d;
+  switch (opt) {
+    case OPT_EDGE:
+      if (ss_ops_edge(&a->ops, v))
+        return fail("--edge %s: use the origin's http[s]://HOST:PORT, e.g. http://10.0.0.5:8080%s",
+                    v, "");
+      return 0;
+    case OPT_EDGE_POLL:
+      if (parse_num(v, 100, 600000, &d)) return fail("--edge-poll %s: use 100..600000 ms%s", v, "");
+      a->ops.poll_ms = (uint32_t)d;
+      return 0;
+    case OPT_DRAIN_TIMEOUT:
+      if (parse_num(v, 0, 86400, &d)) return fail("--drain-timeout %s: use 0..86400 s%s", v, "");
+      a->ops.drain_timeout_ms = (uint32_t)(d * 1000);
+      return 0;
+    case OPT_DSCP:
+      if (ss_ops_dscp(v, &a->ops.qos.dscp))
+        return fail("--dscp %s: use AF11..AF43, EF, CS0..CS7, VA, LE or 0..63%s", v, "");
+      return 0;
+    case OPT_PRIORITY:
+      if (parse_num(v, 0, 6, &d)) return fail("--priority %s: use 0..6%s", v, "");
+      a->ops.qos.priority = (int)d;
+      return 0;
+    case OPT_STREAM_QOS:
+      if (ss_ops_stream_qos(&a->ops, v))
+        return fail("--stream-qos %s: use NAME=DSCP[:PRIORITY], e.g. cam1=AF41:4 (at most %s)",
+                    v, "16");
+      return 0;
+    default:
+      return -1;
+  }
 }
 
 static int apply(ss_app *a, int opt, const char *v) {
@@ -351,7 +394,7 @@ static int apply(ss_app *a, int opt, const char *v) {
       else return fail("--log-level %s: use error, warn, info or debug%s", v, "");
       return 0;
     default:
-      return -1;
+      return apply_ops(a, opt, v);
   }
 }
 
@@ -446,8 +489,14 @@ int main(int argc, char **argv) {
   a->max_viewers = 1000;
   a->budget = DEFAULT_BUDGET;
   a->log_level = SL_LOG_INFO;
+  ss_ops_defaults(&a->ops);
   if (parse_args(a, argc, argv) != 0) return 2;
-  if (a->nstreams == 0 || strcmp(a->streams[0].name, "default") != 0) {
+  int edge = a->ops.origin[0] != '\0';
+  if (edge && a->nstreams) {
+    fail("--edge mirrors the origin's streams: no --source or --stream with it%s%s", "", "");
+    return 2;
+  }
+  if (!edge && (a->nstreams == 0 || strcmp(a->streams[0].name, "default") != 0)) {
     if (a->nstreams == SS_MAX_STREAMS) return 2;
     memmove(&a->streams[1], &a->streams[0], (size_t)a->nstreams * sizeof(a->streams[0]));
     memset(&a->streams[0], 0, sizeof(a->streams[0]));
@@ -470,7 +519,7 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  size_t max_conns = a->max_viewers * (size_t)a->nstreams + 256;
+  size_t max_conns = a->max_viewers * (size_t)(edge ? SS_MAX_STREAMS : a->nstreams) + 256;
   sl_mgr_opts mo = {.budget = a->budget, .max_conns = max_conns};
   int rc;
   a->mgr = sl_mgr_new(&mo, &rc);
@@ -514,7 +563,8 @@ int main(int argc, char **argv) {
       goto out;
     }
   }
-  if (ss_server_start(a, err, sizeof(err)) != 0) {
+  if (ss_server_start(a, err, sizeof(err)) != 0 ||
+      (edge && ss_edge_start(a, err, sizeof(err)) != 0)) {
     fprintf(stderr, "sluice-stream: %s\n", err);
     goto out;
   }
@@ -535,9 +585,15 @@ int main(int argc, char **argv) {
            ss_source_codec_of(a->streams[i].src) == SS_CODEC_H264 ? "stream.h264"
                                                                   : "stream.mjpg",
            ss_source_describe(a->streams[i].src));
+  if (edge) printf("  edge of %s: its streams appear here as it lists them\n", a->ops.origin);
   fflush(stdout);
-  while (!stop_signal) {
-    sl_mgr_poll(a->mgr, 500);
+  int sig_seen = 0;
+  for (;;) {
+    sl_mgr_poll(a->mgr, a->ops.draining ? 50 : 500);
+    int sig = stop_signal;
+    stop_signal = 0;
+    if (sig) sig_seen = sig;
+    if (ss_drain_step(a, sig)) break;
     if (reload_signal) {
       /* A renewed certificate: new handshakes use it, open connections
        * keep theirs. A bad file changes nothing. */
@@ -550,10 +606,11 @@ int main(int argc, char **argv) {
                sl_tls_last_error());
     }
   }
-  sl_log(SL_LOG_INFO, "signal %d: shutting down", (int)stop_signal);
+  sl_log(SL_LOG_INFO, "signal %d: shutting down", sig_seen);
   status = 0;
 
 out:
+  ss_edge_stop(a);
   for (int i = 0; i < a->nstreams; i++) {
     ss_source_stop(a->streams[i].src);
     a->streams[i].src = NULL;

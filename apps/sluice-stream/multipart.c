@@ -158,11 +158,19 @@ static int header_is(const unsigned char *b, size_t n, const char *name,
 
 /* Part headers in b[0, n): 1 with *hend = bytes up to and including the
  * empty line, *clen (-1: none) and *image; 0 when incomplete. */
-static int parse_head(const unsigned char *b, size_t n, size_t *hend,
+static unsigned long long header_num(const unsigned char *v, size_t vl) {
+  unsigned long long x = 0;
+  for (size_t k = 0; k < vl && k < 19 && v[k] >= '0' && v[k] <= '9'; k++)
+    x = x * 10 + (unsigned)(v[k] - '0');
+  return x;
+}
+
+static int parse_head(ss_mp *p, const unsigned char *b, size_t n, size_t *hend,
                       long long *clen, int *image) {
   size_t i = 0;
   *clen = -1;
   *image = 1;
+  p->part_seq = p->part_unix_ms = 0;
   for (;;) {
     const unsigned char *lf = memchr(b + i, '\n', n - i);
     if (lf == NULL) return 0;
@@ -184,6 +192,10 @@ static int parse_head(const unsigned char *b, size_t n, size_t *hend,
       *clen = x;
     } else if (header_is(b + i, le - i, "Content-Type", &v, &vl)) {
       *image = vl >= 6 && strncasecmp((const char *)v, "image/", 6) == 0;
+    } else if (header_is(b + i, le - i, "X-Frame", &v, &vl)) {
+      p->part_seq = header_num(v, vl);
+    } else if (header_is(b + i, le - i, "X-Unix-Ms", &v, &vl)) {
+      p->part_unix_ms = header_num(v, vl);
     }
     i = e + 1;
   }
@@ -263,7 +275,7 @@ int ss_mp_next(ss_mp *p, const unsigned char *buf, size_t len, ss_mp_out *out) {
       /* Only the first SS_MP_HEAD_MAX bytes may hold headers, however
        * much input there is, so the outcome does not depend on chunking. */
       size_t hn = n < SS_MP_HEAD_MAX ? n : SS_MP_HEAD_MAX;
-      if (!parse_head(b, hn, &hend, &clen, &image)) {
+      if (!parse_head(p, b, hn, &hend, &clen, &image)) {
         if (n < SS_MP_HEAD_MAX) break;
         p->bad++; /* headers that never end: look for the next part */
         p->state = P_BOUNDARY;

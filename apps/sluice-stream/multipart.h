@@ -73,6 +73,10 @@ typedef struct ss_mp {
   unsigned long long oversized; /* parts whose Content-Length > max_frame */
   unsigned long long other;     /* non-image parts, skipped */
   int closed;                   /* the closing delimiter was seen */
+  /* The last part's X-Frame and X-Unix-Ms headers (a sluice server's frame
+   * sequence and publish time, Unix ms), 0 when absent: how a relay
+   * measures its lag behind another sluice-stream. */
+  unsigned long long part_seq, part_unix_ms;
 } ss_mp;
 
 typedef struct ss_mp_out {

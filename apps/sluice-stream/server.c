@@ -150,7 +150,7 @@ static void serve_stream(ss_app *a, ss_stream *st, sl_conn *c,
     return;
   }
   sl_ws_opts ws = viewer_ws(a);
-  sl_hub_attach(st->hub, c, m, transport, &o, &ws);
+  if (sl_hub_attach(st->hub, c, m, transport, &o, &ws) == 0) ss_qos_apply(a, st, c);
 }
 
 /* /mux: a client's "subscribe" names a stream of this server. */
@@ -178,6 +178,7 @@ static void serve_mux(ss_app *a, sl_conn *c, const sl_http_msg *m) {
                     .stall_ms = a->sub.stall_ms, .resolve = mux_resolve, .arg = a};
   mo.sub.cors_origins = NULL;
   if (sl_mux_new(c, &mo, NULL) == NULL) sl_conn_close(c, SL_CLOSE_NOW);
+  else ss_qos_apply(a, NULL, c); /* many streams: the global marks */
 }
 
 static void on_sse_close(ss_app *a, sl_conn *c) {
@@ -225,6 +226,7 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
   }
   memcpy(path, m->path.ptr, m->path.len);
   path[m->path.len] = '\0';
+  if (ss_health_route(a, c, path)) return; /* edge.c: for balancers, no auth */
 
   /* Pages: public unless Basic auth protects everything. */
   if (strcmp(path, "/") == 0 || strcmp(path, "/dashboard") == 0 || strcmp(path, "/grid") == 0 ||
@@ -271,6 +273,11 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
     sl_conn_set_limits(c, &lim);
     sl_send(c, "retry: 1000\n\n", 13);
     a->sse[a->nsse++] = c;
+    return;
+  }
+  if (a->nstreams == 0) { /* an edge before the origin's list arrived */
+    sl_http_reply(c, 503, "Retry-After: 2\r\nContent-Type: text/plain\r\n",
+                  "503 no stream yet\n", 18);
     return;
   }
   ss_stream *def = &a->streams[0];

@@ -364,4 +364,8 @@ void ss_source_stats_get(const ss_source *s, ss_source_stats *out) {
   out->garbage = atomic_load(&w->garbage);
   out->connected = atomic_load(&w->connected);
   out->ended = atomic_load(&w->ended);
+  out->up_seq = atomic_load(&w->up_seq);
+  out->up_unix_ms = atomic_load(&w->up_unix_ms);
+  out->up_arrival_ms = atomic_load(&w->up_arrival_ms);
+  out->up_gaps = atomic_load(&w->up_gaps);
 }

@@ -106,6 +106,14 @@ typedef struct ss_source_stats {
                              threaded sources: 1 while running */
   int ended;              /* stdin: end of stream reached (the hub keeps
                              its last frame) */
+  /* Relays of another sluice-stream (its MJPEG parts' X-Frame and
+   * X-Unix-Ms headers, its WebSocket H.264 message headers): the upstream's
+   * sequence number and publish time (Unix ms) of the last frame received,
+   * our wall clock when it arrived, and the frames the upstream skipped for
+   * us (holes in its sequence within one connection). All 0 when the
+   * upstream does not say (a camera, raw Annex-B). lag = arrival -
+   * publish, meaningful across hosts whose clocks agree (NTP). */
+  unsigned long long up_seq, up_unix_ms, up_arrival_ms, up_gaps;
 } ss_source_stats;
 void ss_source_stats_get(const ss_source *s, ss_source_stats *out);
 

@@ -50,6 +50,10 @@ struct ss_source {
   /* Counters (see ss_source_stats). */
   atomic_ullong frames, bytes, errors, reconnects, skipped, garbage;
   atomic_int connected, ended;
+  /* Relays of another sluice-stream: the upstream's sequence number and
+   * publish time (Unix ms) of the last frame, and our wall clock when it
+   * arrived; 0 when the upstream does not say (see ss_source_stats). */
+  atomic_ullong up_seq, up_unix_ms, up_arrival_ms, up_gaps;
 };
 
 /* Flags of ss__publish. */

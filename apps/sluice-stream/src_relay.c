@@ -42,6 +42,10 @@
 #define BACKOFF_MIN_MS 250u
 #define BACKOFF_MAX_MS 10000u
 #define RESUME_POLL_MS 5u
+/* One connection carries a whole stream: let one read take up to 1 MiB, so
+ * the upstream is never read slower than the loop turns while the loop is
+ * busy with many viewers (an edge). */
+#define RELAY_RECV_MAX (1u << 20)
 
 struct relay {
   ss_source *s;
@@ -55,6 +59,7 @@ struct relay {
   sl_timer *resume;         /* reading paused for a lossless viewer */
   uint32_t backoff;
   unsigned long long fails; /* attempts in a row without a frame */
+  int first_seq;            /* the next upstream seq starts a new run */
   char why[200];            /* the last SL_EV_ERROR message */
   /* http body */
   int body;                 /* a 200 head arrived: chunks are the stream */
@@ -65,8 +70,15 @@ struct relay {
   sl_h264_reader *rd;       /* codec H.264 over http: the unit reader */
 };
 
-/* The access unit header of a sluice WebSocket H.264 message (hub_sub.c). */
+/* The access unit header of a sluice WebSocket H.264 message (hub_sub.c):
+ * type, flags, 2 zero bytes, seq (BE32), publish time in Unix ms (BE64). */
 #define WS_AU_HEADER 16
+
+static unsigned long long be_bits(const unsigned char *p, int n) {
+  unsigned long long v = 0;
+  for (int i = 0; i < n; i++) v = v << 8 | p[i];
+  return v;
+}
 
 static int connect_upstream(struct relay *r, int *err);
 static void lost(struct relay *r);
@@ -157,6 +169,20 @@ static void resume_check(sl_mgr *m, void *arg) {
   if (c) sl_conn_pause_read(c, 0);
 }
 
+/* What the upstream said about the frame just received (0, 0: nothing).
+ * A hole in its sequence within one connection is frames it skipped for
+ * us; a new connection starts a new run (first_seq). */
+static void note_upstream(struct relay *r, unsigned long long seq, unsigned long long unix_ms) {
+  ss_source *s = r->s;
+  if (seq == 0 && unix_ms == 0) return;
+  unsigned long long prev = atomic_load(&s->up_seq);
+  if (!r->first_seq && seq > prev + 1) atomic_fetch_add(&s->up_gaps, seq - prev - 1);
+  r->first_seq = 0;
+  atomic_store(&s->up_seq, seq);
+  atomic_store(&s->up_unix_ms, unix_ms);
+  atomic_store(&s->up_arrival_ms, ss__unix_ms());
+}
+
 static void publish(struct relay *r, const void *data, size_t len) {
   ss_source *s = r->s;
   if (ss__publish(s, data, len, 0) != 0) return;
@@ -212,7 +238,10 @@ static void feed(struct relay *r, const char *p, size_t n) {
     for (;;) {
       ss_mp_out o;
       int got = ss_mp_next(&r->mp, r->buf, r->have, &o);
-      if (got) publish(r, r->buf + o.off, o.len);
+      if (got) {
+        note_upstream(r, r->mp.part_seq, r->mp.part_unix_ms);
+        publish(r, r->buf + o.off, o.len);
+      }
       memmove(r->buf, r->buf + o.consumed, r->have - o.consumed);
       r->have -= o.consumed;
       if (!got) break;
@@ -296,6 +325,7 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
         ss_mp_init(&r->mp, ct ? ct->ptr : NULL, ct ? ct->len : 0, r->s->o.max_frame);
       }
       r->body = 1;
+      r->first_seq = 1;
       atomic_store(&r->s->connected, 1);
       sl_log(SL_LOG_INFO, "relay %s: connected (%s)", r->shown,
              want_h264 ? "H.264 Annex-B" : r->mp.blen ? "multipart" : "plain MJPEG stream");
@@ -337,6 +367,7 @@ static void on_ws(sl_conn *c, int ev, void *ev_data) {
   if (r == NULL) return;
   switch (ev) {
     case SL_EV_WS_OPEN:
+      r->first_seq = 1;
       atomic_store(&r->s->connected, 1);
       sl_log(SL_LOG_INFO, "relay %s: connected", r->shown);
       return;
@@ -346,8 +377,10 @@ static void on_ws(sl_conn *c, int ev, void *ev_data) {
       const unsigned char *p = (const unsigned char *)m->data.ptr;
       if (r->s->o.codec == SS_CODEC_H264) {
         /* An access unit behind its header; the keyframes carry SPS/PPS. */
-        if (m->data.len > WS_AU_HEADER && p[0] == 1)
+        if (m->data.len > WS_AU_HEADER && p[0] == 1) {
+          note_upstream(r, be_bits(p + 4, 4), be_bits(p + 8, 8));
           publish(r, p + WS_AU_HEADER, m->data.len - WS_AU_HEADER);
+        }
         else
           atomic_fetch_add(&r->s->errors, 1);
       } else if (m->data.len >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
@@ -375,12 +408,17 @@ static int connect_upstream(struct relay *r, int *err) {
   if (r->ws) {
     sl_ws_opts wo = {.max_message = s->o.max_frame, .headers = r->auth};
     r->wsc = sl_ws_connect(s->mgr, r->url, &wo, on_ws, r, err);
+    if (r->wsc) {
+      sl_limits lim = {.recv_max = RELAY_RECV_MAX};
+      sl_conn_set_limits(r->wsc, &lim);
+    }
     return r->wsc ? 0 : -1;
   }
   sl_http_client_opts ho = {.user = s->o.user, .pass = s->o.pass,
                             .headers = s->o.codec == SS_CODEC_H264
                                            ? "Accept: video/h264, */*\r\n"
-                                           : "Accept: multipart/x-mixed-replace, image/jpeg, */*\r\n"};
+                                           : "Accept: multipart/x-mixed-replace, image/jpeg, */*\r\n",
+                            .limits = {.recv_max = RELAY_RECV_MAX}};
   r->req = sl_http_request(s->mgr, r->url, &ho, on_http, r, err);
   return r->req ? 0 : -1;
 }

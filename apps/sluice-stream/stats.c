@@ -146,6 +146,7 @@ void ss_stats_json(ss_app *a, ss_sbuf *b) {
                    (unsigned long long)hs.evictions[SL_EVICT_BUDGET]);
     drops_json(b, hs.drops);
     kind_json(b, &hs);
+    ss_edge_stream_json(a, st, b);
     ss_sbuf_printf(b, ",\"viewers_list\":[");
     size_t n = sl_hub_subs(st->hub, subs, sizeof(subs) / sizeof(subs[0]));
     if (n > sizeof(subs) / sizeof(subs[0])) n = sizeof(subs) / sizeof(subs[0]);
@@ -164,10 +165,13 @@ void ss_stats_json(ss_app *a, ss_sbuf *b) {
                      (unsigned long long)v->frames_sent, (unsigned long long)v->bytes_sent,
                      v->send_max, (unsigned long long)v->resyncs);
       drops_json(b, v->drops);
-      ss_sbuf_printf(b, ",\"state\":\"%s\",\"age_ms\":%llu,\"stalled_ms\":%llu}",
+      int dscp, prio;
+      ss_qos_read(a, v->id, &dscp, &prio);
+      ss_sbuf_printf(b, ",\"state\":\"%s\",\"age_ms\":%llu,\"stalled_ms\":%llu,"
+                     "\"dscp\":%d,\"priority\":%d}",
                      v->stalled ? "stalled" : "active",
                      (unsigned long long)(now - v->joined_ms),
-                     (unsigned long long)(v->queued ? now - v->last_progress_ms : 0));
+                     (unsigned long long)(v->queued ? now - v->last_progress_ms : 0), dscp, prio);
     }
     ss_sbuf_printf(b, "],\"recent_leaves\":[");
     unsigned cnt = st->nrecent < SS_RECENT ? st->nrecent : SS_RECENT;
@@ -182,7 +186,9 @@ void ss_stats_json(ss_app *a, ss_sbuf *b) {
     }
     ss_sbuf_printf(b, "]}");
   }
-  ss_sbuf_printf(b, "]}");
+  ss_sbuf_printf(b, "]");
+  ss_ops_json(a, b);
+  ss_sbuf_printf(b, "}");
 }
 
 /* Prometheus label values: escape backslash, quote and newline. */
@@ -318,4 +324,5 @@ void ss_stats_prometheus(ss_app *a, ss_sbuf *b) {
       }
     }
   }
+  ss_ops_prom(a, b);
 }
