@@ -223,9 +223,14 @@ void sl__conn_update_interest(sl_conn *c) {
         sl__conn_mark_dirty(c);
       }
     }
-    /* During a handshake the queue waits: only the transport writes. */
-    if ((held & SL_POLL_OUT) ||
-        (c->outq.queued && c->state != SL_ST_HANDSHAKE))
+    /* During a handshake the queue waits: only the transport writes. A
+     * dirty connection is flushed at the end of this iteration, which asks
+     * for writability itself if bytes remain: asking now would cost two
+     * epoll_ctl calls per request (on here, off after the flush). */
+    if (held & SL_POLL_OUT)
+      want |= SL_POLL_OUT;
+    else if (c->outq.queued && c->state != SL_ST_HANDSHAKE &&
+             (!(c->flags & SL_F_DIRTY) || (c->interest & SL_POLL_OUT)))
       want |= SL_POLL_OUT;
   }
   if (want != c->interest) {
