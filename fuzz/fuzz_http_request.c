@@ -74,10 +74,15 @@ static void helpers(const sl_http_msg *m, const uint8_t *d, size_t n) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static sl_http_msg m, m2;
   const char *buf = (const char *)data;
-  int r = sl__http_parse_request(buf, size, NULL, &m);
+  int why = -1;
+  int r = sl__http_parse_request_why(buf, size, NULL, &m, &why);
   ASSERT(r <= (int)size || r < 0);
   ASSERT(r >= 0 || r == -400 || r == -414 || r == -431 || r == -501 ||
          r == -505);
+  /* A refusal names a reason whose status is the one returned. */
+  ASSERT(r < 0 ? why > SL_PE_NONE && why < SL_PE_COUNT &&
+                     sl__http_perr_status(why) == -r && *sl__http_perr_text(why)
+               : why == SL_PE_NONE);
   if (r > 0) {
     ASSERT(m.head_len == (size_t)r);
     inside(m.method, data, size);

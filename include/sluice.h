@@ -675,6 +675,38 @@ typedef struct sl_http_msg {
 } sl_http_msg;
 #endif
 
+/* An error the server answers by itself (see sl_http_listen), as
+ * sl_http_opts.on_error sees it. Every pointer is valid only during the
+ * call. */
+typedef struct sl_http_error {
+  int status;         /* 400, 408, 413, 414, 431, 501, 503 or 505 */
+  const char *reason; /* why, NUL-terminated, at most 127 bytes: "header
+                         line without colon", "body over 1048576 bytes",
+                         "headers not complete in 10000 ms" */
+  sl_str method;      /* the request's method and raw path (as sent, not
+                         decoded) once its request line was read, else
+                         empty (ptr NULL). While a body is read the path */
+  sl_str path;        /* is a copy of its first 256 bytes */
+} sl_http_error;
+
+/* Replace the body of the errors the server answers by itself (JSON for
+ * an API, say): the callback runs just before the library would send its
+ * text reply ("413 Content Too Large: body over 1048576 bytes\n", with
+ * Content-Type: text/plain) and may instead answer with sl_http_reply,
+ * sl_http_replyf or sl_http_reply_buf on `c` (any status and headers; the
+ * response says Connection: close and the connection closes after it,
+ * SL_CLOSE_PROTOCOL, as after the default reply). Those are the only
+ * calls it may make on `c` (sl_http_start and file serving fail with
+ * SL_EINVAL). When it sends nothing, or its reply fails, the default
+ * text goes. It runs on the loop thread, outside the connection's
+ * handler, from inside sl_mgr_poll; `arg` is sl_http_opts.error_arg.
+ * Example: if (e->path.len >= 5 && memcmp(e->path.ptr, "/api/", 5) == 0)
+ *            sl_http_replyf(c, e->status, "Content-Type: application/json\r\n",
+ *                           "{\"error\":%d,\"reason\":\"%s\"}", e->status, e->reason);
+ * (the reasons hold no '"' or '\\'). */
+typedef void (*sl_http_error_fn)(sl_conn *c, const sl_http_error *e,
+                                 void *arg);
+
 /* Options of an HTTP listener; zero fields take the defaults. */
 typedef struct sl_http_opts {
   size_t max_request_line;   /* 8 KiB: longer gets 414 */
@@ -699,6 +731,8 @@ typedef struct sl_http_opts {
   sl_tls_ctx *tls;           /* a server context: serve HTTPS (and WSS);
                                 the listener takes a reference. NULL:
                                 plain HTTP */
+  sl_http_error_fn on_error; /* NULL: the library's text bodies */
+  void *error_arg;
 } sl_http_opts;
 
 /* Listen for HTTP/1.1 on `url` (see sl_listen), over TLS when opts->tls
@@ -708,8 +742,13 @@ typedef struct sl_http_opts {
  * on one connection are delivered one at a time, in order: the next is
  * parsed only once the current response is complete (sl_http_reply, or
  * sl_http_end after sl_http_start). Malformed or oversized requests are
- * answered by the library (400, 408, 413, 414, 431, 501, 505) and never
- * reach `fn`. `opts` may be NULL; it is copied.
+ * answered by the library (400, 408, 413, 414, 431, 501, 503, 505) and
+ * never reach `fn`: a text body names the status and the reason ("400 Bad
+ * Request: header line without colon", "431 Request Header Fields Too
+ * Large: header section over 16384 bytes", "408 Request Timeout: body not
+ * complete in 60000 ms"), or the application writes its own
+ * (sl_http_opts.on_error); the connection then closes. `opts` may be
+ * NULL; it is copied.
  *
  * Each request first reaches `fn` as SL_EV_HTTP_HEADERS, with the same
  * `sl_http_msg *` but its body not read yet (body.len 0), before any

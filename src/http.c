@@ -232,7 +232,8 @@ static void arm_body_timeout(sl_conn *c, struct sl_http *h) {
   next_body_check(c, h);
 }
 
-/* A body deadline passed: 1 when the body broke a bound (answer 408). */
+/* A body deadline passed: 1 when the body broke its total limit, 2 when
+ * its rate (answer 408), else 0. */
 static int body_too_slow(sl_conn *c, struct sl_http *h) {
   if (h->body_deadline && c->mgr->now >= h->body_deadline) return 1;
   /* The first window is a grace (connection setup, a client that reads
@@ -240,7 +241,7 @@ static int body_too_slow(sl_conn *c, struct sl_http *h) {
   unsigned long long want =
       (unsigned long long)h->opts.body_min_rate * h->opts.body_rate_window_ms / 1000;
   if (h->opts.body_min_rate && !h->rate_grace && h->body_rx - h->rate_mark < want)
-    return 1;
+    return 2;
   h->rate_grace = 0;
   h->rate_mark = h->body_rx;
   next_body_check(c, h);
@@ -343,6 +344,10 @@ static int can_respond(const struct sl_http *h) {
          h->state == SL_HS_BODY_STREAM;
 }
 
+/* A response with a body to come: not from on_error, whose reply must be
+ * whole before fail_request returns. */
+static int can_start(const struct sl_http *h) { return can_respond(h) && !h->error_reply; }
+
 /* Format the status line and the headers the library owns. `body_len` < 0
  * means no Content-Length. */
 static int format_head(struct sl_http *h, char *out, size_t cap, int status,
@@ -380,7 +385,9 @@ static void response_done(sl_conn *c, struct sl_http *h) {
   /* After the peer's FIN no further request can come. */
   if (!persists(h) || (c->flags & SL_F_EOF)) {
     set_state(h, SL_HS_CLOSE);
-    sl_conn_close(c, SL_CLOSE_FLUSH);
+    /* An error answered by on_error closes as the default reply does. */
+    sl_conn_close_with(c, SL_CLOSE_FLUSH,
+                       h->error_reply ? SL_CLOSE_PROTOCOL : SL_CLOSE_LOCAL);
     return;
   }
   set_state(h, SL_HS_HEAD);
@@ -403,7 +410,7 @@ static int reply_parts(sl_conn *c, int status, const char *headers,
                        const void *body, sl_buf *b, size_t off, size_t len) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !can_respond(h)) return SL_EINVAL;
+  if (h == NULL || !(can_respond(h) || h->error_reply)) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers,
                        (status == 204 || status == 304 || status < 200) ? -1
@@ -472,7 +479,7 @@ int sl_http_reply_401(sl_conn *c, const char *realm) {
 int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !can_respond(h)) return SL_EINVAL;
+  if (h == NULL || !can_start(h)) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   if (mode != SL_HTTP_CHUNKED && mode != SL_HTTP_STREAM) return SL_EINVAL;
   if (mode == SL_HTTP_STREAM) h->keep_alive = 0;
@@ -551,24 +558,97 @@ int sl_http_end(sl_conn *c) {
 
 /* ---- reading requests ----------------------------------------------- */
 
-/* Answer an error the library detects itself, and stop reading. */
-static void fail_request(sl_conn *c, struct sl_http *h, int status) {
-  char body[96];
-  int n = snprintf(body, sizeof(body), "%d %s\n", status, sl_http_status_text(status));
-  char head[512];
+/* The request fail_request is about, for on_error: in HEAD and HEADERS
+ * h->msg is fresh and points into the input, which still holds the head;
+ * while a body is read, the copy start_request kept. */
+static void error_target(const struct sl_http *h, sl_http_error *e) {
+  if (h->state == SL_HS_BODY || h->state == SL_HS_BODY_STREAM) {
+    e->method = (sl_str){h->err_method, h->err_mlen};
+    e->path = (sl_str){h->err_path, h->err_plen};
+  } else {
+    e->method = h->msg.method;
+    e->path = h->msg.path;
+  }
+  if (e->method.len == 0) e->method.ptr = NULL;
+  if (e->path.len == 0) e->path = (sl_str){NULL, 0};
+}
+
+/* Answer an error the library detects itself, and stop reading. The
+ * reason (printf-style, at most 127 bytes, no allocation) goes in the
+ * text body after the status ("400 Bad Request: header line without
+ * colon"), or to on_error, which may write a reply of its own. */
+static void fail_request(sl_conn *c, struct sl_http *h, int status,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void fail_request(sl_conn *c, struct sl_http *h, int status,
+                         const char *fmt, ...) {
+  char reason[128];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof(reason), fmt, ap);
+  va_end(ap);
   h->keep_alive = 0;
+  h->last_status = status;
+  h->errors++;
+  sl__conn_set_deadline(c, 0);
+  /* Only a HEAD request's own error omits the body; in HEAD state that
+   * flag is still the previous request's. */
+  if (h->state == SL_HS_HEAD) h->head_req = 0;
+  SL_DEBUG("http %s: %d %s: %s", c->peer_str, status, sl_http_status_text(status), reason);
+  if (h->opts.on_error) {
+    sl_http_error e = {status, reason, {NULL, 0}, {NULL, 0}};
+    error_target(h, &e);
+    h->error_reply = 1;
+    h->opts.on_error(c, &e, h->opts.error_arg);
+    h->error_reply = 0;
+    /* Replied (response_done moved to CLOSE and closed), or closed. */
+    if (h->state == SL_HS_CLOSE || (c->flags & SL_F_CLOSING)) {
+      if (h->state != SL_HS_CLOSE) set_state(h, SL_HS_CLOSE);
+      return;
+    }
+  }
+  char body[192];
+  int n = snprintf(body, sizeof(body), "%d %s: %s\n", status,
+                   sl_http_status_text(status), reason);
+  char head[512];
   int hl = format_head(h, head, sizeof(head), status, "Content-Type: text/plain\r\n",
                        n, NULL);
   sl_part parts[2] = {{head, NULL, 0, (size_t)hl}, {body, NULL, 0, (size_t)n}};
   set_state(h, SL_HS_CLOSE);
-  h->last_status = status;
-  h->errors++;
-  sl__conn_set_deadline(c, 0);
   if (hl < 0 || sl_sendv(c, parts, 2) != 0) {
     sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_PROTOCOL);
     return;
   }
   sl_conn_close_with(c, SL_CLOSE_FLUSH, SL_CLOSE_PROTOCOL);
+}
+
+/* A refused head: its reason, with the limit for the three limits. */
+static void fail_head(sl_conn *c, struct sl_http *h, int status, int why) {
+  switch (why) {
+    case SL_PE_LINE_LONG:
+      fail_request(c, h, status, "request line over %zu bytes", h->opts.max_request_line);
+      break;
+    case SL_PE_HEAD_BIG:
+      fail_request(c, h, status, "header section over %zu bytes", h->opts.max_head);
+      break;
+    case SL_PE_TOO_MANY:
+      fail_request(c, h, status, "more than %zu header lines", h->opts.max_headers);
+      break;
+    default:
+      fail_request(c, h, status, "%s", sl__http_perr_text(why));
+      break;
+  }
+}
+
+static void fail_too_large(sl_conn *c, struct sl_http *h) {
+  fail_request(c, h, 413, "body over %llu bytes", h->body_max);
+}
+
+/* ensure_body failed: too large for the limit is the client's fault; no
+ * memory or budget for it is ours. */
+static void fail_store(sl_conn *c, struct sl_http *h, int er) {
+  if (er == SL_EMSGSIZE) fail_too_large(c, h);
+  else fail_request(c, h, 503, "%s", er == SL_EBUDGET ? "memory budget full"
+                                                      : "no memory for the body");
 }
 
 /* Grow the request buffer to hold `need` bytes. It holds the head copy
@@ -673,9 +753,14 @@ static int start_request(sl_conn *c, struct sl_http *h, const char *p, size_t he
     return 0;
   }
   if (!h->msg.chunked && (unsigned long long)h->msg.content_length > h->body_max) {
-    fail_request(c, h, 413);
+    fail_too_large(c, h);
     return 1;
   }
+  /* The head leaves the input below: keep what on_error reports. */
+  h->err_mlen = h->msg.method.len < sizeof(h->err_method) ? h->msg.method.len : 0;
+  memcpy(h->err_method, h->msg.method.ptr, h->err_mlen);
+  h->err_plen = h->msg.path.len < sizeof(h->err_path) ? h->msg.path.len : sizeof(h->err_path);
+  memcpy(h->err_path, h->msg.path.ptr, h->err_plen);
   if (h->body_stream) {
     /* The head goes now: the handler copied what it needs from it. */
     sl_conn_consume(c, head);
@@ -686,9 +771,7 @@ static int start_request(sl_conn *c, struct sl_http *h, const char *p, size_t he
     h->head_len = head;
     int er = ensure_body(c, h, head + (h->msg.chunked ? 0 : (size_t)h->msg.content_length));
     if (er != 0) {
-      /* Too large for the limit is the client's fault; no memory or
-       * budget for it is ours. */
-      fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
+      fail_store(c, h, er);
       return 1;
     }
     memcpy(h->body, p, head);
@@ -724,7 +807,7 @@ static int collect_body(sl_conn *c, struct sl_http *h, const char *p, size_t len
       size_t dl;
       int n = sl__chunked_decode(&h->chunk, p + used, len - used, &d, &dl, &done);
       if (n < 0) {
-        fail_request(c, h, 400);
+        fail_request(c, h, 400, "malformed chunked body");
         return 1;
       }
       if (n == 0) break;
@@ -733,7 +816,7 @@ static int collect_body(sl_conn *c, struct sl_http *h, const char *p, size_t len
                      ? SL_EMSGSIZE
                      : ensure_body(c, h, h->body_len + dl);
         if (er != 0) {
-          fail_request(c, h, er == SL_EMSGSIZE ? 413 : 503);
+          fail_store(c, h, er);
           return 1;
         }
         memcpy(h->body + h->body_len, d, dl);
@@ -748,7 +831,7 @@ static int collect_body(sl_conn *c, struct sl_http *h, const char *p, size_t len
   /* Body complete: re-parse the head from our copy and deliver. */
   h->body_pending = 0;
   if (sl__http_parse_request(h->body, h->head_len, &h->lim, &h->msg) <= 0) {
-    fail_request(c, h, 400);
+    fail_request(c, h, 400, "malformed request head");
     return 1;
   }
   h->keep_alive = h->msg.keep_alive;
@@ -789,14 +872,14 @@ static int stream_body(sl_conn *c, struct sl_http *h, const char *p, size_t len)
       size_t dl;
       int n = sl__chunked_decode(&h->chunk, p + used, len - used, &d, &dl, &done);
       if (n < 0) {
-        fail_request(c, h, 400);
+        fail_request(c, h, 400, "malformed chunked body");
         return 1;
       }
       if (n == 0) break;
       used += (size_t)n;
       if (dl == 0) continue;
       if (dl > h->body_max - h->body_got) {
-        fail_request(c, h, 413);
+        fail_too_large(c, h);
         return 1;
       }
       h->body_got += dl;
@@ -845,10 +928,11 @@ static void serve_more(sl_conn *c) {
      * resumes on each write); meanwhile the input fills to recv_max and
      * TCP pushes back. */
     if (sl_conn_queued(c) >= c->lim.send_high) return;
-    int rc = sl__http_parse_request(p, len, &h->lim, &h->msg);
+    int why;
+    int rc = sl__http_parse_request_why(p, len, &h->lim, &h->msg, &why);
     if (rc == 0) return;
     if (rc < 0) {
-      fail_request(c, h, -rc);
+      fail_head(c, h, -rc, why);
       return;
     }
     if (start_request(c, h, p, (size_t)rc)) return;
@@ -880,17 +964,24 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
     case SL_EV_TIMEOUT:
       if (*(int *)ev_data != SL_CLOSE_TIMEOUT) return 0;
       if (h->state == SL_HS_BODY || h->state == SL_HS_BODY_STREAM) {
-        if (c->flags & SL_F_PAUSED) put_off(c, h);
-        else if (body_too_slow(c, h)) fail_request(c, h, 408);
+        int slow = (c->flags & SL_F_PAUSED) ? (put_off(c, h), 0) : body_too_slow(c, h);
+        if (slow == 1)
+          fail_request(c, h, 408, "body not complete in %u ms", h->opts.body_timeout_ms);
+        else if (slow == 2)
+          fail_request(c, h, 408, "body under %u bytes/s", h->opts.body_min_rate);
         return 1;
       }
       if (h->state == SL_HS_HEAD) {
         size_t len;
-        sl_conn_in(c, &len);
+        const char *p = sl_conn_in(c, &len);
         /* Part of a request arrived but not its end: 408. An idle
          * keep-alive connection is simply closed. */
         if (len) {
-          fail_request(c, h, 408);
+          /* Parse what came, for on_error's path: h->msg may still be
+           * the previous request's (a pipelined head held back). */
+          sl__http_parse_request(p, len, &h->lim, &h->msg);
+          fail_request(c, h, 408, "headers not complete in %u ms",
+                       h->opts.header_timeout_ms);
         } else {
           set_state(h, SL_HS_CLOSE);
           sl_conn_close_with(c, SL_CLOSE_NOW, SL_CLOSE_TIMEOUT);
@@ -957,7 +1048,7 @@ int sl__http_start_fixed(sl_conn *c, int status, const char *headers,
                          unsigned long long len) {
   struct sl_http *h = state(c);
   char head[2048];
-  if (h == NULL || !can_respond(h)) return SL_EINVAL;
+  if (h == NULL || !can_start(h)) return SL_EINVAL;
   if (!sl__http_header_lines_ok(headers)) return SL_EINVAL;
   int hl = format_head(h, head, sizeof(head), status, headers, (long long)len, NULL);
   if (hl < 0) return SL_EMSGSIZE;

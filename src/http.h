@@ -47,6 +47,13 @@ struct sl_http {
   unsigned long long body_rx, rate_mark;
   int rate_grace;
   uint64_t requests, errors;
+  /* Errors the library answers (fail_request): inside on_error the
+   * application may reply once, and nothing else. While a body is read
+   * the head has left the input buffer, so the request's method and the
+   * start of its path are kept here for on_error. */
+  int error_reply;
+  char err_method[8], err_path[256];
+  size_t err_mlen, err_plen;
   /* A body source (static files): refilled as the peer drains. */
   void (*source_fill)(sl_conn *c, void *src);
   void (*source_free)(sl_conn *c, void *src);

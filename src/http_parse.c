@@ -131,19 +131,20 @@ static void reset_msg(sl_http_msg *m) {
 
 /* "HTTP/" DIGIT "." DIGIT at p (section 2.3; the name is case-sensitive).
  * Returns the bytes it took (8), 0 when [p, q) ends first and !complete,
- * -400 when malformed, -505 when well-formed but neither 1.0 nor 1.1. */
+ * -SL_PE_VERSION when malformed, -SL_PE_VERSION_NS when well-formed but
+ * neither 1.0 nor 1.1. */
 static int version(const char *p, const char *q, int complete, sl_http_msg *m) {
   static const char pat[] = "HTTP/1.1";
   for (int i = 0; i < 8; i++) {
-    if (p + i == q) return complete ? -400 : 0;
+    if (p + i == q) return complete ? -SL_PE_VERSION : 0;
     int c = (unsigned char)p[i];
     if (i == 5 || i == 7) {
-      if (c < '0' || c > '9') return -400;
+      if (c < '0' || c > '9') return -SL_PE_VERSION;
     } else if (c != pat[i]) {
-      return -400;
+      return -SL_PE_VERSION;
     }
   }
-  if (p[5] != '1' || (p[7] != '0' && p[7] != '1')) return -505;
+  if (p[5] != '1' || (p[7] != '0' && p[7] != '1')) return -SL_PE_VERSION_NS;
   m->version_minor = p[7] - '0';
   m->proto.ptr = p;
   m->proto.len = 8;
@@ -160,51 +161,52 @@ static int known_method(sl_str m) {
 
 /* Check the request line content [p, q), without its line ending (section
  * 3). `complete` is 0 when the line has not ended yet: running out of bytes
- * is then not an error. Returns 0 or -status. */
+ * is then not an error. Returns 0 or -SL_PE_*. */
 static int request_line(const char *p, const char *q, int complete,
                         sl_http_msg *m) {
   const char *s = p;
   while (p < q && IS(*p, C_TCHAR)) {
-    if (++p - s > METHOD_MAX) return -501;
+    if (++p - s > METHOD_MAX) return -SL_PE_METHOD;
   }
-  if (p == q) return complete ? -400 : 0;
-  if (*p != ' ' || p == s) return -400;
+  if (p == q) return complete ? -SL_PE_LINE : 0;
+  if (*p != ' ' || p == s) return -SL_PE_LINE;
   m->method.ptr = s;
   m->method.len = (size_t)(p - s);
-  if (!known_method(m->method)) return -501;
+  if (!known_method(m->method)) return -SL_PE_METHOD;
 
   /* Exactly one SP between the parts: section 3 allows a server to accept
    * more, but a lenient split is where request smuggling starts. */
   s = ++p;
   while (p < q && IS(*p, C_VCHAR)) p++;
-  if (p == q) return complete ? -400 : 0;
-  if (*p != ' ' || p == s) return -400;
+  if (p == q) return complete ? -SL_PE_LINE : 0;
+  if (*p != ' ' || p == s) return p == s ? -SL_PE_LINE : -SL_PE_TARGET;
   m->uri.ptr = s;
   m->uri.len = (size_t)(p - s);
 
   int r = version(++p, q, complete, m);
   if (r <= 0) return r;
   p += r;
-  if (p != q) return -400;
+  if (p != q) return -SL_PE_LINE;
   return 0;
 }
 
-/* Split the request-target (section 3.2) into path and query. */
+/* Split the request-target (section 3.2) into path and query. Returns 0 or
+ * -SL_PE_*. */
 static int request_target(sl_http_msg *m) {
   const char *t = m->uri.ptr, *e = t + m->uri.len, *p = t;
   if (*t == '*' && m->uri.len == 1) {
-    if (!eq(m->method, "OPTIONS")) return -400;
+    if (!eq(m->method, "OPTIONS")) return -SL_PE_STAR;
     m->path = m->uri;
     return 0;
   }
   if (*t != '/') {
     /* absolute-form: what proxies send, and servers MUST accept (3.2.2) */
     size_t n = prefix_ieq(t, e, "http://") ? 7 : prefix_ieq(t, e, "https://") ? 8 : 0;
-    if (n == 0) return -400;
+    if (n == 0) return -SL_PE_TARGET;
     const char *a = t + n;
     for (p = a; p < e && *p != '/' && *p != '?'; p++)
-      if (!IS(*p, C_HOST)) return -400; /* also userinfo '@' (RFC 9110 4.2.4) */
-    if (p == a) return -400;
+      if (!IS(*p, C_HOST)) return -SL_PE_TARGET; /* also userinfo '@' (RFC 9110 4.2.4) */
+    if (p == a) return -SL_PE_TARGET;
   }
   const char *qm = memchr(p, '?', (size_t)(e - p));
   const char *pe = qm ? qm : e;
@@ -253,7 +255,7 @@ static int status_line(const char *p, const char *q, int complete,
 
 /* Header field lines from p up to and including the empty line (section
  * 5). Returns 1 and sets *next past the empty line, 0 when [p, end) ends
- * first, -400 on bad syntax, -431 on one line too many. */
+ * first, -SL_PE_* on bad syntax (400) or on one line too many (431). */
 static int headers(const char *p, const char *end, size_t max_headers,
                    sl_http_msg *m, const char **next) {
   for (;;) {
@@ -261,18 +263,24 @@ static int headers(const char *p, const char *end, size_t max_headers,
     if (*p == '\r' || *p == '\n') {
       if (*p == '\r') {
         if (++p == end) return 0;
-        if (*p != '\n') return -400;
+        if (*p != '\n') return -SL_PE_BARE_CR;
       }
       *next = p + 1;
       return 1;
     }
-    if (m->num_headers == max_headers) return -431;
+    if (m->num_headers == max_headers) return -SL_PE_TOO_MANY;
     /* A line starting with SP or HTAB is obs-fold, or whitespace before the
      * first field; both are rejected (5.2, 2.2): an empty name fails here. */
     const char *s = p;
     while (p < end && IS(*p, C_TCHAR)) p++;
     if (p == end) return 0;
-    if (*p != ':' || p == s) return -400; /* also "Name :" (5.1) */
+    if (*p != ':' || p == s) {
+      if (p == s && IS_WS(*p)) return -SL_PE_FOLD;
+      if (p == s && *p == ':') return -SL_PE_NAME_EMPTY;
+      if (IS_WS(*p)) return -SL_PE_NAME_WS; /* "Name :" (5.1) */
+      if (*p == '\r' || *p == '\n') return -SL_PE_NO_COLON;
+      return -SL_PE_NAME_CHAR;
+    }
     sl_http_header *h = &m->headers[m->num_headers];
     h->name.ptr = s;
     h->name.len = (size_t)(p - s);
@@ -286,9 +294,9 @@ static int headers(const char *p, const char *end, size_t max_headers,
     if (p == end) return 0;
     if (*p == '\r') {
       if (++p == end) return 0;
-      if (*p != '\n') return -400; /* a bare CR, or NUL/controls (5.5) */
+      if (*p != '\n') return -SL_PE_BARE_CR;
     } else if (*p != '\n') {
-      return -400;
+      return -SL_PE_VALUE_CHAR; /* NUL and other controls (5.5) */
     }
     p++;
     h->value.ptr = v;
@@ -312,7 +320,7 @@ static int content_length(sl_str v, long long *out) {
 }
 
 /* The fields that decide framing and connection handling. Returns 0 or
- * -status (the response parser turns any error into -1). */
+ * -SL_PE_* (the response parser turns any error into -1). */
 static int interpret(sl_http_msg *m, int is_request) {
   int ncl = 0, nhost = 0, te = 0, te_chunked = 0, te_last_chunked = 0;
   int te_other = 0, c_close = 0, c_keep = 0, c_upgrade = 0, u_ws = 0;
@@ -324,7 +332,7 @@ static int interpret(sl_http_msg *m, int is_request) {
         if (ieq(n, "host")) {
           nhost++;
           for (size_t k = 0; k < v.len; k++)
-            if (!IS(v.ptr[k], C_HOST)) return -400;
+            if (!IS(v.ptr[k], C_HOST)) return -SL_PE_HOST;
         }
         break;
       case 6:
@@ -348,8 +356,8 @@ static int interpret(sl_http_msg *m, int is_request) {
         /* Even identical repeats are refused: 8.6 of RFC 9110 allows it,
          * and two framings are what smuggling needs. */
         if (ieq(n, "content-length")) {
-          if (++ncl > 1 || content_length(v, &m->content_length) < 0)
-            return -400;
+          if (++ncl > 1) return -SL_PE_CL_DUP;
+          if (content_length(v, &m->content_length) < 0) return -SL_PE_CL;
         }
         break;
       case 17:
@@ -371,13 +379,16 @@ static int interpret(sl_http_msg *m, int is_request) {
      * all mean the framing cannot be trusted; a coding we do not implement
      * before the final chunked is 501. A client only ever gets "chunked"
      * (we send no TE header), so a response allows nothing else. */
-    if (ncl || m->version_minor == 0 || !te_last_chunked || te_chunked > 1)
-      return -400;
-    if (te_other) return is_request ? -501 : -400;
+    if (ncl) return -SL_PE_TE_CL;
+    if (m->version_minor == 0) return -SL_PE_TE_10;
+    if (!te_last_chunked) return -SL_PE_TE_LAST;
+    if (te_chunked > 1) return -SL_PE_TE_TWICE;
+    if (te_other) return is_request ? -SL_PE_CODING : -1;
     m->chunked = 1;
   }
   if (is_request) {
-    if (nhost > 1 || (nhost == 0 && m->version_minor == 1)) return -400;
+    if (nhost > 1) return -SL_PE_HOST_DUP;
+    if (nhost == 0 && m->version_minor == 1) return -SL_PE_NO_HOST;
     if (m->version_minor == 0) m->expect_continue = 0; /* RFC 9110 10.1.1 */
   } else {
     m->expect_continue = 0;
@@ -388,7 +399,7 @@ static int interpret(sl_http_msg *m, int is_request) {
 }
 
 /* The part both heads share: limits, start line, fields, framing. Errors
- * are -status for a request and -1 for a response. */
+ * are -SL_PE_* for a request and -1 for a response. */
 static int parse_head(const char *buf, size_t len, const sl_http_limits *lim,
                       sl_http_msg *m, int is_request) {
   size_t max_line = DEFAULT_MAX_REQUEST_LINE, max_head = DEFAULT_MAX_HEAD;
@@ -406,7 +417,7 @@ static int parse_head(const char *buf, size_t len, const sl_http_limits *lim,
    * too large whatever follows, so running out of this window with more
    * input available is 431 rather than "need more". */
   int big = len > max_head;
-  int e431 = is_request ? -431 : -1, e400 = is_request ? -400 : -1;
+  int e431 = is_request ? -SL_PE_HEAD_BIG : -1, e400 = is_request ? -SL_PE_BARE_CR : -1;
   const char *end = buf + (big ? max_head : len), *p = buf;
 #define INCOMPLETE (big ? e431 : 0)
 
@@ -428,7 +439,7 @@ static int parse_head(const char *buf, size_t len, const sl_http_limits *lim,
                      : status_line(ls, p, complete, m);
   if (r < 0) return r;
   if (!complete) {
-    if (p < end) return is_request ? -414 : -1; /* stopped at max_line */
+    if (p < end) return is_request ? -SL_PE_LINE_LONG : -1; /* stopped at max_line */
     return INCOMPLETE;
   }
   if (*p == '\r') {
@@ -448,14 +459,40 @@ static int parse_head(const char *buf, size_t len, const sl_http_limits *lim,
   return (int)m->head_len;
 }
 
+static const struct {
+  int status;
+  const char *text;
+} perrs[SL_PE_COUNT] = {
+#define PE_ROW(id, status, text) [id] = {status, text},
+    SL_HTTP_PERRS(PE_ROW)
+#undef PE_ROW
+};
+
+const char *sl__http_perr_text(int why) {
+  return why > 0 && why < SL_PE_COUNT ? perrs[why].text : perrs[0].text;
+}
+
+int sl__http_perr_status(int why) {
+  return why > 0 && why < SL_PE_COUNT ? perrs[why].status : 0;
+}
+
+int sl__http_parse_request_why(const char *buf, size_t len,
+                               const sl_http_limits *lim, sl_http_msg *out,
+                               int *why) {
+  int r = parse_head(buf, len, lim, out, 1);
+  if (why) *why = r < 0 ? -r : SL_PE_NONE;
+  return r < 0 ? -sl__http_perr_status(-r) : r;
+}
+
 int sl__http_parse_request(const char *buf, size_t len,
                            const sl_http_limits *lim, sl_http_msg *out) {
-  return parse_head(buf, len, lim, out, 1);
+  return sl__http_parse_request_why(buf, len, lim, out, NULL);
 }
 
 int sl__http_parse_response(const char *buf, size_t len,
                             const sl_http_limits *lim, sl_http_msg *out) {
-  return parse_head(buf, len, lim, out, 0);
+  int r = parse_head(buf, len, lim, out, 0);
+  return r < 0 ? -1 : r;
 }
 
 const sl_str *sl__http_header(const sl_http_msg *m, const char *name) {

@@ -78,6 +78,59 @@ void sl__http_limits_default(sl_http_limits *l);
 int sl__http_parse_request(const char *buf, size_t len,
                            const sl_http_limits *lim, sl_http_msg *out);
 
+/* Why a request head was refused: one list gives the ids (SL_PE_*), the
+ * status each one is answered with and a short reason for the error body
+ * ("400 Bad Request: header line without colon"). The strings are static
+ * and whole; the server words the three limit ones with the limit it used
+ * ("header section over 16384 bytes"). */
+#define SL_HTTP_PERRS(X)                                                    \
+  X(SL_PE_NONE, 0, "no error")                                              \
+  X(SL_PE_LINE, 400, "malformed request line")                              \
+  X(SL_PE_VERSION, 400, "malformed HTTP version")                           \
+  X(SL_PE_TARGET, 400, "malformed request target")                          \
+  X(SL_PE_STAR, 400, "request target * outside OPTIONS")                    \
+  X(SL_PE_BARE_CR, 400, "bare CR in the head")                              \
+  X(SL_PE_NO_COLON, 400, "header line without colon")                       \
+  X(SL_PE_FOLD, 400, "folded header line (obs-fold)")                       \
+  X(SL_PE_NAME_WS, 400, "whitespace before a header colon")                 \
+  X(SL_PE_NAME_EMPTY, 400, "empty header name")                            \
+  X(SL_PE_NAME_CHAR, 400, "invalid character in a header name")             \
+  X(SL_PE_VALUE_CHAR, 400, "control character in a header value")           \
+  X(SL_PE_HOST, 400, "invalid Host")                                        \
+  X(SL_PE_NO_HOST, 400, "HTTP/1.1 request without Host")                    \
+  X(SL_PE_HOST_DUP, 400, "several Host lines")                              \
+  X(SL_PE_CL, 400, "invalid Content-Length")                                \
+  X(SL_PE_CL_DUP, 400, "several Content-Length lines")                      \
+  X(SL_PE_TE_CL, 400, "Transfer-Encoding with Content-Length")              \
+  X(SL_PE_TE_10, 400, "Transfer-Encoding in HTTP/1.0")                      \
+  X(SL_PE_TE_LAST, 400, "final transfer coding is not chunked")             \
+  X(SL_PE_TE_TWICE, 400, "chunked applied twice")                           \
+  X(SL_PE_LINE_LONG, 414, "request line too long")                          \
+  X(SL_PE_HEAD_BIG, 431, "header section too large")                        \
+  X(SL_PE_TOO_MANY, 431, "too many header lines")                           \
+  X(SL_PE_METHOD, 501, "method not implemented")                            \
+  X(SL_PE_CODING, 501, "transfer coding not implemented")                   \
+  X(SL_PE_VERSION_NS, 505, "HTTP version not supported")
+
+enum sl_http_perr {
+#define SL__PE_ENUM(id, status, text) id,
+  SL_HTTP_PERRS(SL__PE_ENUM)
+#undef SL__PE_ENUM
+  SL_PE_COUNT
+};
+
+/* The reason text and the status of a SL_PE_* id ("no error" and 0 for an
+ * id out of range). */
+const char *sl__http_perr_text(int why);
+int sl__http_perr_status(int why);
+
+/* sl__http_parse_request, also telling why a head was refused: on a
+ * negative return *why (when `why` is not NULL) is the SL_PE_* id whose
+ * status is the one returned; otherwise SL_PE_NONE. */
+int sl__http_parse_request_why(const char *buf, size_t len,
+                               const sl_http_limits *lim, sl_http_msg *out,
+                               int *why);
+
 /* Parse a response head (for the HTTP client) the same way: same arguments,
  * ownership and header rules, and `lim` applies (max_request_line to the
  * status line). Returns head_len (> 0), 0 when incomplete, or -1 when

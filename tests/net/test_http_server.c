@@ -103,19 +103,21 @@ struct bad {
   char *req;
   size_t len;
   int status;
+  const char *reason; /* after "<status> <text>: " in the body */
 };
 
 static void add_bad(struct bad *b, int *n, const char *name, int status,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                    const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 static void add_bad(struct bad *b, int *n, const char *name, int status,
-                    const char *fmt, ...) {
+                    const char *reason, const char *fmt, ...) {
   char *s = NULL;
   va_list ap;
   va_start(ap, fmt);
   int len = vasprintf(&s, fmt, ap);
   va_end(ap);
   CHECK(len > 0);
-  b[*n] = (struct bad){name, s, (size_t)len, status};
+  b[*n] = (struct bad){name, s, (size_t)len, status, reason};
   (*n)++;
 }
 
@@ -129,38 +131,79 @@ BOTH(http_server_error_statuses, 30) {
   memset(b4100, 'b', 4100);
   b4100[4100] = '\0';
   for (int i = 0; i < 20; i++) sprintf(many + strlen(many), "X-H%02d: v\r\n", i);
-  struct bad t[32];
+  struct bad t[48];
   int n = 0;
-  add_bad(t, &n, "request line too long", 414, "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", a1100);
-  add_bad(t, &n, "request line too long, unfinished", 414, "GET /%s", a1100);
-  add_bad(t, &n, "head too large", 431, "GET / HTTP/1.1\r\nHost: x\r\nX-A: %s\r\n\r\n", b4100);
-  add_bad(t, &n, "head too large, unfinished", 431, "GET / HTTP/1.1\r\nHost: x\r\nX-A: %s", b4100);
-  add_bad(t, &n, "too many headers", 431, "GET / HTTP/1.1\r\nHost: x\r\n%s\r\n", many);
-  add_bad(t, &n, "Content-Length over max_body", 413,
+  add_bad(t, &n, "request line too long", 414, "request line over 1000 bytes",
+          "GET /%s HTTP/1.1\r\nHost: x\r\n\r\n", a1100);
+  add_bad(t, &n, "request line too long, unfinished", 414, "request line over 1000 bytes",
+          "GET /%s", a1100);
+  add_bad(t, &n, "head too large", 431, "header section over 4000 bytes",
+          "GET / HTTP/1.1\r\nHost: x\r\nX-A: %s\r\n\r\n", b4100);
+  add_bad(t, &n, "head too large, unfinished", 431, "header section over 4000 bytes",
+          "GET / HTTP/1.1\r\nHost: x\r\nX-A: %s", b4100);
+  add_bad(t, &n, "too many headers", 431, "more than 20 header lines",
+          "GET / HTTP/1.1\r\nHost: x\r\n%s\r\n", many);
+  add_bad(t, &n, "Content-Length over max_body", 413, "body over 1000 bytes",
           "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n");
-  add_bad(t, &n, "10 GB Content-Length", 413,
+  add_bad(t, &n, "10 GB Content-Length", 413, "body over 1000 bytes",
           "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10737418240\r\n\r\n");
-  add_bad(t, &n, "chunked body over max_body", 413,
+  add_bad(t, &n, "chunked body over max_body", 413, "body over 1000 bytes",
           "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
           "258\r\n%0600d\r\n258\r\n%0600d\r\n0\r\n\r\n", 0, 0);
-  add_bad(t, &n, "space before colon", 400, "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n");
-  add_bad(t, &n, "no Host", 400, "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n");
-  add_bad(t, &n, "bare CR", 400, "GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n");
+  add_bad(t, &n, "space before colon", 400, "whitespace before a header colon",
+          "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n");
+  add_bad(t, &n, "no colon", 400, "header line without colon",
+          "GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n");
+  add_bad(t, &n, "obs-fold", 400, "folded header line (obs-fold)",
+          "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n");
+  add_bad(t, &n, "empty name", 400, "empty header name",
+          "GET / HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n");
+  add_bad(t, &n, "bad name character", 400, "invalid character in a header name",
+          "GET / HTTP/1.1\r\nHost: x\r\nX(A): v\r\n\r\n");
+  add_bad(t, &n, "no Host", 400, "HTTP/1.1 request without Host",
+          "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n");
+  add_bad(t, &n, "two Hosts", 400, "several Host lines",
+          "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n");
+  add_bad(t, &n, "bad Host", 400, "invalid Host",
+          "GET / HTTP/1.1\r\nHost: x y\r\n\r\n");
+  add_bad(t, &n, "bare CR", 400, "bare CR in the head",
+          "GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n");
+  add_bad(t, &n, "bad Content-Length", 400, "invalid Content-Length",
+          "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n");
+  add_bad(t, &n, "two Content-Lengths", 400, "several Content-Length lines",
+          "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc");
   add_bad(t, &n, "Transfer-Encoding with Content-Length", 400,
+          "Transfer-Encoding with Content-Length",
           "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n"
           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
-  add_bad(t, &n, "bad chunk size", 400,
+  add_bad(t, &n, "Transfer-Encoding in HTTP/1.0", 400, "Transfer-Encoding in HTTP/1.0",
+          "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  add_bad(t, &n, "chunked not last", 400, "final transfer coding is not chunked",
+          "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+  add_bad(t, &n, "bad chunk size", 400, "malformed chunked body",
           "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
-  add_bad(t, &n, "chunk without CRLF", 400,
+  add_bad(t, &n, "chunk without CRLF", 400, "malformed chunked body",
           "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n");
-  add_bad(t, &n, "unsupported method", 501, "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n");
-  add_bad(t, &n, "unsupported transfer coding", 501,
+  add_bad(t, &n, "star outside OPTIONS", 400, "request target * outside OPTIONS",
+          "GET * HTTP/1.1\r\nHost: x\r\n\r\n");
+  add_bad(t, &n, "bad target", 400, "malformed request target",
+          "GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n");
+  add_bad(t, &n, "bad version", 400, "malformed HTTP version",
+          "GET / HTTP/1.x\r\nHost: x\r\n\r\n");
+  add_bad(t, &n, "unsupported method", 501, "method not implemented",
+          "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n");
+  add_bad(t, &n, "unsupported transfer coding", 501, "transfer coding not implemented",
           "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
-  add_bad(t, &n, "HTTP/9.9", 505, "GET / HTTP/9.9\r\nHost: x\r\n\r\n");
-  add_bad(t, &n, "HTTP/2.0", 505, "GET / HTTP/2.0\r\nHost: x\r\n\r\n");
-  add_bad(t, &n, "TLS ClientHello", 400, "\x16\x03\x01\x02\x01\x01\x01\x01\xfc\x03\x03 garbage\r\n\r\n");
-  add_bad(t, &n, "binary garbage", 400, "%s", "\x01\x02\x7f\xff\xfe\r\n\r\n");
-  add_bad(t, &n, "NUL in a header", 400, "GET / HTTP/1.1\r\nHost: x\r\nX: a%cb\r\n\r\n", 0);
+  add_bad(t, &n, "HTTP/9.9", 505, "HTTP version not supported",
+          "GET / HTTP/9.9\r\nHost: x\r\n\r\n");
+  add_bad(t, &n, "HTTP/2.0", 505, "HTTP version not supported",
+          "GET / HTTP/2.0\r\nHost: x\r\n\r\n");
+  add_bad(t, &n, "TLS ClientHello", 400, "malformed request line",
+          "\x16\x03\x01\x02\x01\x01\x01\x01\xfc\x03\x03 garbage\r\n\r\n");
+  add_bad(t, &n, "binary garbage", 400, "malformed request line", "%s",
+          "\x01\x02\x7f\xff\xfe\r\n\r\n");
+  add_bad(t, &n, "NUL in a header", 400, "control character in a header value",
+          "GET / HTTP/1.1\r\nHost: x\r\nX: a%cb\r\n\r\n", 0);
 
   struct srv s;
   reset_app();
@@ -172,13 +215,14 @@ BOTH(http_server_error_statuses, 30) {
     CHECK_MSG(cli_resp(k, &r, 0) == 0, "%s: no response", t[i].name);
     CHECK_MSG(r.status == t[i].status, "%s: status %d, want %d", t[i].name,
               r.status, t[i].status);
-    char line[128], body[128];
+    char line[128], body[192];
     snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", t[i].status,
              sl_http_status_text(t[i].status));
-    snprintf(body, sizeof(body), "%d %s\n", t[i].status, sl_http_status_text(t[i].status));
+    snprintf(body, sizeof(body), "%d %s: %s\n", t[i].status,
+             sl_http_status_text(t[i].status), t[i].reason);
     CHECK_MSG(strncmp(r.head, line, strlen(line)) == 0, "%s: %.40s", t[i].name, r.head);
     CHECK_STR(resp_header(&r, "Connection"), "close");
-    CHECK_STR(r.body, body);
+    CHECK_MSG(strcmp(r.body, body) == 0, "%s: body %s", t[i].name, r.body);
     /* Nothing after the error: the connection ends. */
     CHECK_MSG(cli_wait_eof(k, 3000) == 1, "%s: not closed", t[i].name);
     cli_close(k);
@@ -218,11 +262,14 @@ BOTH(http_server_header_timeout, 30) {
   CHECK(resp_header(&r, "Connection") == NULL); /* kept alive */
 
   struct cli *partial[2] = {half, body};
+  static const char *const why[2] = {
+      "408 Request Timeout: headers not complete in 300 ms\n",
+      "408 Request Timeout: body not complete in 300 ms\n"};
   for (int i = 0; i < 2; i++) {
     CHECK_EQ(cli_resp(partial[i], &r, 0), 0);
     CHECK_GE(test_now_ms() - t0, 290);
     CHECK_EQ(r.status, 408);
-    CHECK_STR(r.body, "408 Request Timeout\n");
+    CHECK_STR(r.body, why[i]);
     CHECK_STR(resp_header(&r, "Connection"), "close");
     CHECK_EQ(cli_wait_eof(partial[i], 3000), 1);
   }
