@@ -209,7 +209,7 @@ sl_buf *sl__h264_fragment(sl_hub *h, struct frame *f) {
 static uint32_t nominal_dur(const sl_hub *h) {
   double fps = h->codec && h->codec->info.fps > 0 ? h->codec->info.fps : 0;
   unsigned n = h->rate_n < HUB_RATE ? h->rate_n : HUB_RATE;
-  if (!(fps > 0) && n >= 2) {
+  if (!(fps > 0) && n >= 16) { /* a start-up burst is no rate */
     uint64_t newest = 0, oldest = UINT64_MAX;
     for (unsigned i = 0; i < n; i++) {
       if (h->rate[i] > newest) newest = h->rate[i];

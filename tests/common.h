@@ -17,6 +17,7 @@
  *                must be given a number
  *   processes    test_spawn, sh_capture
  *   files        make_tmpdir, write_file, read_file, fill_pattern, fnv1a
+ *   inputs       test_bytes, test_bytes_put: a growable byte string
  *
  * Everything is static inline: a file includes this header and uses what it
  * needs. Memory here is the test's own (malloc), never counted by
@@ -425,6 +426,24 @@ static inline char *read_file(const char *path, size_t *len) {
 }
 
 /* A deterministic byte pattern both sides of a transfer can compute. */
+/* A growable byte string for building test inputs; the caller frees p. */
+typedef struct test_bytes {
+  unsigned char *p;
+  size_t n, cap;
+} test_bytes;
+
+static inline void test_bytes_put(test_bytes *b, const void *data, size_t n) {
+  if (b->n + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->n + n) cap *= 2;
+    b->p = realloc(b->p, cap);
+    CHECK(b->p != NULL);
+    b->cap = cap;
+  }
+  if (n) memcpy(b->p + b->n, data, n);
+  b->n += n;
+}
+
 static inline void fill_pattern(unsigned char *p, size_t n, unsigned seed) {
   uint32_t x = seed * 2654435761u + 1;
   for (size_t i = 0; i < n; i++) {

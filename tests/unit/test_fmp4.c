@@ -13,6 +13,7 @@
 
 #include "fmp4.h"
 #include "sluice.h"
+#include "common.h"
 #include "test.h"
 
 /* SPS and PPS of an x264 constrained-baseline 320x240 stream (level 1.3).
@@ -22,22 +23,9 @@ static const uint8_t SPS[] = {0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb,
                               0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80};
 static const uint8_t PPS[] = {0x68, 0xcb, 0x83, 0xcb, 0x20};
 
-typedef struct bytes {
-  uint8_t *p;
-  size_t n, cap;
-} bytes;
+typedef test_bytes bytes;
 
-static void put(bytes *b, const void *data, size_t n) {
-  if (b->n + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + n) cap *= 2;
-    b->p = realloc(b->p, cap);
-    CHECK(b->p != NULL);
-    b->cap = cap;
-  }
-  if (n) memcpy(b->p + b->n, data, n);
-  b->n += n;
-}
+static void put(bytes *b, const void *data, size_t n) { test_bytes_put(b, data, n); }
 
 static void put_sc(bytes *b, int four) {
   static const uint8_t sc[] = {0, 0, 0, 1};

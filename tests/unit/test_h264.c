@@ -11,28 +11,16 @@
 #include <unistd.h>
 
 #include "sluice.h"
+#include "common.h"
 #include "test.h"
 
 /* ------------------------------------------------------------------ */
 /* Byte and bit builders                                               */
 /* ------------------------------------------------------------------ */
 
-typedef struct bytes {
-  unsigned char *p;
-  size_t n, cap;
-} bytes;
+typedef test_bytes bytes;
 
-static void put(bytes *b, const void *data, size_t n) {
-  if (b->n + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->n + n) cap *= 2;
-    b->p = realloc(b->p, cap);
-    CHECK(b->p != NULL);
-    b->cap = cap;
-  }
-  if (n) memcpy(b->p + b->n, data, n);
-  b->n += n;
-}
+static void put(bytes *b, const void *data, size_t n) { test_bytes_put(b, data, n); }
 
 static void put1(bytes *b, unsigned c) {
   unsigned char x = (unsigned char)c;
@@ -679,22 +667,14 @@ static void make_tmp(void) {
   CHECK(mkdtemp(tmpdir) != NULL);
 }
 
-static bytes read_file(const char *path) {
+/* A file's bytes (common.h's read_file, as a byte string). */
+static bytes file_bytes(const char *path) {
   bytes b = {0};
-  FILE *f = fopen(path, "rb");
-  CHECK_MSG(f != NULL, "cannot open %s", path);
-  unsigned char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) put(&b, buf, n);
-  fclose(f);
+  char *p = read_file(path, &b.n);
+  CHECK_MSG(p != NULL, "cannot open %s", path);
+  b.p = (unsigned char *)p;
+  b.cap = b.n + 1;
   return b;
-}
-
-static void write_file(const char *path, const void *p, size_t n) {
-  FILE *f = fopen(path, "wb");
-  CHECK(f != NULL);
-  CHECK_EQ(fwrite(p, 1, n, f), n);
-  CHECK_EQ(fclose(f), 0);
 }
 
 /* ffmpeg decodes the file without printing a single error. */
@@ -758,7 +738,7 @@ static bytes encode(const clip *c, const char *name) {
   CHECK_MSG(test_sh("ffmpeg -nostdin -v error -y %s -f h264 %s", c->args,
                     path) == 0,
             "ffmpeg failed: %s", c->args);
-  return read_file(path);
+  return file_bytes(path);
 }
 
 TEST_T(h264_ffmpeg_clips, 240) {

@@ -19,24 +19,12 @@
 #include "jpeg_dir.h"
 #include "mjpeg_split.h"
 #include "pattern.h"
+#include "common.h"
 #include "test.h"
 
-typedef struct bytes {
-  unsigned char *p;
-  size_t n, cap;
-} bytes;
+typedef test_bytes bytes;
 
-static void put(bytes *b, const void *data, size_t n) {
-  if (b->n + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->n + n) cap *= 2;
-    b->p = realloc(b->p, cap);
-    CHECK(b->p != NULL);
-    b->cap = cap;
-  }
-  if (n) memcpy(b->p + b->n, data, n);
-  b->n += n;
-}
+static void put(bytes *b, const void *data, size_t n) { test_bytes_put(b, data, n); }
 
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
@@ -552,14 +540,11 @@ TEST_T(split_ffmpeg_rescaled_pattern, 120) {
 /* jpeg_dir: a folder of JPEG files is the other frame source that needs no
  * network; its files are checked with the same SOI/EOI rules. */
 
-static void write_file(const char *dir, const char *name, const void *data,
-                       size_t n) {
+/* `name` in `dir`, through common.h's write_file. */
+static void write_in(const char *dir, const char *name, const void *data, size_t n) {
   char path[512];
   snprintf(path, sizeof(path), "%s/%s", dir, name);
-  FILE *f = fopen(path, "wb");
-  CHECK_MSG(f != NULL, "cannot create %s", path);
-  CHECK_EQ(fwrite(data, 1, n, f), n);
-  CHECK_EQ(fclose(f), 0);
+  write_file(path, data, n);
 }
 
 TEST(jpeg_dir_lists_checks_and_loads) {
@@ -571,15 +556,15 @@ TEST(jpeg_dir_lists_checks_and_loads) {
   put(&padded, a.p, a.n);
   static const unsigned char zeros[100];
   put(&padded, zeros, sizeof(zeros));
-  write_file(dir, "b.jpg", b.p, b.n);
-  write_file(dir, "a.JPEG", a.p, a.n);
-  write_file(dir, "g.jpg", padded.p, padded.n); /* zero padding after EOI */
-  write_file(dir, "c.jpg", "GIF89a....", 10);   /* bad SOI */
-  write_file(dir, "d.jpeg", b.p, b.n - 2);      /* no EOI */
-  write_file(dir, "e.jpg", big.p, big.n);       /* over max_frame */
-  write_file(dir, "h.jpg", "\xff\xd8", 2);      /* too small */
-  write_file(dir, "f.txt", a.p, a.n);           /* not a JPEG name */
-  write_file(dir, ".hidden.jpg", a.p, a.n);     /* dot file */
+  write_in(dir, "b.jpg", b.p, b.n);
+  write_in(dir, "a.JPEG", a.p, a.n);
+  write_in(dir, "g.jpg", padded.p, padded.n); /* zero padding after EOI */
+  write_in(dir, "c.jpg", "GIF89a....", 10);   /* bad SOI */
+  write_in(dir, "d.jpeg", b.p, b.n - 2);      /* no EOI */
+  write_in(dir, "e.jpg", big.p, big.n);       /* over max_frame */
+  write_in(dir, "h.jpg", "\xff\xd8", 2);      /* too small */
+  write_in(dir, "f.txt", a.p, a.n);           /* not a JPEG name */
+  write_in(dir, ".hidden.jpg", a.p, a.n);     /* dot file */
   char sub[600];
   snprintf(sub, sizeof(sub), "%s/sub.jpg", dir);
   CHECK_EQ(mkdir(sub, 0700), 0); /* a folder named like a JPEG */
@@ -616,9 +601,9 @@ TEST(jpeg_dir_lists_checks_and_loads) {
   CHECK_EQ(ss_jpeg_dir_load(d, 3, buf, max, &n), -EINVAL);
   CHECK_EQ(ss_jpeg_dir_load(d, 1, buf, b.n - 1, &n), -ENOBUFS);
   /* Files change after the listing: each load checks again. */
-  write_file(dir, "b.jpg", "\xff\xd8\xff junk", 9);
+  write_in(dir, "b.jpg", "\xff\xd8\xff junk", 9);
   CHECK_EQ(ss_jpeg_dir_load(d, 1, buf, max, &n), -EBADMSG);
-  write_file(dir, "b.jpg", big.p, big.n);
+  write_in(dir, "b.jpg", big.p, big.n);
   CHECK_EQ(ss_jpeg_dir_load(d, 1, buf, max, &n), -EFBIG);
   test_sh("rm -f %s/b.jpg", dir);
   CHECK_EQ(ss_jpeg_dir_load(d, 1, buf, max, &n), -ENOENT);
@@ -645,9 +630,9 @@ TEST_T(jpeg_dir_bounded, 120) {
     char name[32];
     int shuffled = (i * 7919) % (SS_JPEG_DIR_MAX + EXTRA);
     snprintf(name, sizeof(name), "f%06d.jpg", shuffled);
-    write_file(dir, name, "\xff\xd8\xff\xd9", 4);
+    write_in(dir, name, "\xff\xd8\xff\xd9", 4);
   }
-  write_file(dir, "a-bad.jpg", "\xff\xd8\xff\xd0", 4);
+  write_in(dir, "a-bad.jpg", "\xff\xd8\xff\xd0", 4);
   int err = 0;
   ss_jpeg_dir *d = ss_jpeg_dir_open(dir, 1 << 20, &err);
   CHECK(d != NULL);
