@@ -22,7 +22,13 @@
  *
  * The decoder starts at a keyframe (the server sends the GOP since its last
  * IDR first) and after an error is reset and fed again from the next
- * keyframe. */
+ * keyframe.
+ *
+ * window.sluiceH264.arrivals(stats): the counting of received, keyframes,
+ * gaps and breaks that a session does, for another player of the same
+ * stream (the viewer's MSE player): a function of one access unit {key, gap,
+ * seq} that counts it and returns true for a break (a delta frame that does
+ * not follow the frame before it: its reference is missing). */
 (function () {
   'use strict';
   const support = new Map();
@@ -38,11 +44,32 @@
     return support.get(codec);
   }
 
+  /* The arrival counters of one stream of access units, kept in `V`:
+   * received, keyframes, gaps (keyframes flagged as after a skip) and breaks.
+   * The server skips only to a keyframe, so a delta frame follows the frame
+   * before it; one that does not lacks its reference and is a break. Returns
+   * a function that counts the unit {key, gap, seq} given it and says
+   * whether it is a break. */
+  function arrivals(V) {
+    let last = -1;
+    return (u) => {
+      V.received++;
+      if (u.gap) V.gaps++;
+      if (u.key) V.keyframes++;
+      const follows = last < 0 || u.seq === ((last + 1) >>> 0);
+      last = u.seq;
+      if (u.key || follows) return false;
+      V.breaks++;
+      return true;
+    };
+  }
+
   function session(o) {
     const canvas = o.canvas, ctx = canvas.getContext('2d'), V = o.stats;
     const INBOX_MAX = 600, QUEUE_MAX = 90; /* 20 s / 3 s of 30 fps */
     let dec = null, cfg = null, checking = false, needKey = true, lastSubmitted = -1, closed = false;
-    let pending = null, drawnAt = performance.now(), inbox = [], lastRecv = -1;
+    let pending = null, drawnAt = performance.now(), inbox = [];
+    const arrive = arrivals(V);
     const pub = new Map(); /* frame number -> publish time, until drawn */
     const live = () => !closed && (!o.live || o.live());
 
@@ -106,15 +133,9 @@
     }
     function chunk(u) {
       const key = u.key, seq = u.seq;
-      V.received++;
-      if (u.gap) V.gaps++;
-      if (key) V.keyframes++;
-      /* The server skips only to a keyframe, so a delta frame follows the
-       * frame before it; one that does not lacks its reference: counted,
-       * and not decoded (the picture waits for the next keyframe). */
-      const follows = lastRecv < 0 || seq === ((lastRecv + 1) >>> 0);
-      lastRecv = seq;
-      if (!key && !follows) { V.breaks++; needKey = true; }
+      /* A delta frame without its reference is not decoded: the picture
+       * waits for the next keyframe. */
+      if (arrive(u)) needKey = true;
       if (!dec) { V.skipped++; return; } /* before any configuration */
       if (dec.decodeQueueSize > QUEUE_MAX) { /* this page cannot keep up: start again at a keyframe */
         V.resyncs++;
@@ -158,5 +179,5 @@
     };
   }
 
-  window.sluiceH264 = { support: h264Support, session };
+  window.sluiceH264 = { support: h264Support, session, arrivals };
 })();

@@ -1,7 +1,7 @@
 /* sluice viewer: MJPEG <img> or WebSocket <canvas> for MJPEG streams,
- * WebCodecs decoding onto the <canvas> for H.264 streams; stream picker, fps
- * cap, live info, reconnect with backoff, and no connection held in
- * background.
+ * WebCodecs decoding onto the <canvas> (h264dec.js) or a Media Source
+ * Extensions <video> for H.264 streams; stream picker, fps cap, live info,
+ * reconnect with backoff, and no connection held in background.
  *
  * Page query parameters (all optional): token=… (added to every request),
  * stream=<name>, mode=mjpeg|ws (the transport of MJPEG streams) or
@@ -69,6 +69,7 @@
   let avcPref = pm === 'mse' ? 'mse' : pm === 'h264' || pm === 'webcodecs' ? 'h264' : null;
   let avcMode = avcPref || 'h264'; /* what plays now (a fallback may switch it) */
   const video = $('video');
+  const h264dec = window.sluiceH264; /* h264dec.js: the WebCodecs decoder, arrival counters */
   const V = window.sluiceViewer = {
     state: 'connecting', frames: 0, mode: jpegMode,
     frameNo: -1, fps: 0, width: 0, height: 0, stream: null, kind: 'mjpeg', url: '', connects: 0,
@@ -227,19 +228,25 @@
       s.onerror = () => {}; /* onclose follows */
     }
   }
-  /* ---- H.264 over the WebSocket, decoded with WebCodecs --------------- */
-  /* Whether VideoDecoder takes `codec`: {ok, why}, asked once per codec. */
-  const support = new Map();
-  function h264Support(codec) {
-    if (!window.VideoDecoder || !window.EncodedVideoChunk)
-      return Promise.resolve({ ok: false, why: window.isSecureContext === false
-        ? 'WebCodecs is only offered to secure pages (https:// or localhost), and this page is not one'
-        : 'it has no VideoDecoder' });
-    if (!support.has(codec))
-      support.set(codec, VideoDecoder.isConfigSupported({ codec, optimizeForLatency: true })
-        .then((r) => (r && r.supported ? { ok: true } : { ok: false, why: 'its VideoDecoder does not support ' + codec }),
-          (e) => ({ ok: false, why: 'its VideoDecoder refuses ' + codec + ' (' + (e && e.message || e) + ')' })));
-    return support.get(codec);
+  /* ---- H.264 over the WebSocket -------------------------------------- */
+  /* Messages of /ws for H.264 streams (docs/h264.md): a text
+   * {"type":"config", codec, width, height, fps} before the first frame it
+   * applies to, and binary ones with a 16-byte header: byte 0 the type
+   * (1 = an Annex-B access unit, 2 = an fMP4 init segment, 3 = one moof+mdat
+   * fragment), byte 1 flags (bit 0 keyframe, bit 1 gap), bytes 4..7 the
+   * frame number and 8..15 the publish time (Unix ms), both big-endian, then
+   * the payload. */
+  function wsConfig(text) {
+    let m;
+    try { m = JSON.parse(text); } catch (e) { return null; }
+    return m && m.type === 'config' && typeof m.codec === 'string' ? m : null;
+  }
+  /* {type, key, gap, seq, at, data}, or null for a message without a payload. */
+  function wsUnit(buf) {
+    if (!(buf instanceof ArrayBuffer) || buf.byteLength <= 16) return null;
+    const dv = new DataView(buf), flags = dv.getUint8(1);
+    return { type: dv.getUint8(0), key: (flags & 1) !== 0, gap: (flags & 2) !== 0, seq: dv.getUint32(4),
+      at: dv.getUint32(8) * 4294967296 + dv.getUint32(12), data: new Uint8Array(buf, 16) };
   }
   /* Whether this browser's MediaSource (ManagedMediaSource first: the one
    * iOS Safari has) plays fMP4 of `codec`: {ok, why}. */
@@ -276,23 +283,55 @@
     };
   }
 
+  /* The H.264 socket of open(): `make()` gives the session its messages go to. */
+  function openAvcSocket(g, params, make) {
+    V.url = url(cur.ws, params, true);
+    let s;
+    try { s = sock = new WebSocket(V.url); } catch (e) { retry('cannot open WebSocket'); return; }
+    s.binaryType = 'arraybuffer';
+    h264 = make();
+    s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
+    s.onclose = onClose(g);
+    s.onerror = () => {};
+  }
+
+  /* ---- H.264 decoded with WebCodecs (h264dec.js) onto the <canvas> ------ */
   function openH264(g) {
     img.hidden = true; canvas.hidden = false;
-    if (!window.VideoDecoder) { h264Support('').then((r) => { if (g === gen) noWebCodecs(r.why); }); return; }
+    if (!window.VideoDecoder) { h264dec.support('').then((r) => { if (g === gen) noWebCodecs(r.why); }); return; }
     /* The codec the stream list gave: an unsupported one opens no socket. */
-    const pre = cur.codec ? h264Support(cur.codec) : Promise.resolve({ ok: true });
+    const pre = cur.codec ? h264dec.support(cur.codec) : Promise.resolve({ ok: true });
     pre.then((r) => {
       if (g !== gen) return;
       if (!r.ok) { noWebCodecs(r.why); return; }
-      V.url = url(cur.ws, streamParams(), true);
-      let s;
-      try { s = sock = new WebSocket(V.url); } catch (e) { retry('cannot open WebSocket'); return; }
-      s.binaryType = 'arraybuffer';
-      h264 = h264Session(g);
-      s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
-      s.onclose = onClose(g);
-      s.onerror = () => {};
+      openAvcSocket(g, streamParams(), () => webCodecsSession(g));
     });
+  }
+  /* One socket's worth of WebCodecs decoding: its counters are V's, and a
+   * frame drawn updates the frame number, latency and frame rate. */
+  function webCodecsSession(g) {
+    const d = h264dec.session({
+      canvas, stats: V,
+      live: () => g === gen,
+      unsupported: noWebCodecs,
+      drawn: (seq, at, w, h) => {
+        V.lastSeq = seq;
+        if (at !== undefined) {
+          V.latencyMs = Date.now() - at;
+          lats.push([performance.now(), V.latencyMs]);
+        }
+        stale = true;
+        gotFrame(window.readBlockCode(canvas), w, h);
+      },
+    });
+    return {
+      push(m) {
+        if (typeof m === 'string') { const c = wsConfig(m); if (c) d.push({ config: c }); return; }
+        const u = wsUnit(m);
+        if (u && u.type === 1) d.push(u);
+      },
+      close() { d.close(); },
+    };
   }
 
   /* ---- H.264 as fMP4 over the WebSocket, played with MSE -------------- */
@@ -305,21 +344,13 @@
         (window.VideoDecoder ? '. Try the WebCodecs player.' : '.'));
       return;
     }
-    V.url = url(cur.ws, Object.assign(streamParams(), { format: 'fmp4' }), true);
-    let s;
-    try { s = sock = new WebSocket(V.url); } catch (e) { retry('cannot open WebSocket'); return; }
-    s.binaryType = 'arraybuffer';
-    h264 = mseSession(g);
-    s.onmessage = (e) => { if (g === gen && h264) h264.push(e.data); };
-    s.onclose = onClose(g);
-    s.onerror = () => {};
+    openAvcSocket(g, Object.assign(streamParams(), { format: 'fmp4' }), () => mseSession(g));
   }
 
-  /* One socket's worth of MSE playback. Messages: the text config message
-   * ({"type":"config", codec, ...}), then binary ones with the 16-byte
-   * header (docs/h264.md): type 2 = an init segment (after each config
-   * message), type 3 = one moof+mdat fragment per frame, flags bit 0 key,
-   * bit 1 gap. Payloads go to one SourceBuffer in arrival order.
+  /* One socket's worth of MSE playback. Messages (wsUnit above): the text
+   * config message, then type 2 (an init segment, after each config
+   * message) and type 3 (one moof+mdat fragment per frame). Payloads go to
+   * one SourceBuffer in arrival order.
    *
    * Timestamp gaps: when the server skips frames for this viewer (up to the
    * next IDR), the tfdt of the next fragment jumps ahead. The SourceBuffer
@@ -358,7 +389,8 @@
     const src = URL.createObjectURL(ms);
     video.src = src;
     let sb = null, sbCodec = null, opened = false, closed = false, cfgCodec = null, haveInit = false;
-    let queue = [], queued = 0, busy = null, needKey = true, lastRecv = -1, timescale = 90000;
+    let queue = [], queued = 0, busy = null, needKey = true, timescale = 90000;
+    const arrive = h264dec.arrivals(V); /* received, keyframes, gaps, breaks */
     let map = [];          /* [media time s, frame number, publish ms, key] per fragment appended */
     let lastPf = -1, lastTrim = 0, lastTick = performance.now(), lastTotal = 0;
 
@@ -568,31 +600,22 @@
       push(m) {
         if (closed) return;
         if (typeof m === 'string') {
-          let c;
-          try { c = JSON.parse(m); } catch (e) { return; }
-          if (c && c.type === 'config' && typeof c.codec === 'string') { cfgCodec = c.codec; V.codec = c.codec; }
+          const c = wsConfig(m);
+          if (c) { cfgCodec = c.codec; V.codec = c.codec; }
           return;
         }
-        if (!(m instanceof ArrayBuffer) || m.byteLength <= 16) return;
-        const dv = new DataView(m);
-        const type = dv.getUint8(0), flags = dv.getUint8(1), key = (flags & 1) !== 0;
-        if (type === 2) { /* a new init: what follows starts at a keyframe */
+        const u = wsUnit(m);
+        if (!u) return;
+        if (u.type === 2) { /* a new init: what follows starts at a keyframe */
           haveInit = true; needKey = true;
-          enqueue({ init: true, codec: cfgCodec || cur.codec || 'avc1.42e01e', data: new Uint8Array(m, 16) });
+          enqueue({ init: true, codec: cfgCodec || cur.codec || 'avc1.42e01e', data: u.data });
           return;
         }
-        if (type !== 3) return;
-        const seq = dv.getUint32(4), at = dv.getUint32(8) * 4294967296 + dv.getUint32(12);
-        V.received++;
-        if (flags & 2) V.gaps++;
-        if (key) V.keyframes++;
-        const follows = lastRecv < 0 || seq === ((lastRecv + 1) >>> 0);
-        lastRecv = seq;
-        if (!key && !follows) { V.breaks++; needKey = true; }
-        if (!haveInit || (needKey && !key)) { V.skipped++; return; }
+        if (u.type !== 3) return;
+        if (arrive(u)) needKey = true;
+        if (!haveInit || (needKey && !u.key)) { V.skipped++; return; }
         needKey = false;
-        const data = new Uint8Array(m, 16);
-        enqueue({ key, seq, at, data, t: retime(data) });
+        enqueue({ key: u.key, seq: u.seq, at: u.at, data: u.data, t: retime(u.data) });
       },
       close() {
         closed = true; queue = []; queued = 0; map = [];
@@ -602,142 +625,6 @@
         video.removeAttribute('src');
         try { video.load(); } catch (e) { /* nothing loaded */ }
         URL.revokeObjectURL(src);
-      },
-    };
-  }
-
-  /* One socket's worth of decoding. Messages: a text {"type":"config",
-   * codec, width, height, fps} before the first frame it applies to, and per
-   * access unit a binary message: byte 0 = 1, byte 1 flags (bit 0 keyframe,
-   * bit 1 gap), bytes 4..7 frame number and 8..15 publish time (Unix ms),
-   * both big-endian, then the access unit in Annex-B. The decoder starts at
-   * a keyframe (the server sends the GOP since its last IDR first) and after
-   * an error is reset and fed again from the next keyframe. */
-  function h264Session(g) {
-    const ctx = canvas.getContext('2d');
-    const INBOX_MAX = 600, QUEUE_MAX = 90; /* 20 s / 3 s of 30 fps */
-    let dec = null, cfg = null, checking = false, needKey = true, lastSubmitted = -1;
-    let pending = null, drawnAt = performance.now(), inbox = [], lastRecv = -1;
-    const pub = new Map(); /* frame number -> publish time, until drawn */
-
-    function reset() {
-      if (dec && dec.state !== 'closed') { try { dec.close(); } catch (e) { /* closed by an error */ } }
-      const d = dec = new VideoDecoder({
-        output: (f) => onFrame(d, f),
-        error: (e) => onError(d, e),
-      });
-      const c = { codec: cfg.codec, optimizeForLatency: true };
-      if (cfg.width > 0 && cfg.height > 0) { c.codedWidth = cfg.width; c.codedHeight = cfg.height; }
-      dec.configure(c);
-      needKey = true; lastSubmitted = -1; pub.clear();
-    }
-    function onError(d, e) {
-      if (d !== dec || g !== gen) return;
-      V.errors++;
-      V.lastError = (e && (e.name + ': ' + e.message)) || String(e);
-      if (e && e.name === 'NotSupportedError') { noWebCodecs('its decoder failed on ' + cfg.codec); return; }
-      V.resyncs++;
-      reset(); /* and wait for the next keyframe */
-    }
-    function onFrame(d, f) {
-      if (d !== dec || g !== gen) { f.close(); return; }
-      V.decoded++;
-      if (pending) pending.close(); /* not drawn yet and already superseded */
-      pending = f;
-      /* The newest frame is drawn at once. One with later frames still in
-       * the decoder (the join burst, or a decoder that fell behind) is kept
-       * until a newer one replaces it, so the burst shows only its last
-       * frame; a decoder that stays behind still shows one every 250 ms. */
-      if (f.timestamp >= lastSubmitted || performance.now() - drawnAt >= 250) draw();
-    }
-    function draw() {
-      const f = pending;
-      if (!f || g !== gen) return;
-      pending = null;
-      drawnAt = performance.now();
-      const w = f.displayWidth, h = f.displayHeight, seq = f.timestamp;
-      if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-      ctx.drawImage(f, 0, 0, w, h);
-      f.close();
-      const at = pub.get(seq);
-      for (const k of pub.keys()) { if (k > seq) break; pub.delete(k); }
-      V.lastSeq = seq;
-      if (at !== undefined) {
-        V.latencyMs = Date.now() - at;
-        lats.push([performance.now(), V.latencyMs]);
-      }
-      stale = true;
-      gotFrame(window.readBlockCode(canvas), w, h);
-    }
-
-    function config(text) {
-      let m;
-      try { m = JSON.parse(text); } catch (e) { return; }
-      if (!m || m.type !== 'config' || typeof m.codec !== 'string') return;
-      const c = { codec: m.codec, width: m.width | 0, height: m.height | 0, fps: +m.fps || 0 };
-      if (cfg && dec && dec.state === 'configured' && c.codec === cfg.codec && c.width === cfg.width && c.height === cfg.height) return;
-      cfg = c; V.codec = c.codec;
-      checking = true; /* what follows waits in the inbox for the answer */
-      h264Support(c.codec).then((r) => {
-        if (g !== gen || cfg !== c) return;
-        if (!r.ok) { noWebCodecs(r.why); return; }
-        checking = false;
-        reset();
-        while (!checking && inbox.length && g === gen) handle(inbox.shift());
-      });
-    }
-    function chunk(buf) {
-      if (!(buf instanceof ArrayBuffer) || buf.byteLength <= 16) return;
-      const dv = new DataView(buf);
-      if (dv.getUint8(0) !== 1) return;
-      const flags = dv.getUint8(1), key = (flags & 1) !== 0;
-      const seq = dv.getUint32(4), at = dv.getUint32(8) * 4294967296 + dv.getUint32(12);
-      V.received++;
-      if (flags & 2) V.gaps++;
-      if (key) V.keyframes++;
-      /* The server skips only to a keyframe, so a delta frame follows the
-       * frame before it; one that does not lacks its reference: counted,
-       * and not decoded (the picture waits for the next keyframe). */
-      const follows = lastRecv < 0 || seq === ((lastRecv + 1) >>> 0);
-      lastRecv = seq;
-      if (!key && !follows) { V.breaks++; needKey = true; }
-      if (!dec) { V.skipped++; return; } /* before any configuration */
-      if (dec.decodeQueueSize > QUEUE_MAX) { /* this page cannot keep up: start again at a keyframe */
-        V.resyncs++;
-        reset();
-      }
-      if (needKey && !key) { V.skipped++; return; }
-      try {
-        dec.decode(new EncodedVideoChunk({ type: key ? 'key' : 'delta', timestamp: seq, data: new Uint8Array(buf, 16) }));
-      } catch (e) {
-        V.errors++; V.resyncs++;
-        V.lastError = (e && (e.name + ': ' + e.message)) || String(e);
-        reset();
-        return;
-      }
-      needKey = false;
-      lastSubmitted = seq;
-      pub.set(seq, at);
-      if (pub.size > 300) pub.delete(pub.keys().next().value);
-    }
-    function handle(m) { if (typeof m === 'string') config(m); else chunk(m); }
-
-    return {
-      push(m) {
-        if (checking) {
-          inbox.push(m);
-          if (inbox.length > INBOX_MAX) { /* keep the configuration, drop the frames */
-            inbox = inbox.filter((x) => typeof x === 'string').slice(-1);
-            needKey = true;
-          }
-          return;
-        }
-        handle(m);
-      },
-      close() {
-        if (pending) { pending.close(); pending = null; }
-        if (dec && dec.state !== 'closed') { try { dec.close(); } catch (e) { /* already closed */ } }
-        dec = null; inbox = []; pub.clear();
       },
     };
   }
