@@ -121,6 +121,9 @@ static void parse_mp4(const unsigned char *p, size_t len, struct frags *f, const
   }
 }
 
+/* The last fragment's sequence number of the last recording checked. */
+static uint32_t last_seq;
+
 /* Cut the recording after its last complete fragment, decode it, check
  * it: one frame per fragment, each frame's code its fragment's sequence
  * number, sequence numbers and decode times increasing, the first
@@ -158,6 +161,7 @@ static int check_mp4(struct rec *r, const char *tag) {
       gaps++;
     }
   }
+  last_seq = f.seq[f.n - 1];
   printf("  %s: %zu bytes, %zu fragments (%zu sync), codes %lld..%lld, %d gaps\n", tag, r->len,
          f.n, keys, d.code[0], d.code[d.n - 1], gaps);
   unlink(path);
@@ -210,6 +214,10 @@ TEST_T(fmp4_stream_stalled_viewer_resumes_at_sync, 120) {
   int gaps = check_mp4(&r, "mp4-stalled");
   CHECK_MSG(gaps >= 1, "a viewer stalled for 10 s: no gap");
   CHECK_MSG(resyncs == gaps, "viewer resyncs %lld, gaps %d", resyncs, gaps);
+  /* It caught up: the last fragment is within two GOPs of the newest. */
+  struct h264_stats st;
+  hv_stats(s.port, &st);
+  CHECK_MSG((long long)last_seq + 60 >= st.seq, "last fragment %u, newest %lld", last_seq, st.seq);
   printf("  mp4-stalled: resyncs %lld\n", resyncs);
   free(r.p);
   hv_stop(&s);
