@@ -4,8 +4,10 @@
 # includes (TEST_INCLUDE_FILES). So `ctest -N` lists exactly what the binary
 # holds, `ctest -R name` runs one test (the runner's -e: the whole name),
 # and a new tests/*/test_*.c needs no edit here.
-#   -DEXE=path/to/sluice-tests -DOUT=file -DWORKDIR=dir
-execute_process(COMMAND ${EXE} -L RESULT_VARIABLE rc OUTPUT_VARIABLE out
+#   -DEXE=path/to/sluice-tests -DOUT=file -DWORKDIR=dir [-DEMU=qemu|-L|sysroot]
+# EMU: the cross-compiling emulator, its words joined with "|".
+string(REPLACE "|" ";" emu "${EMU}")
+execute_process(COMMAND ${emu} ${EXE} -L RESULT_VARIABLE rc OUTPUT_VARIABLE out
                 ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${EXE} -L failed (${rc}): ${err}")
@@ -18,7 +20,11 @@ foreach(line IN LISTS lines)
     # The runner enforces the timeout itself and reports it; CTest's own is
     # a backstop a little later.
     math(EXPR t "${CMAKE_MATCH_2} + 30")
-    string(APPEND body "add_test(${name} \"${EXE}\" -e ${name})\n"
+    set(cmd "")
+    foreach(w IN LISTS emu)
+      string(APPEND cmd "\"${w}\" ")
+    endforeach()
+    string(APPEND body "add_test(${name} ${cmd}\"${EXE}\" -e ${name})\n"
       "set_tests_properties(${name} PROPERTIES TIMEOUT ${t} SKIP_RETURN_CODE 77"
       " WORKING_DIRECTORY \"${WORKDIR}\")\n")
   endif()
