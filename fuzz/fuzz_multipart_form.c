@@ -12,9 +12,7 @@
  *     fuzz/fuzz_multipart_form.c src/multipart.c src/http_parse.c src/alloc.c ...
  *   cc -DSL_FUZZ_MAIN ... && ./a.out fuzz/regress/multipart_form/
  */
-#if defined(SL_FUZZ_MAIN) && !defined(_GNU_SOURCE)
-#define _POSIX_C_SOURCE 200809L
-#endif
+#include "fuzz_assert.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +20,6 @@
 
 #include "sluice.h"
 
-#define ASSERT(c)                                                            \
-  do {                                                                       \
-    if (!(c)) {                                                              \
-      fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,   \
-              #c);                                                           \
-      abort();                                                               \
-    }                                                                        \
-  } while (0)
 
 struct seen {
   uint64_t hash, bytes, part_bytes;

@@ -165,6 +165,10 @@ sl_buf *sl__h264_init(sl_hub *h, struct codec *k);
 void sl__h264_timing(sl_hub *h, struct frame *f, const struct frame *prev);
 void sl__gop_clear(sl_hub *h);
 /* hub_sub.c */
+/* What a viewer's connection gets once: busy (a live stream is never
+ * idle), TCP_NODELAY, TCP_NOTSENT_LOWAT, keepalive, TCP_USER_TIMEOUT past
+ * `stall_ms`. */
+void sl__viewer_socket(sl_conn *c, uint32_t stall_ms);
 /* `x` NULL: the subscriber owns `c`; else it joins mux `x` as `xid`.
  * *out (may be NULL) is the new subscriber. */
 int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o,

@@ -24,7 +24,6 @@
 #define DEFAULT_MAX_MSG 1024u
 #define DEFAULT_STALL_MS 300000u
 #define INITIAL_SEND_MAX (1u << 20)
-#define NOTSENT_LOWAT (128 * 1024)
 #define NAME_MAX_LEN 128
 
 struct sl_mux {
@@ -76,12 +75,7 @@ sl_mux *sl_mux_new(sl_conn *c, const sl_mux_opts *o, int *err) {
   lim.send_max = x->o.send_max ? x->o.send_max : INITIAL_SEND_MAX;
   lim.send_high = lim.send_low = 0;
   sl_conn_set_limits(c, &lim);
-  sl_conn_set_busy(c, 1);
-  sl_conn_sockopt(c, SL_OPT_NODELAY, 1);
-  sl_conn_sockopt(c, SL_OPT_NOTSENT_LOWAT, NOTSENT_LOWAT);
-  sl_conn_sockopt(c, SL_OPT_KEEPALIVE, 60);
-  sl_conn_sockopt(c, SL_OPT_USER_TIMEOUT,
-                  x->o.stall_ms < INT32_MAX - 60000 ? (int)x->o.stall_ms + 60000 : INT32_MAX);
+  sl__viewer_socket(c, x->o.stall_ms);
   c->tap = mux_tap;
   c->tap_arg = x;
   return x;

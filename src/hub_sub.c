@@ -80,6 +80,21 @@ void sl__sub_update_send_max(struct sub *s) {
   sl_conn_set_limits(s->c, &lim);
 }
 
+void sl__viewer_socket(sl_conn *c, uint32_t stall_ms) {
+  /* A live stream is never idle; dead hosts are caught by keepalive and
+   * TCP_USER_TIMEOUT (a frozen tab still ACKs, so it is not cut by them);
+   * the kernel's unsent queue stays small so "latest" holds end to end. */
+  sl_conn_set_busy(c, 1);
+  sl_conn_sockopt(c, SL_OPT_NODELAY, 1);
+  sl_conn_sockopt(c, SL_OPT_NOTSENT_LOWAT, NOTSENT_LOWAT);
+  sl_conn_sockopt(c, SL_OPT_KEEPALIVE, 60);
+  /* Since Linux 5.11, TCP_USER_TIMEOUT also ends zero-window probing: a
+   * frozen tab whose kernel ACKs every probe would be dropped after it.
+   * Keep it past stall_ms, so that the stall policy decides (and counts). */
+  sl_conn_sockopt(c, SL_OPT_USER_TIMEOUT,
+                  stall_ms < INT32_MAX - 60000 ? (int)stall_ms + 60000 : INT32_MAX);
+}
+
 int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o,
                 sl_mux *x, uint32_t xid, struct sub **out) {
   struct sub *s = sl__calloc(sizeof(*s), SL_MEM_META);
@@ -105,18 +120,7 @@ int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o,
                      ? (h->largest ? 2 * h->largest + 65536 : INITIAL_SEND_MAX)
                      : s->o.send_max;
   sl_conn_set_limits(c, &lim);
-  /* A live stream is never idle; dead hosts are caught by keepalive and
-   * TCP_USER_TIMEOUT (a frozen tab still ACKs, so it is not cut by them);
-   * the kernel's unsent queue stays small so "latest" holds end to end. */
-  sl_conn_set_busy(c, 1);
-  sl_conn_sockopt(c, SL_OPT_NODELAY, 1);
-  sl_conn_sockopt(c, SL_OPT_NOTSENT_LOWAT, NOTSENT_LOWAT);
-  sl_conn_sockopt(c, SL_OPT_KEEPALIVE, 60);
-  /* Since Linux 5.11, TCP_USER_TIMEOUT also ends zero-window probing: a
-   * frozen tab whose kernel ACKs every probe would be dropped after it.
-   * Keep it past stall_ms, so that the stall policy decides (and counts). */
-  sl_conn_sockopt(c, SL_OPT_USER_TIMEOUT,
-                  s->o.stall_ms < INT32_MAX - 60000 ? (int)s->o.stall_ms + 60000 : INT32_MAX);
+  sl__viewer_socket(c, s->o.stall_ms);
 joined:
   s->joined_ms = c->mgr->now;
   s->join_seq = s->done_seq = h->seq;
