@@ -196,12 +196,10 @@ static void mark_gap(struct sub *s) {
 
 /* keyframe: a subscriber is behind on any drop. The pending frames up to
  * the next keyframe depend on what was dropped: they go too, and with none
- * left it waits for the next keyframe published. */
-static void start_resync(struct sub *s) {
-  if (s->resync) return;
-  s->resync = 1;
-  mark_gap(s);
-}
+ * left it waits for the next keyframe published. Waiting is not yet a gap:
+ * one is marked (and counted) when a frame is actually skipped for it, so
+ * a viewer found behind whose next frame is a keyframe anyway sees none. */
+static void start_resync(struct sub *s) { s->resync = 1; }
 
 static void skip_to_key(struct sub *s) {
   if (s->o.policy != SL_POLICY_KEYFRAME && s->hub->o.kind != SL_KIND_H264) return;
@@ -308,6 +306,7 @@ void sl__sub_offer(struct sub *s, struct frame *f) {
     case SL_POLICY_KEYFRAME:
       if (!s->resync && (s->pn - s->burst >= s->o.queue_len ||
                          sl__sub_lag_ms(s) > s->o.resync_ms)) {
+        if (s->pn) mark_gap(s);
         sl__sub_drop_pending(s, SL_DROP_RESYNC);
         start_resync(s);
       }
@@ -319,6 +318,9 @@ void sl__sub_offer(struct sub *s, struct frame *f) {
    * not started yet or lost a frame). */
   if (s->resync) {
     if (!(f->flags & SL_FRAME_KEY)) {
+      /* Skipped: a gap in what it receives (before its first frame, a
+       * viewer that joined without a cached GOP has no gap yet). */
+      if (s->frames_sent) mark_gap(s);
       count_drop(s, SL_DROP_RESYNC);
       return;
     }
@@ -598,6 +600,7 @@ void sl__sub_check(struct sub *s) {
   }
   if (s->o.policy == SL_POLICY_KEYFRAME && !s->resync && s->pn &&
       lag > s->o.resync_ms) {
+    mark_gap(s);
     sl__sub_drop_pending(s, SL_DROP_RESYNC);
     start_resync(s);
   }
