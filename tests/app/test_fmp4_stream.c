@@ -84,7 +84,7 @@ static void parse_mp4(const unsigned char *p, size_t len, struct frags *f, const
     } else if (memcmp(b + 4, "mdat", 4) == 0) {
       CHECK_MSG(moof != NULL, "%s: mdat at %zu without a moof", who, i);
       CHECK_MSG(f->n < MAXF, "%s: too many fragments", who);
-      size_t n1, n2, n3, n4;
+      size_t n1 = 0, n2 = 0, n3 = 0, n4 = 0;
       const unsigned char *mfhd = child(moof, moof_len, 8, "mfhd", &n1);
       const unsigned char *traf = child(moof, moof_len, 8, "traf", &n2);
       CHECK_MSG(mfhd && traf && n1 == 16, "%s: fragment %zu: no mfhd/traf", who, f->n);
