@@ -7,6 +7,7 @@
  *   bench_fanout_server [--listen 127.0.0.1:0] [--size BYTES (102400)]
  *                       [--fps F (30)] [--mode hub|plain] [--policy P]
  *                       [--budget BYTES] [--max-seconds S (900)] [--demand]
+ *                       [--lowat BYTES (0: automatic)] [--threads N (1)]
  *
  * --mode hub (default): a sluice hub. A producer thread publishes a frame
  *   every 1/F s with sl_hub_publish() from outside the loop (as a camera
@@ -26,6 +27,12 @@
  *     /snapshot.jpg the latest frame
  *     /api/stats    JSON: rss_bytes, memory{held, peak, ...}, hub{...},
  *                   producer{...}
+ * --threads N (hub mode, not with --demand): N loops on N threads, each a
+ *   manager listening on the same port (sl_mgr_opts.reuseport, the kernel
+ *   spreads the readers) with its own hub; the hubs form one hub group and
+ *   the producer publishes each frame once, with sl_hub_group_publish.
+ *   /api/stats then describes the loop that answered it ("loop": its
+ *   index), whose counters only that loop's thread may read.
  * --mode plain: the machine's limit. No library: accept TCP connections
  *   and write the same frame buffer to each of them in turn with plain
  *   blocking send(), forever (readers connect with tcp://, send nothing).
@@ -66,7 +73,9 @@ static struct {
   size_t budget;
   double max_seconds;
   int demand;
-} opt = {"127.0.0.1:0", 102400, 30, 0, SL_POLICY_LATEST, 0, 900, 0};
+  size_t lowat; /* sl_sub_opts.notsent_lowat of every viewer */
+  int threads;
+} opt = {"127.0.0.1:0", 102400, 30, 0, SL_POLICY_LATEST, 0, 900, 0, 0, 1};
 
 static double now_s(void) {
   struct timespec ts;
@@ -165,13 +174,29 @@ static sl_mgr *mgr;
 static sl_hub *hub;
 static atomic_ullong published, efull, skipped;
 
+/* --threads: loop i's manager and hub; loop 0 is `mgr`/`hub`, run by the
+ * main thread. `self` is the loop of the calling thread. */
+#define MAX_LOOPS 16
+struct loop {
+  int idx;
+  sl_mgr *m;
+  sl_hub *h;
+  pthread_t t;
+};
+static struct loop loops[MAX_LOOPS];
+static _Thread_local struct loop *self;
+static sl_hub_group *group;
+static atomic_int loops_ready, loops_failed;
+static int port0;
+
 static void publish_one(void) {
   sl_buf *b = sl_buf_new(opt.size);
   if (b == NULL) {
     atomic_fetch_add(&skipped, 1);
     return;
   }
-  int rc = sl_hub_publish(hub, b, 0, SL_FRAME_KEY);
+  int rc = group ? sl_hub_group_publish(group, b, 0, SL_FRAME_KEY)
+                 : sl_hub_publish(hub, b, 0, SL_FRAME_KEY);
   sl_buf_unref(b);
   if (rc == 0) atomic_fetch_add(&published, 1);
   else if (rc == SL_EFULL) atomic_fetch_add(&efull, 1);
@@ -201,13 +226,13 @@ static void stats_json(sl_conn *c) {
   sl_mgr_stats ms;
   sl_mem_stats mem;
   sl_hub_stats hs;
-  sl_mgr_stats_get(mgr, &ms);
+  sl_mgr_stats_get(self->m, &ms);
   sl_mem_stats_get(&mem);
-  sl_hub_stats_get(hub, &hs);
+  sl_hub_stats_get(self->h, &hs);
   char body[2048];
   int n = snprintf(
       body, sizeof(body),
-      "{\"rss_bytes\":%zu,\"memory\":{\"held\":%zu,\"peak\":%zu,\"out_ref\":%zu,\"out_owned\":%zu,"
+      "{\"loop\":%d,\"threads\":%d,\"rss_bytes\":%zu,\"memory\":{\"held\":%zu,\"peak\":%zu,\"out_ref\":%zu,\"out_owned\":%zu,"
       "\"in\":%zu,\"queued\":%zu,\"lib_total\":%zu,\"lib_peak\":%zu,\"lib_bufs\":%zu,\"lib_meta\":%zu,"
       "\"lib_nbufs\":%zu},\"conns\":%zu,"
       "\"hub\":{\"frames_in\":%llu,\"fps_in\":%.1f,\"subs\":%zu,\"held\":%zu,\"frames_held\":%zu,"
@@ -216,7 +241,7 @@ static void stats_json(sl_conn *c) {
       "\"evictions\":{\"hard\":%llu,\"soft\":%llu,\"slot\":%llu,\"budget\":%llu}},"
       "\"producer\":{\"published\":%llu,\"efull\":%llu,\"skipped\":%llu,\"frame_size\":%zu},"
       "\"closed_by\":{\"stall\":%llu,\"evicted\":%llu,\"peer\":%llu,\"error\":%llu}}",
-      rss_bytes(), ms.held, ms.peak, ms.out_ref, ms.out_owned, ms.in, ms.queued, mem.total, mem.peak,
+      self->idx, opt.threads, rss_bytes(), ms.held, ms.peak, ms.out_ref, ms.out_owned, ms.in, ms.queued, mem.total, mem.peak,
       mem.bufs, mem.meta, mem.nbufs, ms.conns, (unsigned long long)hs.frames_in, hs.fps_in, hs.subs,
       hs.held, hs.frames_held, hs.largest_frame, (unsigned long long)hs.joins,
       (unsigned long long)hs.leaves, (unsigned long long)hs.refused,
@@ -238,22 +263,23 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
   if (ev == SL_EV_WRITE && sl_conn_data(c) == &viewer_tag && sl_conn_queued(c) == 0) want_frame = 1;
   if (ev != SL_EV_HTTP_MSG) return;
   const sl_http_msg *m = ev_data;
-  sl_sub_opts so = {.policy = opt.policy};
+  sl_hub *lh = self->h; /* this loop's */
+  sl_sub_opts so = {.policy = opt.policy, .notsent_lowat = opt.lowat};
   char v[32];
   if (sl_http_query(m, "policy", v, sizeof(v)) > 0 && strcmp(v, "lossless") == 0)
     so.policy = SL_POLICY_LOSSLESS;
   if (sl_http_match(m, "/stream.mjpg", NULL, 0)) {
-    if (sl_hub_attach(hub, c, m, SL_TRANSPORT_MJPEG, &so, NULL) == 0) sl_conn_set_data(c, &viewer_tag);
+    if (sl_hub_attach(lh, c, m, SL_TRANSPORT_MJPEG, &so, NULL) == 0) sl_conn_set_data(c, &viewer_tag);
     want_frame = 1;
   } else if (sl_http_match(m, "/stream.raw", NULL, 0)) {
-    if (sl_hub_attach(hub, c, m, SL_TRANSPORT_RAW, &so, NULL) == 0) sl_conn_set_data(c, &viewer_tag);
+    if (sl_hub_attach(lh, c, m, SL_TRANSPORT_RAW, &so, NULL) == 0) sl_conn_set_data(c, &viewer_tag);
     want_frame = 1;
   } else if (sl_http_match(m, "/ws", NULL, 0)) {
     sl_ws_opts wo = {.ping_ms = 20000};
-    sl_hub_attach(hub, c, m, SL_TRANSPORT_WS, &so, &wo);
+    sl_hub_attach(lh, c, m, SL_TRANSPORT_WS, &so, &wo);
   } else if (sl_http_match(m, "/snapshot.jpg", NULL, 0)) {
     uint64_t seq = 0;
-    sl_buf *b = sl_hub_latest(hub, &seq, NULL);
+    sl_buf *b = sl_hub_latest(lh, &seq, NULL);
     if (b == NULL) {
       sl_http_reply_status(c, 503);
       return;
@@ -269,21 +295,62 @@ static void on_http(sl_conn *c, int ev, void *ev_data) {
   }
 }
 
+/* Loop i > 0: its manager, hub and listener are made on its own thread
+ * (the group's rule: a member joins on its loop thread), on loop 0's
+ * port. */
+static void *loop_main(void *arg) {
+  struct loop *lp = arg;
+  int err = 0;
+  char url[64];
+  self = lp;
+  sl_mgr_opts mo = {.max_conns = 60000, .budget = opt.budget, .reuseport = 1};
+  sl_hub_opts ho = {.max_subs = 60000, .sub = {.policy = opt.policy}};
+  snprintf(url, sizeof(url), "127.0.0.1:%d", port0);
+  lp->m = sl_mgr_new(&mo, &err);
+  lp->h = lp->m ? sl_hub_new(lp->m, "bench", &ho, &err) : NULL;
+  if (lp->h == NULL || sl_http_listen(lp->m, url, NULL, on_http, NULL, &err) == NULL ||
+      sl_hub_group_add(group, lp->h) != 0) {
+    fprintf(stderr, "bench_fanout_server: loop %d: %s\n", lp->idx, sl_strerror(err));
+    atomic_fetch_add(&loops_failed, 1);
+    sl_mgr_free(lp->m);
+    return NULL;
+  }
+  atomic_fetch_add(&loops_ready, 1);
+  while (!stop) sl_mgr_poll(lp->m, 200);
+  sl_hub_free(lp->h);
+  sl_mgr_free(lp->m);
+  return NULL;
+}
+
 static int hub_main(void) {
   int err = 0;
   sl_log_set(SL_LOG_ERROR, NULL, NULL);
-  sl_mgr_opts mo = {.max_conns = 60000, .budget = opt.budget};
+  sl_mgr_opts mo = {.max_conns = 60000, .budget = opt.budget, .reuseport = opt.threads > 1};
   mgr = sl_mgr_new(&mo, &err);
   if (mgr == NULL) {
     fprintf(stderr, "bench_fanout_server: sl_mgr_new: %s\n", sl_strerror(err));
     return 1;
   }
-  sl_hub_opts ho = {.max_subs = 60000, .sub = {.policy = opt.policy}};
+  sl_hub_opts ho = {.max_subs = 60000, .sub = {.policy = opt.policy, .notsent_lowat = opt.lowat}};
   hub = sl_hub_new(mgr, "bench", &ho, &err);
   sl_conn *l = hub ? sl_http_listen(mgr, opt.listen, NULL, on_http, NULL, &err) : NULL;
   if (l == NULL) {
     fprintf(stderr, "bench_fanout_server: %s: %s\n", opt.listen, sl_strerror(err));
     return 1;
+  }
+  loops[0] = (struct loop){.idx = 0, .m = mgr, .h = hub};
+  self = &loops[0];
+  if (opt.threads > 1) {
+    port0 = sl_conn_local_port(l);
+    group = sl_hub_group_new(&err);
+    if (group == NULL || sl_hub_group_add(group, hub) != 0) return 1;
+    for (int i = 1; i < opt.threads; i++) {
+      loops[i].idx = i;
+      if (pthread_create(&loops[i].t, NULL, loop_main, &loops[i]) != 0) return 1;
+    }
+    while (atomic_load(&loops_ready) + atomic_load(&loops_failed) < opt.threads - 1)
+      sl_mgr_poll(mgr, 1);
+    if (atomic_load(&loops_failed)) return 1;
   }
   printf("port %d\n", sl_conn_local_port(l));
   fflush(stdout);
@@ -315,6 +382,8 @@ static int hub_main(void) {
   while (!stop && now_s() < t_end) sl_mgr_poll(mgr, 200);
   stop = 1;
   if (have_producer) pthread_join(th, NULL);
+  for (int i = 1; i < opt.threads; i++) pthread_join(loops[i].t, NULL);
+  sl_hub_group_free(group);
   sl_mgr_stats ms;
   sl_mgr_stats_get(mgr, &ms);
   fprintf(stderr, "bench_fanout_server: published %llu, peak held %zu bytes\n",
@@ -333,6 +402,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--max-seconds") == 0 && v) opt.max_seconds = atof(v), i++;
     else if (strcmp(a, "--mode") == 0 && v) opt.plain = strcmp(v, "plain") == 0, i++;
     else if (strcmp(a, "--demand") == 0) opt.demand = 1;
+    else if (strcmp(a, "--lowat") == 0 && v) opt.lowat = strtoul(v, NULL, 10), i++;
+    else if (strcmp(a, "--threads") == 0 && v) opt.threads = atoi(v), i++;
     else if (strcmp(a, "--policy") == 0 && v) {
       opt.policy = strcmp(v, "lossless") == 0 ? SL_POLICY_LOSSLESS
                    : strcmp(v, "queue") == 0  ? SL_POLICY_QUEUE
@@ -341,12 +412,14 @@ int main(int argc, char **argv) {
     } else {
       fprintf(stderr,
               "usage: bench_fanout_server [--listen H:P] [--size B] [--fps F] [--demand] [--mode hub|plain]\n"
-              "                           [--policy latest|queue|lossless] [--budget B] [--max-seconds S]\n");
+              "                           [--policy latest|queue|lossless] [--budget B] [--max-seconds S]\n"
+              "                           [--lowat B] [--threads N]\n");
       return 2;
     }
   }
-  if (opt.size < 1 || opt.size > (64u << 20) || opt.fps < 0 || opt.fps > 100000) {
-    fprintf(stderr, "bench_fanout_server: bad --size or --fps\n");
+  if (opt.size < 1 || opt.size > (64u << 20) || opt.fps < 0 || opt.fps > 100000 ||
+      opt.threads < 1 || opt.threads > MAX_LOOPS || (opt.threads > 1 && opt.demand)) {
+    fprintf(stderr, "bench_fanout_server: bad --size, --fps or --threads (1-16, not with --demand)\n");
     return 2;
   }
   struct sigaction sa = {0};

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Fan-out, memory and HTTP benchmarks of sluice, side by side with the
-machine's loopback limit, GStreamer's tcpserversink and nginx, in one run.
+machine's loopback limit, GStreamer's tcpserversink nginx and h2o, in one run.
 
 Prints Markdown tables (each with the exact commands) and, with --json FILE,
 writes every raw number. bench/run.sh runs it; it needs the build dir's
@@ -26,13 +26,26 @@ Sections (all by default, in this order):
               STALL_SECONDS (30; 60 with --long): growth of RSS and held
               bytes per stalled viewer per minute (least squares).
   http        wrk -t1 -c50 against GET /hello (13-byte body) on
-              bench_http_server and on nginx (1 worker, return 200),
-              interleaved rounds, ratio per round.
+              bench_http_server, nginx (1 worker, return 200) and h2o
+              (1 thread, file.file), servers pinned to CPU 0 and wrk to
+              CPU 1; keep-alive and pipelined 16 deep, interleaved
+              rounds: req/s, ratios, server CPU per request and CPU %.
+  http2       the same with two workers each: bench_http_server --threads 2
+              (two loops on SO_REUSEPORT), nginx worker_processes 2, h2o
+              num-threads 2, wrk -t2 -c100, nothing pinned.
   mixed       sluice-stream (1280x720 test pattern, about 100 KB JPEGs)
               with 20 healthy viewers alone (control), then with stalled,
               slow, freezing, WebSocket viewers, slowloris, churn and a
               snapshot flood: the healthy viewers' fps and gap p99 next to
               the control's.
+  lowat       TCP_NOTSENT_LOWAT: the automatic value against the old fixed
+              128 KiB and 16 KiB, 1000 fast readers of 100 KB frames at
+              30 fps and 10 readers at 50 KB/s, interleaved rounds: server
+              CPU and its ratio to the automatic value's in the same round.
+  loops       one loop against two (bench_fanout_server --threads 1 / 2:
+              SO_REUSEPORT and a hub group), 1000 readers of a 100 KB
+              stream faster than they can take it: MB/s and server CPU,
+              ratios per round.
 
 The GStreamer server is this script itself in a child process (--gst-serve):
 libgstreamer through ctypes runs "fakesrc ! valve ! tcpserversink", with the
@@ -513,21 +526,75 @@ def stalled(b):
     print("Command: `%s`" % r["cmd"])
 
 
-# ---- HTTP vs nginx ----------------------------------------------------------
+# ---- HTTP vs nginx and h2o -------------------------------------------------
+
+PIPELINE_LUA = """-- wrk script: DEPTH pipelined GET /hello in each write (wrk counts responses).
+init = function(args)
+  local depth = tonumber(args[1]) or 16
+  local r = {}
+  for i = 1, depth do r[i] = wrk.format(nil, "/hello") end
+  req = table.concat(r)
+end
+request = function() return req end
+"""
+
+
+def proc_ticks(pids, user_only=False):
+    t = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                v = f.read().rsplit(")", 1)[1].split()
+            t += int(v[11]) + (0 if user_only else int(v[12]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return t
+
+
+def proc_children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
 
 def http(b):
+    """GET /hello on sluice, nginx and h2o, each with one worker, pinned to
+    CPU 0 while wrk runs pinned to CPU 1 (when the machine has two CPUs or
+    more): plain keep-alive and pipelined 16 deep, interleaved rounds."""
+    http_workers(b, 1)
+
+
+def http2(b):
+    """The same with two workers each: sluice with two loops (bench_http_server
+    --threads 2, SO_REUSEPORT), nginx worker_processes 2, h2o num-threads 2;
+    wrk -t2 -c100; nothing pinned (servers and client share every CPU)."""
+    http_workers(b, 2)
+
+
+def http_workers(b, workers):
     a = b.a
     if not shutil.which("wrk"):
         print("\n### HTTP: wrk not installed, skipped\n")
         return
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    h2o = shutil.which("h2o")
     D = 2 if a.quick else 3
     rounds = 3 if a.quick else 5
-    tmp = tempfile.mkdtemp(prefix="sluice-nginx-")
-    nport = free_port()
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""worker_processes 1;
+    DEPTH = 16
+    ncpu = os.cpu_count() or 1
+    pin = workers == 1 and ncpu >= 2 and shutil.which("taskset") is not None
+    srv_pin = ["taskset", "-c", "0"] if pin else []
+    cli_pin = ["taskset", "-c", "1"] if pin else []
+    tmp = tempfile.mkdtemp(prefix="sluice-http-")
+    lua = os.path.join(tmp, "pipeline.lua")
+    with open(lua, "w") as f:
+        f.write(PIPELINE_LUA)
+    nport, hport = free_port(), free_port()
+    nconf = os.path.join(tmp, "nginx.conf")
+    with open(nconf, "w") as f:
+        f.write("""worker_processes %d;
 daemon off;
 pid %s/nginx.pid;
 error_log %s/error.log warn;
@@ -540,53 +607,94 @@ http {
     location = /hello { default_type text/plain; return 200 "Hello, world!"; }
   }
 }
-""" % (tmp, tmp, nport))
-    ng = None
+""" % (workers, tmp, tmp, nport))
+    # h2o 2.2 has no "return" directive without mruby: it serves the same
+    # 13 bytes from a file (file.file), which it answers from its own file
+    # descriptor cache with a pread per response.
+    with open(os.path.join(tmp, "hello.txt"), "w") as f:
+        f.write("Hello, world!")
+    hconf = os.path.join(tmp, "h2o.conf")
+    try:
+        import pwd
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        user = None
+    with open(hconf, "w") as f:
+        f.write("""%snum-threads: %d
+listen:
+  host: 127.0.0.1
+  port: %d
+access-log: /dev/null
+error-log: %s/h2o-error.log
+pid-file: %s/h2o.pid
+http1-request-timeout: 600
+hosts:
+  default:
+    paths:
+      /hello:
+        file.file: %s/hello.txt
+        file.send-compressed: OFF
+""" % ("user: %s\n" % user if user and os.getuid() == 0 else "", workers, hport, tmp, tmp, tmp))
+    servers = {}
+    cmds = {}
+    targs = ["--threads", str(workers)] if workers > 1 else []
+    sp, sport = start_server(srv_pin + [b.http_srv] + targs)
+    servers["sluice"] = (sp, sport)
+    cmds["sluice"] = srv_pin + [b.rel(b.http_srv)] + targs
     if nginx:
-        ng = subprocess.Popen([nginx, "-p", tmp, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(ng)
-    sp, sport = start_server([b.http_srv])
-    for port in ([nport] if ng else []) + [sport]:
+        p = subprocess.Popen(srv_pin + [nginx, "-p", tmp, "-c", nconf], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        procs.append(p)
+        servers["nginx"] = (p, nport)
+        cmds["nginx"] = srv_pin + ["nginx", "-p", "TMP", "-c", "TMP/nginx.conf"]
+    if h2o:
+        p = subprocess.Popen(srv_pin + [h2o, "-c", hconf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p)
+        servers["h2o"] = (p, hport)
+        cmds["h2o"] = srv_pin + ["h2o", "-c", "TMP/h2o.conf"]
+    for k, (p, port) in list(servers.items()):
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
                 time.sleep(0.05)
-
-    def ticks(pids):
-        t = 0
-        for pid in pids:
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    v = f.read().rsplit(")", 1)[1].split()
-                t += int(v[11]) + int(v[12])
-            except (OSError, IndexError, ValueError):
-                pass
-        return t
+        else:
+            log("http: %s did not start" % k)
+            del servers[k]
+    names = [k for k in ("sluice", "nginx", "h2o") if k in servers]
 
     def server_pids(k):
-        if k == "sluice":
-            return [sp.pid]
-        kids = []
-        try:
-            with open("/proc/%d/task/%d/children" % (ng.pid, ng.pid)) as f:
-                kids = [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-        return [ng.pid] + kids
+        # The process and its children (nginx: master + worker; h2o: its
+        # threads are in its own /proc/PID/stat, plus the crash handler).
+        p = servers[k][0]
+        return [p.pid] + proc_children(p.pid)
 
-    def wrk(port, k):
-        cmd = ["wrk", "-t1", "-c50", "-d%ds" % D, "http://127.0.0.1:%d/hello" % port]
+    def wrk(k, pipelined):
+        url = "http://127.0.0.1:%d/hello" % servers[k][1]
+        cmd = cli_pin + ["wrk", "-t%d" % workers, "-c%d" % (50 * workers), "-d%ds" % D]
+        if pipelined:
+            cmd += ["-s", lua, url, "--", str(DEPTH)]
+        else:
+            cmd += [url]
         pids = server_pids(k)
-        t0 = ticks(pids)
-        o = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=D + 30).stdout
-        cpu_s = (ticks(pids) - t0) / os.sysconf("SC_CLK_TCK")
+        t0, u0 = proc_ticks(pids), proc_ticks(pids, True)
+        w0 = time.time()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        o = p.stdout.read()
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = status
+        wall = time.time() - w0
+        cpu_s = (proc_ticks(pids) - t0) / os.sysconf("SC_CLK_TCK")
+        user_s = (proc_ticks(pids, True) - u0) / os.sysconf("SC_CLK_TCK")
         m = re.search(r"Requests/sec:\s+([\d.]+)", o)
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", o)
+        errs = re.search(r"Socket errors: (.*)", o)
         rps = float(m.group(1)) if m else None
-        us = cpu_s / (rps * D) * 1e6 if rps else None
-        return rps, (int(bad.group(1)) if bad else 0), us
+        return {"rps": rps, "bad": int(bad.group(1)) if bad else 0, "errors": errs.group(1) if errs else "",
+                "us": cpu_s / (rps * D) * 1e6 if rps else None, "cpu": 100.0 * cpu_s / D,
+                "user_us": user_s / (rps * D) * 1e6 if rps else None,
+                "wrk_cpu": 100.0 * (ru.ru_utime + ru.ru_stime) / wall}
 
     def head(port):
         s = socket.create_connection(("127.0.0.1", port))
@@ -595,56 +703,88 @@ http {
         r = s.recv(4096)
         s.close()
         return len(r)
-    sizes = {"sluice": head(sport)}
-    if ng:
-        sizes["nginx"] = head(nport)
-    res = []
+    sizes = {k: head(servers[k][1]) for k in names}
+    variants = [("plain", False), ("pipelined", True)]
+    res = {v: [] for v, _ in variants}
     try:
-        wrk(sport, "sluice")  # warm-up
-        if ng:
-            wrk(nport, "nginx")
+        for k in names:  # warm-up
+            wrk(k, False)
         for r in range(rounds):
-            row = {}
-            order = ["sluice", "nginx"] if r % 2 == 0 else ["nginx", "sluice"]
-            for k in order:
-                if k == "nginx" and not ng:
-                    continue
-                row[k] = wrk(sport if k == "sluice" else nport, k)
-            res.append(row)
-            log("http round %d: %s" % (r + 1, row))
+            for v, pipe in variants:
+                row = {}
+                order = names[r % len(names):] + names[:r % len(names)]
+                for k in order:
+                    row[k] = wrk(k, pipe)
+                res[v].append(row)
+                log("http %s round %d: %s" % (v, r + 1, row))
     finally:
-        stop(sp)
-        if ng:
-            stop(ng)
+        for k in names:
+            stop(servers[k][0])
         shutil.rmtree(tmp, ignore_errors=True)
-    b.raw["http"] = {"rounds": res, "response_bytes": sizes}
-    print("\n### Small HTTP responses: wrk -t1 -c50 -d%ds, GET /hello (13-byte body), keep-alive\n" % D)
-    print("Interleaved rounds (order alternates). nginx %s: 1 worker, `return 200 \"Hello, world!\"`, access_log off, "
-          "keepalive_requests raised so that neither server closes connections. Whole response: sluice %d bytes, "
-          "nginx %s bytes.\n" % (subprocess.run([nginx, "-v"], stderr=subprocess.PIPE, text=True).stderr.strip().split("/")[-1]
-                                 if ng else "(not installed)", sizes["sluice"], sizes.get("nginx", "-")))
-    print("Server CPU per request = the server's CPU time (/proc/PID/stat; nginx: master + worker) during the "
-          "wrk run / requests answered: wrk and the server share the 2 cores, so requests/s is bounded by both, "
-          "while CPU per request is the server's own cost.\n")
-    print("| round | sluice req/s | nginx req/s | sluice / nginx | sluice CPU us/req | nginx CPU us/req |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    ratios, cpu_ratios = [], []
-    for i, row in enumerate(res):
-        s, _, su = row["sluice"]
-        n, _, nu = row.get("nginx", (None, 0, None))
-        if s and n:
-            ratios.append(s / n)
-        if su and nu:
-            cpu_ratios.append(nu / su)
-        print("| %d | %s | %s | %s | %s | %s |" % (i + 1, fmt(s, 0), fmt(n, 0), fmt(s / n if s and n else None, 2),
-                                                  fmt(su, 2), fmt(nu, 2)))
-    bad = sum(r["sluice"][1] + (r["nginx"][1] if "nginx" in r else 0) for r in res)
-    print("\nMedian sluice / nginx: **%s** requests/s (min %s, max %s); nginx CPU per request / sluice CPU per "
-          "request: median %s. Non-2xx responses: %d.\n" % (
-              fmt(med(ratios), 2), fmt(min(ratios) if ratios else None, 2), fmt(max(ratios) if ratios else None, 2),
-              fmt(med(cpu_ratios), 2), bad))
-    print("Commands: `%s` (prints its port P), `nginx -p TMP -c TMP/nginx.conf` (config above), then "
-          "`wrk -t1 -c50 -d%ds http://127.0.0.1:P/hello` against each." % (b.rel(b.http_srv), D))
+    key = "http" if workers == 1 else "http%d" % workers
+    b.raw[key] = {"rounds": res, "response_bytes": sizes, "pinned": pin, "depth": DEPTH}
+    ver = {}
+    if nginx:
+        ver["nginx"] = subprocess.run([nginx, "-v"], stderr=subprocess.PIPE, text=True).stderr.strip().split("/")[-1]
+    if h2o:
+        ver["h2o"] = subprocess.run([h2o, "--version"], stdout=subprocess.PIPE, text=True).stdout.split()[2]
+    print("\n### Small HTTP responses: sluice, nginx and h2o, %s, wrk -t%d -c%d -d%ds, GET /hello "
+          "(13-byte body), keep-alive\n" % ("one worker each" if workers == 1 else "%d workers each (sluice: %d loops)" % (workers, workers), workers, 50 * workers, D))
+    print("%s. Each round runs every server once per variant (the order rotates). nginx %s: `worker_processes %d`, "
+          "`return 200 \"Hello, world!\"`, access_log off, keepalive_requests raised; h2o %s: `num-threads: %d`, "
+          "`file.file` of a 13-byte file, access log to /dev/null. Whole response: %s bytes.\n" % (
+              "Servers pinned to CPU 0 and wrk to CPU 1 (taskset)" if pin else
+              ("Not pinned (one CPU)" if workers == 1 else "Not pinned: servers and wrk share all %d CPUs" % ncpu),
+              ver.get("nginx", "(not installed)"), workers, ver.get("h2o", "(not installed)"), workers,
+              ", ".join("%s %d" % (k, sizes[k]) for k in names)))
+    print("CPU us/req = the server's CPU time (utime + stime from /proc/PID/stat, with its children) during the run / "
+          "requests answered; server CPU % = that time / the run's length (100 % = its core saturated); wrk CPU % "
+          "likewise for the client. When the server's core is not saturated, the client sets the pace: requests/s "
+          "then says little about the server, and CPU per request is the fair comparison.\n")
+    summary = {}
+    for v, _ in variants:
+        rows = res[v]
+        print("#### %s\n" % ("Keep-alive, one request at a time per connection" if v == "plain"
+                             else "Pipelined, %d requests per write (`wrk -s pipeline.lua -- %d`)" % (DEPTH, DEPTH)))
+        hdr = ["round"] + ["%s req/s" % k for k in names] + ["sluice / %s" % k for k in names[1:]] + \
+              ["%s us/req" % k for k in names] + ["%s CPU %%" % k for k in names] + ["wrk CPU % (sluice run)"]
+        print("| " + " | ".join(hdr) + " |")
+        print("|" + "---:|" * len(hdr))
+        for i, row in enumerate(rows):
+            cells = [str(i + 1)] + [fmt(row[k]["rps"], 0) for k in names]
+            for k in names[1:]:
+                s, o = row["sluice"]["rps"], row[k]["rps"]
+                cells.append(fmt(s / o if s and o else None, 2))
+            cells += [fmt(row[k]["us"], 2) for k in names] + [fmt(row[k]["cpu"], 0) for k in names]
+            cells.append(fmt(row["sluice"]["wrk_cpu"], 0))
+            print("| " + " | ".join(cells) + " |")
+        s = {}
+        for k in names:
+            s[k] = {"rps": med([r[k]["rps"] for r in rows]), "us": med([r[k]["us"] for r in rows]),
+                    "user_us": med([r[k]["user_us"] for r in rows]),
+                    "cpu": med([r[k]["cpu"] for r in rows]), "wrk_cpu": med([r[k]["wrk_cpu"] for r in rows])}
+        for k in names[1:]:
+            rr = [r["sluice"]["rps"] / r[k]["rps"] for r in rows if r["sluice"]["rps"] and r[k]["rps"]]
+            cr = [r[k]["us"] / r["sluice"]["us"] for r in rows if r["sluice"]["us"] and r[k]["us"]]
+            s["vs_" + k] = {"rps": med(rr), "rps_min": min(rr) if rr else None, "rps_max": max(rr) if rr else None,
+                           "cpu": med(cr)}
+        summary[v] = s
+        bad = sum(r[k]["bad"] for r in rows for k in names)
+        errs = sorted({r[k]["errors"] for r in rows for k in names if r[k]["errors"]})
+        print("\nMedians: " + "; ".join("%s %s req/s, %s us/req (of which user space %s), CPU %s %%, wrk %s %%" % (
+            k, fmt(s[k]["rps"], 0), fmt(s[k]["us"], 2), fmt(s[k]["user_us"], 2), fmt(s[k]["cpu"], 0),
+            fmt(s[k]["wrk_cpu"], 0)) for k in names) + ".")
+        for k in names[1:]:
+            x = s["vs_" + k]
+            print("sluice / %s: **%s** requests/s (min %s, max %s); %s CPU per request / sluice's: **%s**." % (
+                k, fmt(x["rps"], 2), fmt(x["rps_min"], 2), fmt(x["rps_max"], 2), k, fmt(x["cpu"], 2)))
+        print("Non-2xx responses: %d.%s\n" % (bad, (" Socket errors: " + "; ".join(errs)) if errs else ""))
+    b.raw[key]["summary"] = summary
+    print("Commands: " + "; ".join("`%s`" % shq(c) for c in cmds.values()) +
+          " (configs above; sluice prints its port P), then `%swrk -t%d -c%d -d%ds http://127.0.0.1:P/hello` and "
+          "`%swrk -t%d -c%d -d%ds -s pipeline.lua http://127.0.0.1:P/hello -- %d` against each (pipeline.lua: "
+          "bench/fanout.py PIPELINE_LUA)." % ("taskset -c 1 " if pin else "", workers, 50 * workers, D,
+                                             "taskset -c 1 " if pin else "", workers, 50 * workers, D, DEPTH))
 
 
 # ---- mixed load on sluice-stream --------------------------------------------
@@ -709,8 +849,121 @@ def mixed(b):
     print("\nCommands: `%s`, then control `%s`; loaded `%s`" % (c["_server_cmd"], c["_cmd"], l["_cmd"]))
 
 
+# ---- TCP_NOTSENT_LOWAT: automatic vs fixed ----------------------------------
+
+LOWAT_CASES = [("auto", 0), ("fixed 128 KiB (before)", 131072), ("fixed 16 KiB", 16384)]
+
+
+def lowat(b):
+    """1000 fast readers of a 100 KB, 30 fps stream (plus 10 readers at
+    50 KB/s), bench_fanout_server --lowat V: the automatic value (the
+    average frame, here 100 KB) against the old fixed 128 KiB and the
+    16 KiB of finding 5, in interleaved rounds (order rotated)."""
+    a = b.a
+    D = 3 if a.quick else 5
+    n = 200 if a.quick else 1000
+    res = {k: [] for k, _ in LOWAT_CASES}
+    for r in range(a.rounds):
+        order = LOWAT_CASES[r % len(LOWAT_CASES):] + LOWAT_CASES[:r % len(LOWAT_CASES)]
+        for name, v in order:
+            cmd = [b.srv, "--fps", "30", "--size", FRAME, "--lowat", v]
+            p, port = start_server(cmd)
+            base = "http://127.0.0.1:%d" % port
+            args = ["--url", base + "/stream.mjpg", "--healthy", n, "--slow", "10:50", "--duration", D,
+                    "--warmup", 2, "--server-pid", p.pid, "--stats-url", base + "/api/stats"]
+            try:
+                d = b.loadgen(args)
+            finally:
+                stop(p)
+            h, sl = d["classes"]["healthy"], d["classes"]["slow"]
+            row = dict(cpu=d["server"]["cpu_pct"], mbps=h["mb_per_s"], fps_min=h["fps_per_conn_min"],
+                       gap_p99=h["gap_p99_ms"], slow_lag_p50=sl.get("lag_frames_p50"),
+                       slow_lag_p99=sl.get("lag_frames_p99"),
+                       cmd=shq([b.rel(b.srv)] + [str(c) for c in cmd[1:]]) + " ; " + d["_cmd"])
+            res[name].append(row)
+            log("lowat %s round %d: cpu %.0f%%, %.0f MB/s, gap p99 %s, slow lag p99 %s" % (
+                name, r + 1, row["cpu"], row["mbps"], fmt(row["gap_p99"]), fmt(row["slow_lag_p99"], 0)))
+    b.raw["lowat"] = res
+    print("\n### TCP_NOTSENT_LOWAT: automatic vs fixed, %d fast readers of a 100 KB, 30 fps stream\n" % n)
+    print("%d s window after 2 s warm-up, %d interleaved rounds (order rotated); 10 more readers at 50 KB/s. "
+          "CPU = server process, %% of one core; "
+          "gap = time between part starts of the fast readers (pooled p99); lag = the slow readers' frames "
+          "behind the newest frame any reader has seen.\n" % (D, a.rounds))
+    print("CPU per GB/s divides by what was delivered (a round whose readers got fewer frames also cost "
+          "less), and its ratio is to the automatic value's in the same round.\n")
+    print("| setting | CPU % per round | CPU % per GB/s per round | CPU per GB/s / auto: median (per round) | "
+          "MB/s | fps per reader min | gap p99 ms | slow readers' lag p50 / p99 frames |")
+    print("|---|---|---|---|---:|---:|---:|---|")
+    per = lambda r: r["cpu"] / (r["mbps"] / 1000.0) if r["mbps"] else None
+    auto = [per(r) for r in res["auto"]]
+    for name, _ in LOWAT_CASES:
+        rows = res[name]
+        ratios = [per(r) / auto[i] for i, r in enumerate(rows) if auto[i] and per(r)]
+        print("| %s | %s | %s | **%s** (%s) | %.0f | %.1f | %s | %s / %s |" % (
+            name, " / ".join("%.0f" % r["cpu"] for r in rows), " / ".join(fmt(per(r), 1) for r in rows),
+            fmt(med(ratios), 2), " / ".join("%.2f" % x for x in ratios), med([r["mbps"] for r in rows]),
+            med([r["fps_min"] for r in rows]), fmt(med([r["gap_p99"] for r in rows])),
+            fmt(med([r["slow_lag_p50"] for r in rows]), 0), fmt(med([r["slow_lag_p99"] for r in rows]), 0)))
+    print("\nCommands:\n")
+    for name, _ in LOWAT_CASES:
+        print("- %s: `%s`" % (name, res[name][0]["cmd"]))
+
+
+def loops(b):
+    """One loop against two (bench_fanout_server --threads 1 / 2: hub group,
+    SO_REUSEPORT) in the same run, interleaved rounds: 1000 readers of a
+    100 KB stream at a rate above what they can take (--fps 60), so the
+    delivered MB/s is the server's capacity. Ratios per round."""
+    a = b.a
+    D = 3 if a.quick else 6
+    n = 200 if a.quick else 1000
+    rows = []
+    for r in range(a.rounds):
+        row = {}
+        for t in ([1, 2] if r % 2 == 0 else [2, 1]):
+            p, port = start_server([b.srv, "--fps", "60", "--size", FRAME, "--threads", t])
+            base = "http://127.0.0.1:%d" % port
+            args = ["--url", base + "/stream.mjpg", "--healthy", n, "--duration", D, "--warmup", 2,
+                    "--server-pid", p.pid, "--stats-url", base + "/api/stats"]
+            try:
+                d = b.loadgen(args)
+            finally:
+                stop(p)
+            h = d["classes"]["healthy"]
+            row[t] = dict(mbps=h["mb_per_s"], cpu=d["server"]["cpu_pct"], fps_mean=h["fps_per_conn_mean"],
+                          fps_min=h["fps_per_conn_min"], lg_cpu=d["loadgen_cpu_pct"],
+                          hwm_kb=d["server"]["hwm_kb"], errors=h["errors"] + h["closed"],
+                          cmd=shq([b.rel(b.srv), "--fps", "60", "--size", str(FRAME), "--threads", str(t)]) +
+                          " ; " + d["_cmd"])
+            log("loops %d round %d: %.0f MB/s, server CPU %.0f%%" % (t, r + 1, row[t]["mbps"], row[t]["cpu"]))
+        rows.append(row)
+    b.raw["loops"] = rows
+    print("\n### One loop against two: %d readers of a 100 KB stream (bench_fanout_server --fps 60)\n" % n)
+    print("%d s window after 2 s warm-up, interleaved rounds. MB/s delivered to all readers; CPU = server "
+          "process, %% of one core (2 loops may use 200%%); loadgen shares the same %d CPUs.\n"
+          % (D, os.cpu_count()))
+    print("| round | 1 loop MB/s | 2 loops MB/s | MB/s 2 / 1 | 1 loop CPU % | 2 loops CPU % | CPU 2 / 1 | "
+          "CPU per MB 2 / 1 | fps per reader mean 1 / 2 | loadgen CPU % 1 / 2 | errors 1 / 2 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    ratios, cpu_r, eff_r = [], [], []
+    for i, row in enumerate(rows):
+        o, t = row[1], row[2]
+        mr = t["mbps"] / o["mbps"] if o["mbps"] else None
+        cr = t["cpu"] / o["cpu"] if o["cpu"] else None
+        er = (t["cpu"] / t["mbps"]) / (o["cpu"] / o["mbps"]) if o["mbps"] and t["mbps"] and o["cpu"] else None
+        ratios.append(mr)
+        cpu_r.append(cr)
+        eff_r.append(er)
+        print("| %d | %.0f | %.0f | %s | %.0f | %.0f | %s | %s | %s / %s | %.0f / %.0f | %d / %d |" % (
+            i + 1, o["mbps"], t["mbps"], fmt(mr, 2), o["cpu"], t["cpu"], fmt(cr, 2), fmt(er, 2),
+            fmt(o["fps_mean"]), fmt(t["fps_mean"]), o["lg_cpu"], t["lg_cpu"], o["errors"], t["errors"]))
+    print("\nMedian ratios (2 loops / 1 loop): MB/s %s, server CPU %s, CPU per MB %s." % (
+        fmt(med([x for x in ratios if x]), 2), fmt(med([x for x in cpu_r if x]), 2), fmt(med([x for x in eff_r if x]), 2)))
+    print("\nCommands: `%s`, `%s`" % (rows[0][1]["cmd"], rows[0][2]["cmd"]))
+
+
 SECTIONS = {"throughput": throughput, "fanout30": fanout30, "memory": memory, "stalled": stalled, "http": http,
-            "mixed": mixed}
+            "mixed": mixed, "lowat": lowat, "loops": loops, "http2": http2}
 
 
 def main():

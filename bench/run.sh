@@ -54,7 +54,7 @@ done
 # Script-driven, so not in the list above: bench_fanout_server and
 # bench_http_server (servers built from the library), loadgen (bench/loadgen.c:
 # the readers, stalled/slow/frozen viewers, slowloris, churn, floods) and, for
-# comparison, GStreamer's tcpserversink and nginx when installed. Selected by
+# comparison, GStreamer's tcpserversink, nginx and h2o when installed. Selected by
 # "fanout" or by any of its sections (throughput fanout30 memory stalled http
 # mixed), e.g. bench/run.sh stalled http. About 6 minutes on 2 cores.
 # FANOUT_ARGS adds arguments, e.g. FANOUT_ARGS="--rounds 5 --long".

@@ -176,13 +176,21 @@ typedef struct sl_mem_stats {
   size_t peak;    /* highest `total` seen */
   size_t out;     /* owned output chunks (copied sends) */
   size_t in;      /* input buffers */
-  size_t bufs;    /* shared buffers (sl_buf), each counted once */
+  size_t bufs;    /* shared buffers (sl_buf), each counted once (a hub
+                     group's per-loop aliases of a frame add only their
+                     headers: the bytes are counted once) */
   size_t meta;    /* connections, segments, timers and other bookkeeping */
   size_t nbufs;   /* live sl_buf objects */
 } sl_mem_stats;
 
 /* Fill `out` with the current process-wide counters. Any thread. */
 SL_API void sl_mem_stats_get(sl_mem_stats *out);
+/* Start a new peak window: `peak` becomes the current `total`, and from
+ * then on records the highest `total` seen since this call. For measuring
+ * one phase of a program (a burst of connections, a mass disconnect)
+ * exactly, without sampling. Any thread; an allocation racing with the
+ * call on another thread may or may not count in the new window. */
+SL_API void sl_mem_peak_reset(void);
 
 /* ------------------------------------------------------------------ */
 /* Shared buffers                                                      */
@@ -351,6 +359,22 @@ typedef struct sl_mgr_opts {
   size_t budget;          /* held-bytes budget; 0 = off */
   size_t wakeup_max;      /* queued cross-thread messages (1024) */
   sl_limits limits;       /* defaults for every connection */
+  int reuseport;          /* 1: every listener of this manager sets
+                             SO_REUSEPORT, so several managers (one per
+                             thread) can each listen on the same address
+                             and port, and the kernel spreads new
+                             connections across them (Linux hashes the
+                             peer's address and port). Each manager that
+                             shares the port must set it. Port 0: listen
+                             with the first manager, read the port back
+                             (sl_conn_local_port) and give that number to
+                             the others. Another program of the same user
+                             that sets SO_REUSEPORT can join the port too
+                             (the kernel then splits connections with it):
+                             to refuse a taken port, bind it once without
+                             the option first. SL_ENOTSUP from sl_listen
+                             where the system has no SO_REUSEPORT.
+                             Default 0 */
 } sl_mgr_opts;
 
 /* The preset for a small device (a 64 MB board: a few viewers, one
@@ -428,6 +452,11 @@ typedef struct sl_mgr_stats {
   uint64_t rejected;    /* refused by max_conns / max_per_ip / fd limit */
   uint64_t closed_by[SL_CLOSE_SHUTDOWN + 1]; /* closes by reason */
   uint64_t refused_sends; /* sends refused by send_max or the budget */
+  uint64_t reads;       /* reads from connections (plain TCP: one recv
+                           each), since start */
+  uint64_t writes;      /* writes to connections (plain TCP: one send or
+                           sendmsg each, however many segments and
+                           responses it carries), since start */
 } sl_mgr_stats;
 
 /* Fill `out` with the manager's counters. */
@@ -1728,6 +1757,30 @@ typedef struct sl_sub_opts {
                             off for latest, 4 MiB otherwise */
   uint32_t soft_secs;    /* 30 */
   uint32_t resync_ms;    /* keyframe: lag that counts as behind (300) */
+  size_t notsent_lowat;  /* TCP_NOTSENT_LOWAT of its socket: how many
+                            bytes the kernel may hold unsent besides the
+                            frame in its output queue. 0: automatic, the
+                            average size of the stream's last 64 frames
+                            (a GOP or more for H.264: its bitrate per
+                            frame, not its keyframes) within 16..128 KiB,
+                            re-applied when that average moves by more
+                            than a quarter. It keeps a slow viewer about
+                            two frames behind live (the rest of one frame
+                            queued, one frame's worth in the kernel), and
+                            a fast one writes each frame in one sendmsg (a
+                            frame more than 64 KiB above it takes two).
+                            Any other value is set as is (16384 puts
+                            latency first at some CPU cost for big
+                            frames); SL_LOWAT_KERNEL leaves the kernel's
+                            default (net.ipv4.tcp_notsent_lowat, normally
+                            unlimited: up to the whole send buffer). The
+                            kernel checks it before each new skb, so the
+                            unsent bytes may pass it by one skb (at most
+                            64 KiB, or half the peer's largest window).
+                            The viewer's own receive buffer holds frames
+                            too, out of the server's reach. A multiplexed
+                            connection (sl_mux) sets one value: the
+                            largest of its subscriptions' */
   const char *const *cors_origins; /* HTTP transports (MJPEG, chunked,
                             raw): page origins allowed to read the stream
                             across sites, NULL-terminated
@@ -1743,6 +1796,9 @@ typedef struct sl_sub_opts {
                             (sl_hub_opts.sub) must stay valid for the
                             hub's life */
 } sl_sub_opts;
+
+/* sl_sub_opts.notsent_lowat: do not set TCP_NOTSENT_LOWAT. */
+#define SL_LOWAT_KERNEL SIZE_MAX
 
 /* Events a hub reports to its owner. */
 enum {
@@ -1863,6 +1919,9 @@ typedef struct sl_sub_stats {
   uint64_t texts_sent;    /* text messages queued (sl_hub_publish_text) */
   uint64_t text_drops;    /* text messages refused: no room (send_max) or
                              over the manager's budget */
+  size_t notsent_lowat;   /* TCP_NOTSENT_LOWAT in force on its socket (the
+                             whole connection's when muxed); 0: the
+                             kernel's default */
 } sl_sub_stats;
 
 /* Counters of a hub. */
@@ -1897,6 +1956,13 @@ typedef struct sl_hub_stats {
   uint64_t texts_in;          /* sl_hub_publish_text messages taken */
   uint64_t texts_sent;        /* copies queued to WebSocket subscribers */
   uint64_t text_drops;        /* copies refused (see sl_sub_stats) */
+  /* As a member of a hub group (sl_hub_group_*); 0 otherwise. */
+  uint64_t group_lost;        /* frames of the group this hub missed: its
+                                 loop was behind (inbound queue full) */
+  uint64_t group_skipped;     /* H.264: frames withheld after such a loss,
+                                 until the next IDR */
+  uint64_t group_resyncs;     /* H.264: resumed at an IDR after a loss */
+  uint64_t group_texts_lost;  /* texts of the group this hub missed */
 } sl_hub_stats;
 
 SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
@@ -1905,6 +1971,103 @@ SL_API void sl_hub_stats_get(sl_hub *h, sl_hub_stats *out);
 SL_API size_t sl_hub_subs(sl_hub *h, sl_sub_stats *out, size_t max);
 /* Iterate hubs of a manager: pass NULL for the first. */
 SL_API sl_hub *sl_hub_next(sl_mgr *m, sl_hub *prev);
+
+/* ------------------------------------------------------------------ */
+/* Hub groups: one stream, several loops on several threads            */
+/* ------------------------------------------------------------------ */
+
+/* A group joins hubs of different managers (one manager per thread, each
+ * listening on the same port with sl_mgr_opts.reuseport) into one stream:
+ * a frame published once to the group reaches the subscribers of every
+ * member, each member's viewers being served by their own loop, with no
+ * lock on any viewer's path. The frame's bytes are stored once: each
+ * member gets a small alias of the caller's sl_buf (its own reference
+ * count and holder slot, the same bytes), so each manager counts the frame
+ * in its `held` once and frees its share when its own viewers are done,
+ * while the process-wide sl_mem_stats count the bytes once. Whatever a
+ * member derives from a frame (the fMP4 fragment, the codec
+ * configuration, the GOP cache, the latest frame) is its own. A frame's
+ * sequence number (its sl_hub_stats.seq, the `seq` of its MJPEG part and
+ * WebSocket header, its fMP4 fragment's number) is the group's and the
+ * same in every member; a member that joined late or was withheld frames
+ * has gaps, never numbers of its own.
+ *
+ * Delivery. A member on the calling thread's loop gets the frame at once
+ * (as sl_hub_publish on the loop thread); every other member through its
+ * inbound queue (8 items, shared with its own sl_hub_publish callers),
+ * then its loop is woken. A member whose queue is full (its loop is
+ * behind) loses that frame: counted in its sl_hub_stats.group_lost and in
+ * the group's `lost`; the others are not held back. For an H.264 group a
+ * loss is a gap in that member's stream: the group then withholds every
+ * frame from it (group_skipped) until the next IDR, which it hands over
+ * after the current parameter sets (group_resyncs), so no viewer of that
+ * loop ever gets a frame whose reference it did not get; its viewers
+ * freeze on the last good picture and resume at the IDR. A producer that
+ * must not lose frames (lossless subscribers) waits for
+ * sl_hub_group_ready() before each publish.
+ *
+ * Thread rules. sl_hub_group_new, _publish, _publish_text, _ready,
+ * _stats_get and _free: any thread. sl_hub_group_add and _remove: on the
+ * member's loop thread, or before that loop runs. sl_hub_free (and
+ * sl_mgr_free) of a member takes it out of its group first, so members
+ * may be freed at any time, each by its own thread; the group itself is
+ * freed by sl_hub_group_free, before or after its members (its memory
+ * goes when the last of them has let it go). A hub belongs to at most
+ * one group; every member has the same kind (SL_KIND_*). As with
+ * sl_hub_publish, a manager takes the thread of its first sl_mgr_poll
+ * for its loop thread, and before that the thread that created it: make
+ * each member's manager on its own loop thread, or publish only once
+ * every loop has polled. A publish from a member's loop thread runs that
+ * member's viewers (and hub events) inside the call; a handler must not
+ * free a member of the group from there.
+ * Example: g = sl_hub_group_new(&err); for each loop i:
+ *          sl_hub_group_add(g, hub[i]); ... (a capture thread:)
+ *          sl_hub_group_publish(g, b, 0, 0); sl_buf_unref(b); */
+typedef struct sl_hub_group sl_hub_group;
+
+/* A new, empty group. NULL with *err (SL_ENOMEM) on failure. Any thread. */
+SL_API sl_hub_group *sl_hub_group_new(int *err);
+/* Let the group go: its members leave it (they and their viewers stay);
+ * a publisher must not use it any more. NULL is ignored. Any thread. */
+SL_API void sl_hub_group_free(sl_hub_group *g);
+/* Add hub `h`. Returns 0; SL_EINVAL (NULL, or a kind other than the
+ * members'), SL_EEXIST (`h` is already in a group). On `h`'s loop thread,
+ * or before that loop runs. A member joins at the next frame (an H.264
+ * member at the next IDR, as after a loss). */
+SL_API int sl_hub_group_add(sl_hub_group *g, sl_hub *h);
+/* Take `h` out of the group (its viewers stay on it). SL_ENOENT when it
+ * is not a member. On `h`'s loop thread, or before that loop runs. */
+SL_API int sl_hub_group_remove(sl_hub_group *g, sl_hub *h);
+/* Publish `frame` to every member, as sl_hub_publish does to one hub
+ * (ownership: the caller keeps its reference; the frame must not change
+ * afterwards; `ts_ms` and `flags` likewise). Returns 0 when every member
+ * got it or a member's loss was counted (see above); SL_EINVAL (NULL);
+ * SL_ENOMEM when no member could be given it. Any thread.
+ * Example: sl_hub_group_publish(g, b, 0, SL_FRAME_KEY); */
+SL_API int sl_hub_group_publish(sl_hub_group *g, sl_buf *frame,
+                                uint64_t ts_ms, unsigned flags);
+/* sl_hub_publish_text to every member: `len` bytes of `text` are copied
+ * once and shared. A member whose queue is full misses it (counted in
+ * group_texts_lost). Returns 0, SL_EINVAL (NULL group, text not UTF-8),
+ * SL_ENOMEM. Any thread. */
+SL_API int sl_hub_group_publish_text(sl_hub_group *g, const char *text,
+                                     size_t len);
+/* 1 when every member is ready (sl_hub_ready) and has room in its
+ * inbound queue for one more frame, else 0: a producer that waits for it
+ * before publishing loses nothing. Any thread. */
+SL_API int sl_hub_group_ready(sl_hub_group *g);
+
+typedef struct sl_hub_group_stats {
+  size_t members;
+  uint64_t frames_in;   /* sl_hub_group_publish calls that were handed on */
+  uint64_t texts_in;
+  uint64_t lost;        /* member-frames lost to full queues (all members) */
+  uint64_t skipped;     /* H.264: member-frames withheld until an IDR */
+  uint64_t resyncs;     /* H.264: members resumed at an IDR */
+  uint64_t texts_lost;
+} sl_hub_group_stats;
+/* Fill `out` with the group's counters. Any thread. */
+SL_API void sl_hub_group_stats_get(sl_hub_group *g, sl_hub_group_stats *out);
 
 /* ------------------------------------------------------------------ */
 /* Multiplexing: many hubs' subscribers on one WebSocket               */

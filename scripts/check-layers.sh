@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The layer check: fails when a file of src/ reaches up to a higher layer,
 # through an #include "…" or through a symbol its object file leaves
-# undefined. The layers come from the table in docs/architecture.md,
+# undefined, and when a protocol, media or hub file names a connection
+# flag (SL_F_*). The layers come from the table in docs/architecture.md,
 # section "Layers".
 #   scripts/check-layers.sh [--objdir DIR] [ROOT]
 # ROOT (default: this checkout) holds src/, include/ and docs/. Without
@@ -84,8 +85,19 @@ for o in "$objdir"/src/*.c.o; do
   done < <(nm -u "$o" | awk '$2 ~ /^sl_/ {print $2}')
 done
 
+# 3. The lifecycle has one owner: above the transport (layers 3 and up), no
+# file names a connection flag (SL_F_*); it asks the core through the
+# sl__conn_* queries of internal.h (sl__conn_closing, sl__conn_paused, ...).
+for f in "$root"/src/*.c "$root"/src/*.h; do
+  k=$(key_of "$f"); mine=${layer[$k]:-}
+  [ -n "$mine" ] && [ "$mine" -ge 3 ] || continue
+  while IFS=: read -r line name; do
+    report "$(basename "$f"):$line (layer $mine) reads the connection flag $name (use the sl__conn_* queries of internal.h)"
+  done < <(grep -noE '\bSL_F_[A-Z0-9_]+' "$f")
+done
+
 if [ $bad -gt 0 ]; then
-  echo "check-layers: $bad upward reference(s); see docs/architecture.md, \"Layers\""
+  echo "check-layers: $bad violation(s); see docs/architecture.md, \"Layers\""
   exit 1
 fi
 echo "check-layers: ok (${#layer[@]} files in layers, ${#def[@]} symbols)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CI stage tsan: a ThreadSanitizer build (clang, SL_TSAN) running the tests
-# that cross threads: the wakeup channel, thread-safe buffer refcounts and
-# publishing from other threads.
+# that cross threads: the wakeup channel, thread-safe buffer refcounts,
+# publishing from other threads, and several loops on several threads
+# (hub_group_thread_*, loops_threads_*: hub groups and SO_REUSEPORT
+# listeners; "thread" selects them).
 #   scripts/ci-tsan.sh [TEST-PATTERN...]   (default: wakeup thread publish)
 # Environment: CI_BUILD (default build), JOBS.
 set -uo pipefail

@@ -91,6 +91,10 @@ char *sl__strdup(const char *s) {
   return d;
 }
 
+void sl_mem_peak_reset(void) {
+  atomic_store(&peak, atomic_load(&total));
+}
+
 void sl_mem_stats_get(sl_mem_stats *out) {
   out->out = atomic_load(&used[SL_MEM_OUT]);
   out->in = atomic_load(&used[SL_MEM_IN]);

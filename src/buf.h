@@ -20,11 +20,27 @@ struct sl_buf {
    * (not in a per-manager table) so queueing costs no lookup. */
   _Atomic(void *) qacct;
   atomic_uint qrefs;
+  /* An alias (sl__buf_alias): the bytes are the parent's, which this
+   * buffer keeps alive with one reference; data[] is empty. NULL for an
+   * ordinary buffer. */
+  sl_buf *parent;
   unsigned char data[];
 };
 
-/* Bytes the buffer occupies (header + data): what held counters add. */
+/* Bytes the buffer occupies (header + data): what held counters add. For
+ * an alias: its header plus the whole parent it keeps alive, so a manager
+ * whose queues hold only the alias still counts the frame's bytes (once). */
 size_t sl__buf_size(const sl_buf *b);
+
+/* A new buffer with one reference whose bytes are those of `b` (of its
+ * root, when `b` is itself an alias): it takes a reference to the root and
+ * copies nothing. It has its own reference count and holder slot, so the
+ * managers of several threads each count, queue and release "their" copy
+ * of one frame as if it were their own buffer, and a hub can tell when its
+ * own manager's queues are done with it (hub_group.c). The bytes stay
+ * immutable; sl__buf_resize refuses an alias. NULL on allocation failure.
+ * Any thread. */
+sl_buf *sl__buf_alias(sl_buf *b);
 
 /* Move a buffer that nobody else sees yet (one reference, never queued) to
  * an allocation of `cap` bytes, keeping the first min(len, cap) bytes; its

@@ -424,6 +424,7 @@ void sl__conn_flush(sl_conn *c) {
     size_t want;
     int n = sl__outq_iov(&c->outq, iov, SL_IOV_BATCH, (size_t)1 << 30, &want);
     ssize_t w = c->io->writev(c, iov, n);
+    m->st.writes++;
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -492,11 +493,46 @@ static int ensure_in_room(sl_conn *c) {
 
 static void release_input(sl_conn *c) {
   if (c->in == NULL) return;
+  if (c->flags & SL_F_IN_STACK) {
+    /* Lent from on_readable's stack: nothing to free or count. */
+    c->in = NULL;
+    c->in_cap = c->in_len = c->in_off = 0;
+    return;
+  }
   c->mgr->acct.in -= c->in_cap;
   sl__acct_held(&c->mgr->acct, -(long long)c->in_cap);
   sl__free(c->in, c->in_cap, SL_MEM_IN);
   c->in = NULL;
   c->in_cap = c->in_len = c->in_off = 0;
+}
+
+/* After SL_EV_READ on the lent stack buffer: the bytes the handler left
+ * unconsumed (a partial request, a frame cut by the read) move into a
+ * buffer of the connection's own, counted as input like any other. The
+ * stack copy cannot outlive on_readable. */
+static void keep_input(sl_conn *c) {
+  sl_mgr *m = c->mgr;
+  const char *lent = c->in + c->in_off;
+  size_t unread = c->in_len - c->in_off;
+  c->flags &= ~SL_F_IN_STACK;
+  c->in = NULL;
+  c->in_len = c->in_off = 0;
+  size_t cap = c->in_cap;
+  c->in_cap = 0;
+  if (unread == 0) return;
+  if (cap > c->lim.recv_max) cap = c->lim.recv_max;
+  if (cap < unread) cap = unread;
+  char *p = sl__alloc(cap, SL_MEM_IN);
+  if (p == NULL) {
+    sl__conn_fail(c, SL_CLOSE_ERROR, SL_ENOMEM, "no memory for input");
+    return;
+  }
+  memcpy(p, lent, unread);
+  m->acct.in += cap;
+  sl__acct_held(&m->acct, (long long)cap);
+  c->in = p;
+  c->in_cap = cap;
+  c->in_len = unread;
 }
 
 void sl__conn_on_readable(sl_conn *c) {
@@ -513,7 +549,9 @@ void sl__conn_on_readable(sl_conn *c) {
   /* Without an input buffer (a viewer that only receives has none), read
    * into the stack first: an EOF or an error then allocates nothing, so a
    * thousand viewers leaving at once do not raise the peak by a buffer
-   * each. Bytes that did come are copied into a buffer made for them. */
+   * each. Bytes that did come are handed to the handler from there (see
+   * keep_input): a keep-alive request read whole and answered at once
+   * costs no allocation and no copy. */
   char first[SL_READ_STEP];
   char *dst;
   size_t room;
@@ -536,12 +574,13 @@ void sl__conn_on_readable(sl_conn *c) {
     dst = c->in + c->in_len;
   }
   ssize_t n = c->io->read(c, dst, room);
+  m->st.reads++;
   if (n > 0 && dst == first) {
-    if (ensure_in_room(c) != 0 || c->in_cap < (size_t)n) {
-      sl__conn_fail(c, SL_CLOSE_ERROR, SL_ENOMEM, "no memory for input");
-      return;
-    }
-    memcpy(c->in, first, (size_t)n);
+    /* Lent for the SL_EV_READ call only; in_cap is what a buffer of our
+     * own would have had, so the growth rule below works the same. */
+    c->in = first;
+    c->in_cap = sizeof(first);
+    c->flags |= SL_F_IN_STACK;
   }
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
@@ -574,6 +613,7 @@ void sl__conn_on_readable(sl_conn *c) {
   c->last_io_ms = m->now;
   size_t got = (size_t)n;
   sl__call(c, SL_EV_READ, &got);
+  if (c->flags & SL_F_IN_STACK) keep_input(c);
   if (c->state < SL_ST_CLOSING) sl__conn_update_interest(c);
 }
 

@@ -48,7 +48,13 @@
  *   RESPONSE  head sent, body written by the application (h->mode says
  *             how) or by a source (static files); ends with sl_http_end
  *             or sl__http_finish. A HEAD request's streamed response ends
- *             at its head.
+ *             at its head. A streamed response (SL_HTTP_STREAM or
+ *             SL_HTTP_CHUNKED: a hub's viewers) releases the parsed
+ *             request (h->rq, and a collected body) once the handler has
+ *             returned (at once when started outside it): nothing reads
+ *             the request in RESPONSE, and a viewer that stays for hours
+ *             keeps only struct sl_http. HEAD allocates it again for the
+ *             next head (want_request).
  *   UPGRADED  sl_ws_upgrade replaced the protocol inside the handler
  *             (http_free ran there); the request it was handed stays
  *             valid until it returns, then call_handler frees h and
@@ -85,6 +91,7 @@
  * sl_http_reply*, sl_http_start, sl_http_write*, sl_http_end or the
  * sl_http_body_* calls.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -189,6 +196,32 @@ static void release_body(sl_conn *c, struct sl_http *h) {
   h->body_cap = h->body_len = 0;
 }
 
+/* The request state for a head about to be parsed: kept across the
+ * requests of a persistent connection, allocated again after a streamed
+ * response dropped it. NULL when there is no memory for it. */
+static struct sl_http_rq *want_request(struct sl_http *h) {
+  if (h->rq == NULL) h->rq = sl__calloc(sizeof(*h->rq), SL_MEM_META);
+  return h->rq;
+}
+
+/* Drop the request (and the body its pointers may reach into). Only where
+ * nobody holds them: outside the handler, or after it returned. */
+static void release_request(sl_conn *c, struct sl_http *h) {
+  release_body(c, h);
+  sl__free(h->rq, sizeof(*h->rq), SL_MEM_META);
+  h->rq = NULL;
+}
+
+/* A response that lasts (a stream viewer's) needs nothing of its request
+ * once its head is out and the handler returned: release it. A chunked
+ * one that ends on a persistent connection parses the next head into a
+ * fresh one. */
+static void maybe_release_request(sl_conn *c, struct sl_http *h) {
+  if (h->state == SL_HS_RESPONSE && !h->in_handler &&
+      (h->mode == SL_HTTP_STREAM || h->mode == SL_HTTP_CHUNKED))
+    release_request(c, h);
+}
+
 static void http_free(sl_conn *c) {
   struct sl_http *h = c->pdata;
   if (h == NULL) return;
@@ -196,13 +229,13 @@ static void http_free(sl_conn *c) {
   h->source_free = NULL;
   c->pdata = NULL;
   /* Replaced by another protocol (a WebSocket upgrade) from inside the
-   * handler: the request it was handed (h->msg, and the body behind it)
-   * stays valid until the handler returns; dispatch frees it then. */
+   * handler: the request it was handed (h->rq->msg, and the body behind it)
+   * stays valid until the handler returns; call_handler frees it then. */
   if (h->in_handler) {
     set_state(h, SL_HS_UPGRADED);
     return;
   }
-  release_body(c, h);
+  release_request(c, h);
   sl__free(h, sizeof(*h), SL_MEM_META);
 }
 
@@ -317,18 +350,23 @@ sl_conn *sl_http_listen(sl_mgr *m, const char *url, const sl_http_opts *opts,
 
 /* ---- writing responses ---------------------------------------------- */
 
-static void date_header(char *out, size_t n) {
+/* The Date header line ("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n", always
+ * 37 bytes), formatted again only when the second changes: time() is a
+ * vDSO read of the kernel's cached seconds, no system call. */
+static const char *date_header(size_t *len) {
   /* Per thread: each manager may run on a thread of its own. */
   static _Thread_local time_t last;
   static _Thread_local char cached[64];
+  static _Thread_local size_t cached_len;
   time_t now = time(NULL);
-  if (now != last) {
+  if (now != last || cached_len == 0) {
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(cached, sizeof(cached), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    cached_len = strftime(cached, sizeof(cached), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
     last = now;
   }
-  snprintf(out, n, "%s", cached);
+  *len = cached_len;
+  return cached;
 }
 
 /* The connection carries another request after this response. Not when
@@ -348,31 +386,68 @@ static int can_respond(const struct sl_http *h) {
  * whole before fail_request returns. */
 static int can_start(const struct sl_http *h) { return can_respond(h) && !h->error_reply; }
 
+/* Appends for format_head: a head is assembled with copies, not
+ * snprintf, which cost half of the library's instructions per small
+ * response (callgrind, bench_http_server under wrk). Each returns NULL when
+ * the bytes do not fit, and passes NULL on. */
+static char *put(char *p, const char *end, const char *s, size_t n) {
+  if (p == NULL || n > (size_t)(end - p)) return NULL;
+  memcpy(p, s, n);
+  return p + n;
+}
+
+static char *put_str(char *p, const char *end, const char *s) {
+  return s ? put(p, end, s, strlen(s)) : p;
+}
+
+static char *put_uint(char *p, const char *end, unsigned long long v) {
+  char digits[24];
+  size_t n = sizeof(digits);
+  do {
+    digits[--n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return put(p, end, digits + n, sizeof(digits) - n);
+}
+
 /* Format the status line and the headers the library owns. `body_len` < 0
- * means no Content-Length. */
+ * means no Content-Length. Returns the length, or -1 when it does not fit
+ * in `cap`. */
 static int format_head(struct sl_http *h, char *out, size_t cap, int status,
                        const char *headers, long long body_len,
                        const char *extra) {
-  char date[64];
-  date_header(date, sizeof(date));
-  int n = snprintf(out, cap, "HTTP/1.1 %d %s\r\nServer: sluice\r\n%s%s%s",
-                   status, sl_http_status_text(status), date,
-                   headers ? headers : "", extra ? extra : "");
-  if (n < 0 || (size_t)n >= cap) return -1;
-  size_t len = (size_t)n;
+  static const char server[] = "\r\nServer: sluice\r\n";
+  static const char clen[] = "Content-Length: ";
+  const char *end = out + (cap < INT_MAX ? cap : INT_MAX);
+  size_t dlen;
+  const char *date = date_header(&dlen);
+  char *p = put(out, end, "HTTP/1.1 ", 9);
+  /* Status codes are three digits (sl_http_reply's contract); anything
+   * else is written as given, as snprintf's %d did. */
+  if (status < 0) p = put(p, end, "-", 1);
+  p = put_uint(p, end, status < 0 ? 0ull - (unsigned long long)(long long)status
+                                  : (unsigned long long)status);
+  p = put(p, end, " ", 1);
+  p = put_str(p, end, sl_http_status_text(status));
+  p = put(p, end, server, sizeof(server) - 1);
+  p = put(p, end, date, dlen);
+  p = put_str(p, end, headers);
+  p = put_str(p, end, extra);
   if (body_len >= 0) {
-    n = snprintf(out + len, cap - len, "Content-Length: %lld\r\n", body_len);
-    if (n < 0 || (size_t)n >= cap - len) return -1;
-    len += (size_t)n;
+    p = put(p, end, clen, sizeof(clen) - 1);
+    p = put_uint(p, end, (unsigned long long)body_len);
+    p = put(p, end, "\r\n", 2);
   }
   /* HTTP/1.1 persists by default; an HTTP/1.0 client that asked for
    * keep-alive must be told it was granted, or it waits for our close
    * (RFC 9112 section 9.3 and appendix C.2.2). */
-  n = snprintf(out + len, cap - len, "%s\r\n",
-               !persists(h) ? "Connection: close\r\n"
-               : h->version_minor == 0 ? "Connection: keep-alive\r\n" : "");
-  if (n < 0 || (size_t)n >= cap - len) return -1;
-  return (int)(len + (size_t)n);
+  p = put_str(p, end, !persists(h) ? "Connection: close\r\n"
+                      : h->version_minor == 0 ? "Connection: keep-alive\r\n" : "");
+  p = put(p, end, "\r\n", 2);
+  /* Like snprintf's bound, one byte stays free for callers that log the
+   * head as a string. */
+  if (p == NULL || p == end) return -1;
+  return (int)(p - out);
 }
 
 static void serve_more(sl_conn *c);
@@ -383,7 +458,7 @@ static void response_done(sl_conn *c, struct sl_http *h) {
   sl_conn_set_busy(c, 0);
   release_body(c, h);
   /* After the peer's FIN no further request can come. */
-  if (!persists(h) || (c->flags & SL_F_EOF)) {
+  if (!persists(h) || sl__conn_peer_eof(c)) {
     set_state(h, SL_HS_CLOSE);
     /* An error answered by on_error closes as the default reply does. */
     sl_conn_close_with(c, SL_CLOSE_FLUSH,
@@ -503,6 +578,7 @@ int sl_http_start(sl_conn *c, int status, const char *headers, int mode) {
   }
   h->mode = mode;
   set_state(h, SL_HS_RESPONSE);
+  maybe_release_request(c, h);
   return 0;
 }
 
@@ -559,15 +635,19 @@ int sl_http_end(sl_conn *c) {
 /* ---- reading requests ----------------------------------------------- */
 
 /* The request fail_request is about, for on_error: in HEAD and HEADERS
- * h->msg is fresh and points into the input, which still holds the head;
+ * h->rq->msg is fresh and points into the input, which still holds the head;
  * while a body is read, the copy start_request kept. */
 static void error_target(const struct sl_http *h, sl_http_error *e) {
-  if (h->state == SL_HS_BODY || h->state == SL_HS_BODY_STREAM) {
-    e->method = (sl_str){h->err_method, h->err_mlen};
-    e->path = (sl_str){h->err_path, h->err_plen};
+  const struct sl_http_rq *rq = h->rq;
+  if (rq == NULL) {
+    /* No head parsed (no memory for one): nothing to name. */
+    e->method = e->path = (sl_str){NULL, 0};
+  } else if (h->state == SL_HS_BODY || h->state == SL_HS_BODY_STREAM) {
+    e->method = (sl_str){rq->err_method, rq->err_mlen};
+    e->path = (sl_str){rq->err_path, rq->err_plen};
   } else {
-    e->method = h->msg.method;
-    e->path = h->msg.path;
+    e->method = rq->msg.method;
+    e->path = rq->msg.path;
   }
   if (e->method.len == 0) e->method.ptr = NULL;
   if (e->path.len == 0) e->path = (sl_str){NULL, 0};
@@ -601,7 +681,7 @@ static void fail_request(sl_conn *c, struct sl_http *h, int status,
     h->opts.on_error(c, &e, h->opts.error_arg);
     h->error_reply = 0;
     /* Replied (response_done moved to CLOSE and closed), or closed. */
-    if (h->state == SL_HS_CLOSE || (c->flags & SL_F_CLOSING)) {
+    if (h->state == SL_HS_CLOSE || sl__conn_closing(c)) {
       if (h->state != SL_HS_CLOSE) set_state(h, SL_HS_CLOSE);
       return;
     }
@@ -682,15 +762,16 @@ static int call_handler(sl_conn *c, struct sl_http *h, int ev, void *data) {
   if (c->fn) c->fn(c, ev, data);
   if (c->proto != &sl__http_proto || c->pdata != h) {
     SL_ASSERT(h->state == SL_HS_UPGRADED);
-    release_body(c, h);
+    release_request(c, h);
     sl__free(h, sizeof(*h), SL_MEM_META);
     return 1;
   }
   h->in_handler = 0;
+  maybe_release_request(c, h);
   return 0;
 }
 
-/* Deliver the request: SL_EV_HTTP_MSG with h->msg (pointers into the input
+/* Deliver the request: SL_EV_HTTP_MSG with h->rq->msg (pointers into the input
  * buffer or into h->body), or the empty SL_EV_HTTP_CHUNK that ends a
  * streamed body. */
 static int dispatch(sl_conn *c, struct sl_http *h, int ev, void *data) {
@@ -706,31 +787,33 @@ static void hand_over(sl_conn *c, size_t head) {
   size_t len;
   sl_conn_consume(c, head);
   sl_conn_in(c, &len);
-  if (len && c->proto && c->proto->ev && !(c->flags & SL_F_CLOSING))
+  if (len && c->proto && c->proto->ev && !sl__conn_closing(c))
     c->proto->ev(c, SL_EV_READ, &len);
 }
 
-static int gone(const sl_conn *c) { return (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) != 0; }
+static int gone(const sl_conn *c) { return sl_conn_is_closing(c); }
 
-/* A head of `head` bytes at `p` (the input) is parsed into h->msg: the
+/* A head of `head` bytes at `p` (the input) is parsed into h->rq->msg: the
  * headers event, then the body or the request. Returns 1 when serve_more
  * must stop (h may be gone), 0 to go on by h->state. */
 static int start_request(sl_conn *c, struct sl_http *h, const char *p, size_t head) {
   static sl_str end = {"", 0};
-  h->keep_alive = h->msg.keep_alive;
-  h->version_minor = h->msg.version_minor;
-  h->head_req = sl_http_is_method(&h->msg, "HEAD");
-  h->body_pending = h->msg.content_length > 0 || h->msg.chunked;
+  struct sl_http_rq *rq = h->rq; /* serve_more made it */
+  sl_http_msg *msg = &rq->msg;
+  h->keep_alive = msg->keep_alive;
+  h->version_minor = msg->version_minor;
+  h->head_req = sl_http_is_method(msg, "HEAD");
+  h->body_pending = msg->content_length > 0 || msg->chunked;
   h->body_stream = 0;
   h->body_max = h->opts.max_body;
   h->body_got = 0;
-  h->msg.body.ptr = p + head;
-  h->msg.body.len = 0;
+  msg->body.ptr = p + head;
+  msg->body.len = 0;
   /* The header timeout ends with the head, also for a response the
    * handler starts from the headers event. */
   sl__conn_set_deadline(c, 0);
   set_state(h, SL_HS_HEADERS);
-  if (call_handler(c, h, SL_EV_HTTP_HEADERS, &h->msg)) {
+  if (call_handler(c, h, SL_EV_HTTP_HEADERS, msg)) {
     hand_over(c, head);
     return 1;
   }
@@ -738,29 +821,29 @@ static int start_request(sl_conn *c, struct sl_http *h, const char *p, size_t he
     /* Answered (or closed) from the headers event: no SL_EV_HTTP_MSG, no
      * 100 Continue, no body read. With a body pending the response said
      * Connection: close (see can_respond). */
-    if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, head);
+    if (!sl__conn_closing(c)) sl_conn_consume(c, head);
     return 0;
   }
   if (!h->body_pending) {
     int up = h->body_stream ? dispatch(c, h, SL_EV_HTTP_CHUNK, &end)
-                            : dispatch(c, h, SL_EV_HTTP_MSG, &h->msg);
+                            : dispatch(c, h, SL_EV_HTTP_MSG, msg);
     if (up) {
       hand_over(c, head);
       return 1;
     }
     /* The head lives in the input buffer: consume it only now. */
-    if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, head);
+    if (!sl__conn_closing(c)) sl_conn_consume(c, head);
     return 0;
   }
-  if (!h->msg.chunked && (unsigned long long)h->msg.content_length > h->body_max) {
+  if (!msg->chunked && (unsigned long long)msg->content_length > h->body_max) {
     fail_too_large(c, h);
     return 1;
   }
   /* The head leaves the input below: keep what on_error reports. */
-  h->err_mlen = h->msg.method.len < sizeof(h->err_method) ? h->msg.method.len : 0;
-  memcpy(h->err_method, h->msg.method.ptr, h->err_mlen);
-  h->err_plen = h->msg.path.len < sizeof(h->err_path) ? h->msg.path.len : sizeof(h->err_path);
-  memcpy(h->err_path, h->msg.path.ptr, h->err_plen);
+  rq->err_mlen = msg->method.len < sizeof(rq->err_method) ? msg->method.len : 0;
+  memcpy(rq->err_method, msg->method.ptr, rq->err_mlen);
+  rq->err_plen = msg->path.len < sizeof(rq->err_path) ? msg->path.len : sizeof(rq->err_path);
+  memcpy(rq->err_path, msg->path.ptr, rq->err_plen);
   if (h->body_stream) {
     /* The head goes now: the handler copied what it needs from it. */
     sl_conn_consume(c, head);
@@ -769,7 +852,7 @@ static int start_request(sl_conn *c, struct sl_http *h, const char *p, size_t he
     /* Copy the head, re-parse it there so its pointers stay valid, and
      * collect the body behind it. */
     h->head_len = head;
-    int er = ensure_body(c, h, head + (h->msg.chunked ? 0 : (size_t)h->msg.content_length));
+    int er = ensure_body(c, h, head + (msg->chunked ? 0 : (size_t)msg->content_length));
     if (er != 0) {
       fail_store(c, h, er);
       return 1;
@@ -779,12 +862,12 @@ static int start_request(sl_conn *c, struct sl_http *h, const char *p, size_t he
     sl_conn_consume(c, head);
     set_state(h, SL_HS_BODY);
   }
-  h->body_chunked = h->msg.chunked;
+  h->body_chunked = msg->chunked;
   arm_body_timeout(c, h);
-  h->body_left = h->msg.chunked ? 0 : (unsigned long long)h->msg.content_length;
+  h->body_left = msg->chunked ? 0 : (unsigned long long)msg->content_length;
   sl__chunked_init(&h->chunk);
   /* Only now, when the handler has not refused the request. */
-  if (h->msg.expect_continue) sl_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+  if (msg->expect_continue) sl_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   return 0;
 }
 
@@ -830,14 +913,15 @@ static int collect_body(sl_conn *c, struct sl_http *h, const char *p, size_t len
   }
   /* Body complete: re-parse the head from our copy and deliver. */
   h->body_pending = 0;
-  if (sl__http_parse_request(h->body, h->head_len, &h->lim, &h->msg) <= 0) {
+  sl_http_msg *msg = &h->rq->msg;
+  if (sl__http_parse_request(h->body, h->head_len, &h->lim, msg) <= 0) {
     fail_request(c, h, 400, "malformed request head");
     return 1;
   }
-  h->keep_alive = h->msg.keep_alive;
-  h->msg.body.ptr = h->body + h->head_len;
-  h->msg.body.len = h->body_len - h->head_len;
-  if (dispatch(c, h, SL_EV_HTTP_MSG, &h->msg)) {
+  h->keep_alive = msg->keep_alive;
+  msg->body.ptr = h->body + h->head_len;
+  msg->body.len = h->body_len - h->head_len;
+  if (dispatch(c, h, SL_EV_HTTP_MSG, msg)) {
     hand_over(c, 0);
     return 1;
   }
@@ -889,7 +973,7 @@ static int stream_body(sl_conn *c, struct sl_http *h, const char *p, size_t len)
         return 1;
       }
       if (h->state != SL_HS_BODY_STREAM || gone(c)) {
-        if (!(c->flags & SL_F_CLOSING)) sl_conn_consume(c, used);
+        if (!sl__conn_closing(c)) sl_conn_consume(c, used);
         return 0;
       }
     }
@@ -928,8 +1012,12 @@ static void serve_more(sl_conn *c) {
      * resumes on each write); meanwhile the input fills to recv_max and
      * TCP pushes back. */
     if (sl_conn_queued(c) >= c->lim.send_high) return;
+    if (want_request(h) == NULL) {
+      fail_request(c, h, 503, "no memory for the request");
+      return;
+    }
     int why;
-    int rc = sl__http_parse_request_why(p, len, &h->lim, &h->msg, &why);
+    int rc = sl__http_parse_request_why(p, len, &h->lim, &h->rq->msg, &why);
     if (rc == 0) return;
     if (rc < 0) {
       fail_head(c, h, -rc, why);
@@ -950,13 +1038,13 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
       return 1;
     case SL_EV_WRITE:
     case SL_EV_DRAIN:
-      if (h->source_fill && !(c->flags & SL_F_CLOSING)) h->source_fill(c, h->source);
+      if (h->source_fill && !sl__conn_closing(c)) h->source_fill(c, h->source);
       /* Between requests, the last response just left: the header
        * timeout starts now (see response_done). Only in HEAD: a body
        * has bounds of its own, which may be none at all. */
       if (h->state == SL_HS_HEAD && h->keep_alive &&
           c->proto_deadline == 0 && sl_conn_queued(c) == 0 &&
-          !(c->flags & (SL_F_CLOSING | SL_F_FLUSHING)))
+          !sl_conn_is_closing(c))
         arm_header_timeout(c, h);
       /* Pipelined requests held back by a full output queue. */
       if (sl_conn_queued(c) < c->lim.send_high) serve_more(c);
@@ -964,7 +1052,7 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
     case SL_EV_TIMEOUT:
       if (*(int *)ev_data != SL_CLOSE_TIMEOUT) return 0;
       if (h->state == SL_HS_BODY || h->state == SL_HS_BODY_STREAM) {
-        int slow = (c->flags & SL_F_PAUSED) ? (put_off(c, h), 0) : body_too_slow(c, h);
+        int slow = sl__conn_paused(c) ? (put_off(c, h), 0) : body_too_slow(c, h);
         if (slow == 1)
           fail_request(c, h, 408, "body not complete in %u ms", h->opts.body_timeout_ms);
         else if (slow == 2)
@@ -977,9 +1065,10 @@ static int http_ev(sl_conn *c, int ev, void *ev_data) {
         /* Part of a request arrived but not its end: 408. An idle
          * keep-alive connection is simply closed. */
         if (len) {
-          /* Parse what came, for on_error's path: h->msg may still be
-           * the previous request's (a pipelined head held back). */
-          sl__http_parse_request(p, len, &h->lim, &h->msg);
+          /* Parse what came, for on_error's path: h->rq may still hold
+           * the previous request (a pipelined head held back). */
+          if (want_request(h))
+            sl__http_parse_request(p, len, &h->lim, &h->rq->msg);
           fail_request(c, h, 408, "headers not complete in %u ms",
                        h->opts.header_timeout_ms);
         } else {

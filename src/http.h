@@ -20,10 +20,23 @@ enum sl_http_state {
   SL_HS_COUNT
 };
 
+/* The request being served: its parsed head (some 2.2 KiB, most of a
+ * connection's HTTP state) and what on_error reports of it while its body
+ * is read. Allocated when a head arrives; released once a streamed
+ * response (SL_HTTP_STREAM, SL_HTTP_CHUNKED) is under way and the handler
+ * has returned, so a stream viewer keeps only struct sl_http. */
+struct sl_http_rq {
+  sl_http_msg msg;
+  /* While a body is read the head has left the input buffer, so the
+   * request's method and the start of its path are kept here. */
+  char err_method[8], err_path[256];
+  size_t err_mlen, err_plen;
+};
+
 struct sl_http {
   sl_http_opts opts;
   sl_http_limits lim;
-  sl_http_msg msg;        /* the request being served */
+  struct sl_http_rq *rq; /* NULL: no request parsed, or released (above) */
   enum sl_http_state state; /* moved only by set_state (http.c) */
   int in_handler;         /* inside a handler call made by http.c */
   int mode;               /* SL_HS_RESPONSE: SL_HTTP_CHUNKED, SL_HTTP_STREAM
@@ -48,12 +61,8 @@ struct sl_http {
   int rate_grace;
   uint64_t requests, errors;
   /* Errors the library answers (fail_request): inside on_error the
-   * application may reply once, and nothing else. While a body is read
-   * the head has left the input buffer, so the request's method and the
-   * start of its path are kept here for on_error. */
+   * application may reply once, and nothing else. */
   int error_reply;
-  char err_method[8], err_path[256];
-  size_t err_mlen, err_plen;
   /* A body source (static files): refilled as the peer drains. */
   void (*source_fill)(sl_conn *c, void *src);
   void (*source_free)(sl_conn *c, void *src);

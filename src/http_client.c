@@ -290,7 +290,7 @@ static void fail(struct sl_http_req *r, sl_conn *c, int reason, int err,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void fail(struct sl_http_req *r, sl_conn *c, int reason, int err,
                  const char *fmt, ...) {
-  if (c->flags & SL_F_CLOSING) return;
+  if (sl__conn_closing(c)) return;
   if (!r->error_sent) {
     va_list ap;
     va_start(ap, fmt);
@@ -299,7 +299,7 @@ static void fail(struct sl_http_req *r, sl_conn *c, int reason, int err,
   }
   deliver_error(r, c);
   if (!c->err) c->err = err;
-  if (!c->close_reason || c->close_reason == SL_CLOSE_PEER) c->close_reason = reason;
+  sl__conn_note_reason(c, reason, 1);
   sl__conn_mark_closing(c);
 }
 
@@ -420,7 +420,7 @@ static sl_conn *open_conn(struct sl_http_req *r, sl_handler fn, void *data,
   c->data = data;
   sl_limits lim = r->limits;
   int rc = 0;
-  if (r->tls && !(c->flags & SL_F_CLOSING)) {
+  if (r->tls && !sl__conn_closing(c)) {
     /* The request waits in the queue until the handshake is done. A
      * connection that already failed reports it at its close. */
     sl_tls_ctx *ctx = r->tls_ctx ? r->tls_ctx : sl__tls_default_client(r->mgr, &rc);
@@ -472,7 +472,7 @@ static void next_hop(struct sl_http_req *r, sl_conn *old) {
   old->fn = NULL;
   old->data = NULL;
   sl_conn_close_with(old, SL_CLOSE_NOW, SL_CLOSE_LOCAL);
-  if (c->flags & SL_F_CLOSING) return; /* reported at SL_EV_CLOSE */
+  if (sl__conn_closing(c)) return; /* reported at SL_EV_CLOSE */
   int rc = queue_request(r, c);
   if (rc)
     fail(r, c, SL_CLOSE_ERROR, rc, "cannot send the request to %s: %s", r->url,
@@ -799,7 +799,7 @@ static void read_body(struct sl_http_req *r, sl_conn *c) {
 static void on_timeout(struct sl_http_req *r, sl_conn *c, int reason) {
   switch (r->state) {
     case ST_CONNECT:
-      if (c->flags & SL_F_HANDSHAKE)
+      if (sl__conn_handshaking(c))
         fail(r, c, SL_CLOSE_TIMEOUT, SL_ETIMEDOUT, "TLS handshake with %s timed out",
              r->url);
       else
@@ -817,7 +817,7 @@ static void on_timeout(struct sl_http_req *r, sl_conn *c, int reason) {
     case ST_FIXED:
     case ST_CHUNKED:
     case ST_UNTIL_CLOSE:
-      if (reason == SL_CLOSE_TIMEOUT && (c->flags & SL_F_PAUSED)) {
+      if (reason == SL_CLOSE_TIMEOUT && sl__conn_paused(c)) {
         /* The application holds the stream back: not the server's fault. */
         arm_body_timer(r, c);
         return;
@@ -969,7 +969,7 @@ sl_http_req *sl_http_request(sl_mgr *m, const char *url,
   r->conn = c;
   /* A request that cannot be queued (over send_max) changes nothing: the
    * connection goes away unseen. */
-  if (!(c->flags & SL_F_CLOSING) && (rc = queue_request(r, c)) != 0) goto fail;
+  if (!sl__conn_closing(c) && (rc = queue_request(r, c)) != 0) goto fail;
   return r;
 
 fail:

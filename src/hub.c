@@ -195,7 +195,8 @@ static int h264_prepare(sl_hub *h, sl_buf *buf, unsigned *flags, int *has_ps) {
   return 0;
 }
 
-static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
+static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags,
+                       uint64_t seq) {
   sl_mgr *m = h->mgr;
   int has_ps = 0;
   if (h->o.kind == SL_KIND_H264) {
@@ -209,7 +210,7 @@ static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
     return SL_ENOMEM;
   }
   f->buf = sl_buf_ref(buf);
-  f->seq = ++h->seq;
+  f->seq = h->seq = seq > h->seq ? seq : h->seq + 1;
   f->ts = ts ? ts : m->now;
   f->wall_ms = wall_ms();
   f->flags = flags;
@@ -225,6 +226,7 @@ static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
   sl__acct_buf_hold(&m->acct, f->buf, &f->counted);
   h->frames_in++;
   h->bytes_in += sl_buf_len(buf);
+  h->recent_bytes += sl_buf_len(buf) - h->rate_bytes[h->rate_n % HUB_RATE];
   h->rate_bytes[h->rate_n % HUB_RATE] = sl_buf_len(buf);
   h->rate[h->rate_n++ % HUB_RATE] = m->now;
   if (h->latest) h->latest->pins--;
@@ -234,6 +236,7 @@ static int publish_now(sl_hub *h, sl_buf *buf, uint64_t ts, unsigned flags) {
     h->largest = sl_buf_len(buf);
     for (struct sub *s = h->subs; s; s = s->next) sl__sub_update_send_max(s);
   }
+  sl__hub_follow_lowat(h);
   for (struct sub *s = h->subs, *next; s; s = next) {
     next = s->next;
     sl__sub_offer(s, f);
@@ -282,7 +285,7 @@ static void drain_inq(sl_mgr *m, void *arg) {
     } else if (items[i].flags & HUB_INQ_TEXT) {
       publish_text_now(h, items[i].buf);
     } else {
-      (void)publish_now(h, items[i].buf, items[i].ts, items[i].flags);
+      (void)publish_now(h, items[i].buf, items[i].ts, items[i].flags, items[i].seq);
     }
     sl_buf_unref(items[i].buf);
   }
@@ -292,13 +295,14 @@ static void drain_inq(sl_mgr *m, void *arg) {
 static void drop_inq(void *arg) { hub_release(arg); }
 
 /* From another thread: hand `frame` to the loop through the hub's queue. */
-static int queue_in(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
+static int queue_in(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags,
+                    uint64_t seq) {
   pthread_mutex_lock(&h->lock);
   if (h->inq_n == HUB_INQ) {
     pthread_mutex_unlock(&h->lock);
     return SL_EFULL;
   }
-  h->inq[h->inq_n++] = (struct inq_item){sl_buf_ref(frame), ts_ms, flags};
+  h->inq[h->inq_n++] = (struct inq_item){sl_buf_ref(frame), ts_ms, seq, flags};
   int schedule = !h->call_pending;
   if (schedule) {
     h->call_pending = 1;
@@ -320,11 +324,28 @@ static int queue_in(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
   return 0;
 }
 
+int sl__hub_publish_buf(sl_hub *h, sl_buf *b, uint64_t ts, unsigned flags,
+                        int queue, uint64_t seq) {
+  if (queue || !sl__on_loop_thread(h->mgr)) return queue_in(h, b, ts, flags, seq);
+  if (flags & HUB_INQ_TEXT) {
+    publish_text_now(h, b);
+    return 0;
+  }
+  return publish_now(h, b, ts, flags, seq);
+}
+
+int sl__hub_inq_room(sl_hub *h) {
+  pthread_mutex_lock(&h->lock);
+  int room = h->inq_n < HUB_INQ;
+  pthread_mutex_unlock(&h->lock);
+  return room;
+}
+
 int sl_hub_publish(sl_hub *h, sl_buf *frame, uint64_t ts_ms, unsigned flags) {
   if (h == NULL || frame == NULL) return SL_EINVAL;
   flags &= ~HUB_INQ_TEXT;
-  if (sl__on_loop_thread(h->mgr)) return publish_now(h, frame, ts_ms, flags);
-  return queue_in(h, frame, ts_ms, flags);
+  if (sl__on_loop_thread(h->mgr)) return publish_now(h, frame, ts_ms, flags, 0);
+  return queue_in(h, frame, ts_ms, flags, 0);
 }
 
 /* Text messages go to the WebSocket subscribers only, each at once and
@@ -347,7 +368,7 @@ int sl_hub_publish_text(sl_hub *h, const char *text, size_t len) {
   if (b == NULL) return SL_ENOMEM;
   int rc = 0;
   if (sl__on_loop_thread(h->mgr)) publish_text_now(h, b);
-  else rc = queue_in(h, b, 0, HUB_INQ_TEXT);
+  else rc = queue_in(h, b, 0, HUB_INQ_TEXT, 0);
   sl_buf_unref(b);
   return rc;
 }
@@ -484,6 +505,9 @@ fail:
 void sl_hub_free(sl_hub *h) {
   if (h == NULL) return;
   sl_mgr *m = h->mgr;
+  /* First out of its group: from here on no other thread hands it a
+   * frame, so the manager may go right after. */
+  sl__hub_group_leave(h);
   for (sl_hub **pp = hubs_of(m); pp && *pp; pp = &(*pp)->next)
     if (*pp == h) {
       *pp = h->next;
@@ -691,6 +715,10 @@ void sl_hub_stats_get(sl_hub *h, sl_hub_stats *o) {
   o->texts_in = h->texts_in;
   o->texts_sent = h->texts_sent;
   o->text_drops = h->text_drops;
+  o->group_lost = atomic_load(&h->glost);
+  o->group_skipped = atomic_load(&h->gskipped);
+  o->group_resyncs = atomic_load(&h->gresyncs);
+  o->group_texts_lost = atomic_load(&h->gtexts_lost);
   o->no_config = h->no_config + h->bad_config;
   if (h->codec) {
     const sl_h264_info *in = &h->codec->info;

@@ -73,6 +73,8 @@ struct sub {
   int transport;
   sl_sub_opts o;            /* resolved */
   int auto_send_max;        /* send_max follows the largest frame */
+  size_t lowat;             /* TCP_NOTSENT_LOWAT set on its own socket
+                               (SL_LOWAT_KERNEL: none); a mux's is the mux's */
   struct pend *ph, *pt;     /* policy queue, oldest first */
   size_t pn, pbytes;
   uint64_t next_due;        /* fps cap: earliest timestamp eligible */
@@ -99,7 +101,7 @@ struct sub {
 
 struct inq_item {
   sl_buf *buf;
-  uint64_t ts;
+  uint64_t ts, seq;
   unsigned flags;
 };
 
@@ -122,6 +124,9 @@ struct sl_hub {
   uint64_t joins, leaves, evictions[SL_EVICT_HUB + 1], refused;
   uint64_t lost;            /* frames that could not be stored (memory) */
   uint64_t rate_bytes[HUB_RATE]; /* bytes of those publishes, for bitrate */
+  uint64_t recent_bytes;    /* their sum (the automatic TCP_NOTSENT_LOWAT) */
+  size_t lowat;             /* the automatic TCP_NOTSENT_LOWAT in force for
+                               its viewers; 0 before the first frame */
   /* H.264 */
   struct codec *codec;      /* in force; NULL until the first SPS + PPS */
   uint64_t codec_gen, codec_changes, bad_config, no_config;
@@ -143,6 +148,16 @@ struct sl_hub {
   int dead;
   _Atomic int ready_flag;
   uint64_t texts_in, texts_sent, text_drops; /* sl_hub_publish_text */
+  /* Group membership (hub_group.c). `group` is set by sl_hub_group_add and
+   * cleared only by this hub's sl_hub_free, on the loop thread; `gnext`,
+   * `gmember` and `ggap` belong to the group's lock. The counters are
+   * written by whichever thread publishes to the group and read here. */
+  sl_hub_group *group;
+  struct sl_hub *gnext;     /* the group's member list */
+  int gmember;              /* still in the group's list */
+  int ggap;                 /* H.264: a frame was lost for this hub; the
+                               group withholds frames until the next IDR */
+  _Atomic uint64_t glost, gskipped, gresyncs, gtexts_lost;
 };
 
 /* In inq_item.flags: a text message (sl_hub_publish_text), not a frame. */
@@ -166,9 +181,19 @@ void sl__h264_timing(sl_hub *h, struct frame *f, const struct frame *prev);
 void sl__gop_clear(sl_hub *h);
 /* hub_sub.c */
 /* What a viewer's connection gets once: busy (a live stream is never
- * idle), TCP_NODELAY, TCP_NOTSENT_LOWAT, keepalive, TCP_USER_TIMEOUT past
- * `stall_ms`. */
+ * idle), TCP_NODELAY, keepalive, TCP_USER_TIMEOUT past `stall_ms`
+ * (TCP_NOTSENT_LOWAT follows the frame size: sl__set_lowat). */
 void sl__viewer_socket(sl_conn *c, uint32_t stall_ms);
+/* Set TCP_NOTSENT_LOWAT `v` (SL_LOWAT_KERNEL: the kernel's default) on
+ * `c` when it differs from *cur, which it updates. */
+void sl__set_lowat(sl_conn *c, size_t *cur, size_t v);
+/* The TCP_NOTSENT_LOWAT `s` asks for: its own value, or its hub's
+ * automatic one. */
+size_t sl__sub_lowat(const struct sub *s);
+/* After a publish: follow the stream's frame size (hub.c keeps the sum of
+ * the last HUB_RATE frames); re-applies the automatic value to the
+ * viewers that use it when it moved by more than a quarter. */
+void sl__hub_follow_lowat(sl_hub *h);
 /* `x` NULL: the subscriber owns `c`; else it joins mux `x` as `xid`.
  * *out (may be NULL) is the new subscriber. */
 int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o,
@@ -197,6 +222,22 @@ void sl__sub_stats(const struct sub *s, sl_sub_stats *out);
  * connection refuses it. */
 void sl__sub_send_text(struct sub *s, sl_buf *msg);
 /* hub.c */
+/* Publish `b` (a frame, or a text message when `flags` has HUB_INQ_TEXT)
+ * as sl_hub_publish does: at once on the loop thread, else (or always,
+ * with `queue`) through the inbound queue (SL_EFULL when full). A
+ * reference is taken. `seq`: the frame's number in its group, so that
+ * every member numbers a frame alike (a member that joined late or
+ * skipped frames has gaps instead of numbers of its own); 0: the hub's
+ * next. */
+int sl__hub_publish_buf(sl_hub *h, sl_buf *b, uint64_t ts, unsigned flags,
+                        int queue, uint64_t seq);
+/* Room in the inbound queue for one more item. Any thread. */
+int sl__hub_inq_room(sl_hub *h);
+/* hub_group.c: sl_hub_free takes the hub out of its group first, so no
+ * publisher of another thread touches it afterwards. */
+void sl__hub_group_leave(sl_hub *h);
+/* hub_h264.c: the Annex-B bytes of the parameter sets of `sc`. */
+sl_buf *sl__h264_ps_bytes(const struct h264_scan *sc);
 void sl__hub_unpin(sl_hub *h, struct frame *f);
 void sl__hub_emit(sl_hub *h, int type, const struct sub *s, int reason, int evict);
 void sl__hub_update_ready(sl_hub *h);
@@ -212,6 +253,10 @@ void sl__mux_evicted(sl_mux *x);
 /* The hub lets `s` go (unsubscribe, hub freed, connection closed). */
 void sl__mux_unlink(sl_mux *x, struct sub *s);
 void sl__mux_update_send_max(sl_mux *x);
+/* Set the connection's TCP_NOTSENT_LOWAT from its subscriptions'. */
+void sl__mux_update_lowat(sl_mux *x);
+/* The value in force there (SL_LOWAT_KERNEL: none set). */
+size_t sl__mux_lowat(const sl_mux *x);
 /* A new subscriber of `x`, before its first frame is offered. */
 void sl__mux_link(sl_mux *x, struct sub *s);
 

@@ -66,7 +66,7 @@ void sl__codec_unref(struct codec *k) {
 
 /* The Annex-B bytes of the parameter sets, each behind a 4-byte start
  * code, in the order they came. */
-static sl_buf *ps_bytes(const struct h264_scan *sc) {
+sl_buf *sl__h264_ps_bytes(const struct h264_scan *sc) {
   size_t n = 0;
   for (unsigned i = 0; i < sc->nps; i++) n += 4 + sc->ps[i].len;
   sl_buf *b = sl_buf_new(n);
@@ -117,7 +117,7 @@ int sl__h264_config(sl_hub *h, const struct h264_scan *sc) {
   }
   struct codec *k = sl__calloc(sizeof(*k), SL_MEM_META);
   if (k == NULL) return SL_ENOMEM;
-  k->ps = ps_bytes(sc);
+  k->ps = sl__h264_ps_bytes(sc);
   k->msg = config_msg(&info);
   if (k->ps == NULL || k->msg == NULL) {
     if (k->ps) sl_buf_unref(k->ps);

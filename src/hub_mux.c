@@ -13,6 +13,16 @@
  * the others, and the socket holds at most one frame in flight in user
  * space whatever the number of subscriptions (the kernel's unsent queue,
  * capped by TCP_NOTSENT_LOWAT, keeps the link busy meanwhile).
+ *
+ * TCP_NOTSENT_LOWAT is the socket's, so one value serves every
+ * subscription: the largest they ask for (each one's own, or its hub's
+ * automatic value, hub_sub.c). With it every frame of any of its streams
+ * still goes in one sendmsg for a fast client, the cost the automatic
+ * value exists to avoid; the sum would only add latency, since a slow
+ * client already waits a round of the scheduler, one frame per
+ * subscription, and the kernel then holds about one largest frame more.
+ * Until the first subscription the kernel's default holds (only control
+ * answers go out).
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +42,7 @@ struct sl_mux {
   struct sub **v;       /* its subscriptions, in the order they came */
   unsigned n;
   unsigned turn;        /* index in v of the next to be served */
+  size_t lowat;         /* TCP_NOTSENT_LOWAT set (SL_LOWAT_KERNEL: none) */
   int closing;          /* inside the connection's SL_EV_CLOSE */
 };
 
@@ -51,6 +62,18 @@ void sl__mux_update_send_max(sl_mux *x) {
   lim.send_high = lim.send_low = 0; /* follow send_max */
   sl_conn_set_limits(x->c, &lim);
 }
+
+void sl__mux_update_lowat(sl_mux *x) {
+  if (x->n == 0) return; /* keep it for the next subscription */
+  size_t v = 0;
+  for (unsigned i = 0; i < x->n; i++) {
+    size_t w = sl__sub_lowat(x->v[i]);
+    if (w > v) v = w;
+  }
+  sl__set_lowat(x->c, &x->lowat, v);
+}
+
+size_t sl__mux_lowat(const sl_mux *x) { return x->lowat; }
 
 sl_mux *sl_mux_new(sl_conn *c, const sl_mux_opts *o, int *err) {
   int rc = SL_EINVAL;
@@ -76,6 +99,7 @@ sl_mux *sl_mux_new(sl_conn *c, const sl_mux_opts *o, int *err) {
   lim.send_high = lim.send_low = 0;
   sl_conn_set_limits(c, &lim);
   sl__viewer_socket(c, x->o.stall_ms);
+  x->lowat = SL_LOWAT_KERNEL;
   c->tap = mux_tap;
   c->tap_arg = x;
   return x;
@@ -167,6 +191,7 @@ void sl__mux_unlink(sl_mux *x, struct sub *s) {
                          s->evict ? sl_evict_reason_name(s->evict) : "unsubscribed");
   send_text(x, t, n);
   sl__mux_update_send_max(x);
+  sl__mux_update_lowat(x);
 }
 
 /* ---- the API ---------------------------------------------------------- */
@@ -208,6 +233,7 @@ int sl_mux_subscribe(sl_mux *x, sl_hub *h, uint32_t id, int transport,
 void sl__mux_link(sl_mux *x, struct sub *s) {
   x->v[x->n++] = s; /* room checked by sl_mux_subscribe */
   sl__mux_update_send_max(x);
+  sl__mux_update_lowat(x);
 }
 
 int sl_mux_unsubscribe(sl_mux *x, uint32_t id) {

@@ -10,6 +10,26 @@
  * frame in its output queue (latest, keyframe; send_low + one frame for
  * queue:N and lossless), and one pending reference to a frame that every
  * other subscriber shares.
+ *
+ * TCP_NOTSENT_LOWAT follows the frame size. The kernel's unsent queue is
+ * what keeps the link busy while the loop wakes up to write the rest of a
+ * frame, so it needs about one frame: less, and a fast viewer's frame takes
+ * several sendmsg (and wakeups); more, and a slow viewer sits behind the
+ * extra bytes, stale frames "latest" can no longer replace. A fixed 128 KiB
+ * kept a 50 KB/s reader of a small-frame stream seconds behind live. So
+ * the automatic value is the average of the last HUB_RATE (64) frames,
+ * clamped to 16..128 KiB (a floor costs nothing for a frame smaller than
+ * it, which goes in one sendmsg anyway, and a lower one gains little: at
+ * 8 KiB a slow reader of 10 KB frames was as far behind, the rest being
+ * its receive buffer and the kernel's skb granularity): a slow viewer is then about two frames behind
+ * (the rest of one in its output queue, about one in the kernel; plus
+ * whatever its own receive buffer holds). The average, not the largest
+ * frame: an H.264 IDR is many P-frames, and sizing by it would keep a slow
+ * viewer several P-frames behind all the time, while an IDR larger than
+ * the value costs one more sendmsg once a GOP. Setting it is a syscall per
+ * viewer, so it is re-applied only when the average moved by more than a
+ * quarter of the value in force (or reached a bound), never per frame. A mux sets one value for
+ * its socket: the largest of its subscriptions' (hub_mux.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +49,10 @@
  * whole GOP: a longer queue of references and more lag before resyncing. */
 #define H264_QUEUE_LEN 60u
 #define H264_RESYNC_MS 1000u
-#define NOTSENT_LOWAT (128 * 1024)
+/* The automatic TCP_NOTSENT_LOWAT's bounds; 128 KiB was the fixed value
+ * before it followed the frame size, and is used until the first frame. */
+#define LOWAT_MIN (16u * 1024)
+#define LOWAT_MAX (128u * 1024)
 /* send_max before the first frame tells us the frame size. */
 #define INITIAL_SEND_MAX (1u << 20)
 /* Room kept for framing around a frame (multipart part headers). */
@@ -65,6 +88,38 @@ static void resolve(struct sub *s, const sl_sub_opts *o, const sl_sub_opts *hd) 
   s->o.soft_secs = (uint32_t)pick(o->soft_secs, hd->soft_secs, DEFAULT_SOFT_SECS);
   s->o.resync_ms = (uint32_t)pick(o->resync_ms, hd->resync_ms,
                                   h264 ? H264_RESYNC_MS : DEFAULT_RESYNC_MS);
+  s->o.notsent_lowat = pick(o->notsent_lowat, hd->notsent_lowat, 0); /* 0: automatic */
+}
+
+void sl__set_lowat(sl_conn *c, size_t *cur, size_t v) {
+  if (v == *cur || sl_conn_is_closing(c)) return;
+  /* 0 restores the kernel's default (tcp_notsent_lowat(): the socket's
+   * value, or the sysctl when it is 0). */
+  int iv = v == SL_LOWAT_KERNEL ? 0 : v > INT32_MAX ? INT32_MAX : (int)v;
+  if (sl_conn_sockopt(c, SL_OPT_NOTSENT_LOWAT, iv) == 0) *cur = v;
+}
+
+size_t sl__sub_lowat(const struct sub *s) {
+  if (s->o.notsent_lowat) return s->o.notsent_lowat;
+  return s->hub->lowat ? s->hub->lowat : LOWAT_MAX;
+}
+
+void sl__hub_follow_lowat(sl_hub *h) {
+  unsigned n = h->rate_n < HUB_RATE ? h->rate_n : HUB_RATE;
+  if (n == 0) return;
+  size_t v = (size_t)(h->recent_bytes / n);
+  if (v < LOWAT_MIN) v = LOWAT_MIN;
+  if (v > LOWAT_MAX) v = LOWAT_MAX;
+  size_t cur = h->lowat;
+  /* Hysteresis: a quarter either way, or a bound reached (else a step
+   * could stop short of the floor or the ceiling for good). */
+  int bound = v == LOWAT_MIN || v == LOWAT_MAX;
+  if (v == cur || (cur && !bound && v <= cur + cur / 4 && v >= cur - cur / 4)) return;
+  h->lowat = v;
+  for (struct sub *s = h->subs; s; s = s->next) {
+    if (s->mux) sl__mux_update_lowat(s->mux);
+    else if (s->o.notsent_lowat == 0) sl__set_lowat(s->c, &s->lowat, v);
+  }
 }
 
 void sl__sub_update_send_max(struct sub *s) {
@@ -83,10 +138,10 @@ void sl__sub_update_send_max(struct sub *s) {
 void sl__viewer_socket(sl_conn *c, uint32_t stall_ms) {
   /* A live stream is never idle; dead hosts are caught by keepalive and
    * TCP_USER_TIMEOUT (a frozen tab still ACKs, so it is not cut by them);
-   * the kernel's unsent queue stays small so "latest" holds end to end. */
+   * the kernel's unsent queue stays small so "latest" holds end to end
+   * (TCP_NOTSENT_LOWAT, set by the caller: sl__set_lowat). */
   sl_conn_set_busy(c, 1);
   sl_conn_sockopt(c, SL_OPT_NODELAY, 1);
-  sl_conn_sockopt(c, SL_OPT_NOTSENT_LOWAT, NOTSENT_LOWAT);
   sl_conn_sockopt(c, SL_OPT_KEEPALIVE, 60);
   /* Since Linux 5.11, TCP_USER_TIMEOUT also ends zero-window probing: a
    * frozen tab whose kernel ACKs every probe would be dropped after it.
@@ -121,6 +176,8 @@ int sl__sub_new(sl_hub *h, sl_conn *c, int transport, const sl_sub_opts *o,
                      : s->o.send_max;
   sl_conn_set_limits(c, &lim);
   sl__viewer_socket(c, s->o.stall_ms);
+  s->lowat = SL_LOWAT_KERNEL; /* what a new socket has */
+  sl__set_lowat(c, &s->lowat, sl__sub_lowat(s));
 joined:
   s->joined_ms = c->mgr->now;
   s->join_seq = s->done_seq = h->seq;
@@ -245,6 +302,18 @@ void sl__sub_evict(struct sub *s, int reason) {
      * on (the hub unlinks this one right after). */
     sl__sub_drop_pending(s, -1);
     return;
+  }
+  /* The hub goes and an MJPEG viewer has all it was sent: end the body
+   * properly, the last part's CRLF then the close delimiter (RFC 2046
+   * section 5.1.1), and close once that is written. */
+  if (reason == SL_EVICT_HUB && s->transport == SL_TRANSPORT_MJPEG && c->outq.queued == 0) {
+    static const char end[] = "\r\n--sluiceframe--\r\n";
+    size_t skip = s->frames_sent ? 0 : 2;
+    if (sl_send(c, end + skip, sizeof(end) - 1 - skip) == 0) {
+      sl_conn_close_with(c, SL_CLOSE_FLUSH, SL_CLOSE_EVICTED);
+      sl__sub_drop_pending(s, -1);
+      return;
+    }
   }
   /* RST: the kernel frees the socket buffers at once. */
   sl_conn_close_with(c, SL_CLOSE_RESET, SL_CLOSE_EVICTED);
@@ -465,17 +534,22 @@ static int send_frame(struct sub *s, struct frame *f) {
     case SL_TRANSPORT_MJPEG: {
       /* X-Unix-Ms, the publish time on the server's wall clock, is what a
        * relay downstream (an edge) measures its lag to this server with;
-       * X-Timestamp-Ms is the capture time on this manager's clock. */
+       * X-Timestamp-Ms is the capture time on this manager's clock.
+       * The CRLF that ends the previous part opens this part's head (in
+       * RFC 2046 section 5.1.1 it belongs to the delimiter anyway): one
+       * owned chunk and one segment per part, not two, and a viewer idle
+       * between frames holds none. The first part has none; the bytes on
+       * the wire are the same. A client delimits the payload by its
+       * Content-Length, or by the delimiter that the next part brings. */
       char hdr[256];
       int n = snprintf(hdr, sizeof(hdr),
-                       "--sluiceframe\r\nContent-Type: image/jpeg\r\n"
+                       "%s--sluiceframe\r\nContent-Type: image/jpeg\r\n"
                        "Content-Length: %zu\r\nX-Frame: %llu\r\nX-Timestamp-Ms: %llu\r\n"
                        "X-Unix-Ms: %llu\r\n\r\n",
-                       len, (unsigned long long)f->seq, (unsigned long long)f->ts,
-                       (unsigned long long)f->wall_ms);
-      sl_part parts[3] = {{hdr, NULL, 0, (size_t)n}, {NULL, f->buf, 0, len},
-                          {"\r\n", NULL, 0, 2}};
-      return sl_sendv(c, parts, 3);
+                       s->frames_sent ? "\r\n" : "", len, (unsigned long long)f->seq,
+                       (unsigned long long)f->ts, (unsigned long long)f->wall_ms);
+      sl_part parts[2] = {{hdr, NULL, 0, (size_t)n}, {NULL, f->buf, 0, len}};
+      return sl_sendv(c, parts, 2);
     }
     case SL_TRANSPORT_WS: {
       if (s->mux == NULL) return sl_ws_send_buf(c, SL_WS_BINARY, f->buf, 0, len);
@@ -642,4 +716,6 @@ void sl__sub_stats(const struct sub *s, sl_sub_stats *o) {
   o->mux_id = s->mux_id;
   o->texts_sent = s->texts_sent;
   o->text_drops = s->text_drops;
+  size_t lw = s->mux ? sl__mux_lowat(s->mux) : s->lowat;
+  o->notsent_lowat = lw == SL_LOWAT_KERNEL ? 0 : lw;
 }

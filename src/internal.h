@@ -8,6 +8,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -129,6 +130,8 @@ enum {
                                 flush phase (see sl_io.held) */
   SL_F_IN_GROW = 1u << 18,   /* the last read filled the input buffer:
                                 double it (up to recv_max) at the next */
+  SL_F_IN_STACK = 1u << 19,  /* c->in is on_readable's stack buffer, lent
+                                for the SL_EV_READ call (conn.c) */
 };
 
 struct sl_conn {
@@ -177,6 +180,22 @@ struct sl_conn {
 #endif
 };
 
+/* What the layers above the core (transport, protocols, hubs) may ask of a
+ * connection's lifecycle. The lifecycle has one owner, conn.c: these answer
+ * from c->state where the state is the truth, so no module above reads the
+ * SL_F_ bits (scripts/check-layers.sh fails on any SL_F_ name in a
+ * protocol or hub file). "Closing or draining", the point after which sends
+ * fail, is the public sl_conn_is_closing. */
+/* 1 once the connection is on the closing list (CLOSING or CLOSED): it is
+ * freed at the next reap, and nothing it does reaches the peer any more. */
+static inline int sl__conn_closing(const sl_conn *c) { return c->state >= SL_ST_CLOSING; }
+/* 1 while the transport's handshake (TLS) runs. */
+static inline int sl__conn_handshaking(const sl_conn *c) { return c->state == SL_ST_HANDSHAKE; }
+/* 1 once the peer has sent its FIN (no more input will come). */
+static inline int sl__conn_peer_eof(const sl_conn *c) { return (c->flags & SL_F_EOF) != 0; }
+/* 1 while the application holds reading back (sl_conn_pause_read). */
+static inline int sl__conn_paused(const sl_conn *c) { return (c->flags & SL_F_PAUSED) != 0; }
+
 struct sl_wmsg;
 struct sl_mod;
 
@@ -205,7 +224,10 @@ struct sl_mgr {
   int wsignalled;
 
   struct sl_resolver *resolver;  /* started on first name lookup */
-  pthread_t loop_thread;         /* the thread in sl_mgr_poll */
+  /* The thread in sl_mgr_poll. Atomic: a publisher of another thread (a
+   * hub group fanning out to every loop) reads it while the loop's first
+   * sl_mgr_poll on a new thread may be writing it. */
+  _Atomic pthread_t loop_thread;
   int loop_thread_set;
   uint64_t (*clock)(void);       /* tests: a fake clock */
   uint32_t *per_ip;              /* connection counts by hashed IP */

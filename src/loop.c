@@ -36,7 +36,9 @@ uint64_t sl_mgr_now(const sl_mgr *m) { return m->now; }
 void sl__mgr_tick(sl_mgr *m) { m->now = m->clock ? m->clock() : clock_ms(); }
 
 int sl__on_loop_thread(const sl_mgr *m) {
-  return !m->loop_thread_set || pthread_equal(m->loop_thread, pthread_self());
+  return !m->loop_thread_set ||
+         pthread_equal(atomic_load_explicit(&((sl_mgr *)m)->loop_thread, memory_order_relaxed),
+                       pthread_self());
 }
 const char *sl_mgr_backend(const sl_mgr *m) { return m->pops->name; }
 
@@ -96,7 +98,7 @@ sl_mgr *sl_mgr_new(const sl_mgr_opts *opts, int *err) {
   /* The creating thread is the loop thread until sl_mgr_poll says
    * otherwise, so a producer publishing before the first poll is queued
    * like any other thread's frames. */
-  m->loop_thread = pthread_self();
+  atomic_init(&m->loop_thread, pthread_self());
   m->loop_thread_set = 1;
   return m;
 
@@ -261,6 +263,17 @@ sl_conn *sl_listen(sl_mgr *m, const char *url, sl_handler fn, void *data,
     goto fail;
   }
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (m->opts.reuseport) {
+#ifdef SO_REUSEPORT
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
+      rc = -errno;
+      goto fail;
+    }
+#else
+    rc = SL_ENOTSUP;
+    goto fail;
+#endif
+  }
   if (ss.ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
   if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 511) != 0) {
@@ -574,7 +587,8 @@ static void flush_dirty(sl_mgr *m) {
 int sl_mgr_poll(sl_mgr *m, int timeout_ms) {
   struct sl_pevent evs[MAX_EVENTS];
   int n, dispatched = 0;
-  if (!pthread_equal(m->loop_thread, pthread_self())) m->loop_thread = pthread_self();
+  if (!pthread_equal(atomic_load_explicit(&m->loop_thread, memory_order_relaxed), pthread_self()))
+    atomic_store_explicit(&m->loop_thread, pthread_self(), memory_order_relaxed);
   sl__mgr_tick(m);
   flush_dirty(m);
   reap(m);

@@ -233,7 +233,7 @@ int sl__outq_iov(const struct sl_outq *q, struct iovec *iov, int max,
   size_t total = 0;
   for (const struct sl_seg *s = q->head; s && n < max && total < limit;
        s = s->next) {
-    const unsigned char *base = s->buf ? s->buf->data : s->data;
+    const unsigned char *base = s->buf ? (const unsigned char *)sl_buf_cdata(s->buf) : s->data;
     size_t len = s->len;
     if (len > limit - total) len = limit - total;
     iov[n].iov_base = (void *)(base + s->off);

@@ -539,7 +539,7 @@ static void describe(sl_conn *c, struct sl_tls *t, int ssl_err, char *out, size_
 static void fail(sl_conn *c, struct sl_tls *t, int ssl_err, const char *what) {
   char why[200], msg[320];
   t->failed = 1;
-  if (c->flags & SL_F_CLOSING) {
+  if (sl__conn_closing(c)) {
     ERR_clear_error();
     return;
   }

@@ -22,8 +22,6 @@
 #define DEFAULT_PING_MS 30000u
 #define DEFAULT_CLOSE_TIMEOUT_MS 5000u
 #define DEFAULT_HANDSHAKE_MS 10000u
-/* A finished message buffer bigger than this is freed, not kept. */
-#define KEEP_MSG_BUF 16384u
 
 /* WS_LINGER: we failed the connection and sent our close frame; the
  * peer's bytes are read and dropped until it closes (see fail()). */
@@ -299,7 +297,7 @@ static void fail(sl_conn *c, struct sl_ws *w, int code) {
   free_msg(c, w);
   if (w->state == WS_OPEN && send_close(c, w, code, NULL, 0) == 0) {
     w->state = WS_LINGER;
-    if (!c->close_reason) c->close_reason = SL_CLOSE_PROTOCOL;
+    sl__conn_note_reason(c, SL_CLOSE_PROTOCOL, 0);
     sl__conn_set_deadline(c, c->mgr->now + w->opts.close_timeout_ms);
     return;
   }
@@ -328,14 +326,22 @@ static int append_msg(sl_conn *c, struct sl_ws *w, const void *p, size_t n) {
   return 0;
 }
 
+/* A data message, whole: `data` is the assembly buffer or, for a message
+ * of one frame that arrived whole, the input buffer (see read_frames). */
+static void deliver_data(sl_conn *c, struct sl_ws *w, int op, const char *data,
+                         size_t len) {
+  sl_ws_msg msg = {op, {data ? data : "", len}, 0};
+  if (c->fn) c->fn(c, SL_EV_WS_MSG, &msg);
+  /* No partial message is pending now: the assembly buffer goes, so a
+   * viewer that once sent a message arriving in pieces does not keep it
+   * for hours. Messages that arrive whole never use it. */
+  free_msg(c, w);
+}
+
 static void deliver(sl_conn *c, struct sl_ws *w, int op) {
   sl_ws_msg msg = {op, {NULL, 0}, 0};
   if (op == SL_WS_TEXT || op == SL_WS_BINARY) {
-    msg.data.ptr = w->msg ? w->msg : "";
-    msg.data.len = w->msg_len;
-    if (c->fn) c->fn(c, SL_EV_WS_MSG, &msg);
-    w->msg_len = 0;
-    if (w->msg_cap > KEEP_MSG_BUF) free_msg(c, w);
+    deliver_data(c, w, op, w->msg, w->msg_len);
     return;
   }
   msg.data.ptr = (const char *)w->ctl;
@@ -375,7 +381,7 @@ static void deliver(sl_conn *c, struct sl_ws *w, int op) {
 
 static void read_frames(sl_conn *c, struct sl_ws *w) {
   while (w->state == WS_OPEN || w->state == WS_CLOSE_SENT) {
-    if (c->flags & (SL_F_CLOSING | SL_F_FLUSHING)) return;
+    if (sl_conn_is_closing(c)) return;
     size_t len = c->in_len - c->in_off;
     unsigned char *p = (unsigned char *)c->in + c->in_off;
     if (!w->in_frame) {
@@ -389,6 +395,26 @@ static void read_frames(sl_conn *c, struct sl_ws *w) {
       if (r2 < 0) {
         fail(c, w, -r2);
         return;
+      }
+      if (w->f.fin && (w->f.opcode == SL_WS_TEXT || w->f.opcode == SL_WS_BINARY) &&
+          len - (size_t)rc >= w->f.payload_len) {
+        /* A whole message of one frame (a viewer's control message, most
+         * chat): unmasked in place and handed over from the input buffer,
+         * consumed after the handler returns. Nothing is allocated. */
+        unsigned char *pl = p + rc;
+        size_t n = (size_t)w->f.payload_len;
+        int op = 0;
+        if (w->f.masked) sl__ws_unmask(pl, n, w->f.mask, 0);
+        int r = sl__ws_asm_on_payload(&w->as, pl, n);
+        if (r == 0) r = sl__ws_asm_on_frame_end(&w->as, &op);
+        if (r < 0) {
+          fail(c, w, -r);
+          return;
+        }
+        SL_ASSERT(r == 1 && w->msg_len == 0);
+        deliver_data(c, w, op, (const char *)pl, n);
+        sl_conn_consume(c, (size_t)rc + n);
+        continue;
       }
       sl_conn_consume(c, (size_t)rc);
       w->in_frame = 1;
@@ -688,7 +714,7 @@ sl_conn *sl_ws_connect(sl_mgr *m, const char *url, const sl_ws_opts *opts,
   sl__conn_set_proto(c, &ws_proto, w);
   /* wss://: the handshake request waits in the queue until TLS is up. A
    * connection that already failed reports it at its close. */
-  int rc = ctx && !(c->flags & SL_F_CLOSING) ? sl_conn_tls(c, ctx, host) : 0;
+  int rc = ctx && !sl__conn_closing(c) ? sl_conn_tls(c, ctx, host) : 0;
   if (rc) {
     c->fn = NULL;
     c->data = NULL;

@@ -29,6 +29,7 @@
 #include "buf.h"
 #include "hub.h"
 #include "internal.h"
+#include "common.h"
 #include "sluice.h"
 #include "test.h"
 
@@ -168,16 +169,7 @@ static inline void finish(sl_mgr *m, sl_hub *h, struct fake **fs, size_t n) {
   step(m);
   sl_hub_free(h);
   step(m);
-  sl_mgr_stats st;
-  sl_mgr_stats_get(m, &st);
-  CHECK_EQ(st.held, 0);
-  CHECK_EQ(st.queued, 0);
-  sl_mgr_free(m);
-  sl_mem_stats ms;
-  sl_mem_stats_get(&ms);
-  CHECK_EQ(ms.nbufs, 0);
-  CHECK_EQ(ms.bufs, 0);
-  CHECK_EQ(ms.total, 0);
+  CHECK_MGR_FREE_CLEAN(m);
   for (size_t i = 0; i < n; i++) {
     free(fs[i]->rec);
     fs[i]->rec = NULL;

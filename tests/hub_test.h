@@ -6,6 +6,11 @@
  * frame it claims to be (the producers put a sequence number in the first
  * 8 bytes of each frame).
  *
+ * Parts are delimited as a real client does: a part's payload is its
+ * Content-Length bytes, complete once they are in; the CRLF that follows
+ * it belongs to the next delimiter (RFC 2046 section 5.1.1), and a hub
+ * sends it at the head of the next part, so it is checked then.
+ *
  * The parser's memory is the test's own (malloc), never counted by
  * sl_mem_stats.
  */
@@ -25,14 +30,16 @@
 struct mp_part {
   uint64_t seq;          /* X-Frame */
   uint64_t content_seq;  /* the first 8 bytes of the payload */
-  uint64_t start;        /* stream offset of the part's first byte */
-  uint64_t end;          /* stream offset after its trailing CRLF */
+  uint64_t start;        /* stream offset of the part's delimiter (its
+                            leading CRLF, after the first part) */
+  uint64_t end;          /* stream offset after its payload */
   size_t len;            /* Content-Length */
   int complete;
 };
 
 struct mp {
-  int state;             /* 0 HTTP head, 1 part head, 2 body, 3 CRLF */
+  int state;             /* 0 HTTP head, 1 part head, 2 body, 3 the CRLF
+                            opening the next delimiter */
   char head[1024];
   size_t hlen;
   uint64_t off;          /* stream bytes fed so far */
@@ -142,7 +149,7 @@ static inline void mp_feed(struct mp *p, const void *data, size_t n) {
       return;
     }
     if (p->state == 0 || p->state == 1) {
-      if (p->state == 1 && p->hlen == 0) p->part_start = p->off;
+      if (p->state == 1 && p->hlen == 0 && p->nparts == 0) p->part_start = p->off;
       if (p->hlen + 1 >= sizeof(p->head)) {
         p->error = 1;
         p->state = 9;
@@ -165,22 +172,21 @@ static inline void mp_feed(struct mp *p, const void *data, size_t n) {
       i += take;
       p->off += take;
       if (p->body_left == 0) {
-        mp_last(p)->content_seq = p->body_got >= 8 ? mp_get_u64(p->first8) : 0;
+        struct mp_part *q = mp_last(p);
+        q->content_seq = p->body_got >= 8 ? mp_get_u64(p->first8) : 0;
+        q->complete = 1;
+        q->end = p->off;
+        p->ncomplete++;
+        p->part_start = p->off; /* the next delimiter starts here */
         p->state = 3;
       }
       continue;
     }
-    /* state 3: the CRLF after the payload */
+    /* state 3: the CRLF before the next part's boundary */
     if (b[i] != "\r\n"[p->tail_got]) p->error = 1;
     i++;
     p->off++;
-    if (++p->tail_got == 2) {
-      struct mp_part *q = mp_last(p);
-      q->complete = 1;
-      q->end = p->off;
-      p->ncomplete++;
-      p->state = 1;
-    }
+    if (++p->tail_got == 2) p->state = 1;
   }
 }
 

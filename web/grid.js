@@ -38,7 +38,8 @@
   for (const a of document.querySelectorAll('a[data-nav]')) a.href = url(a.dataset.nav);
 
   const G = window.sluiceGrid = { state: 'connecting', tiles: [] };
-  let sock = null, gen = 0, attempt = 0, retryTimer = 0, hideTimer = 0, nextId = 1;
+  let sock = null, gen = 0, hideTimer = 0, nextId = 1;
+  const backoff = window.sluiceReconnect(open); /* reconnect.js */
   const byId = new Map(); /* subscription id -> tile */
 
   function setState(s, text) {
@@ -103,7 +104,7 @@
     while (t.times.length && now - t.times[0] > 2000) t.times.shift();
     t.off.hidden = true;
     if (G.state !== 'playing') setState('playing');
-    attempt = 0;
+    backoff.reset();
   }
 
   /* MJPEG: latest wins; an older undrawn JPEG is skipped. */
@@ -182,7 +183,7 @@
 
   function stop() {
     gen++;
-    clearTimeout(retryTimer); retryTimer = 0;
+    backoff.cancel();
     if (sock) {
       sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
       try { sock.close(1000); } catch (e) { /* closed */ }
@@ -194,7 +195,7 @@
   function open() {
     stop();
     const g = gen;
-    setState('connecting', attempt ? 'Reconnecting…' : '');
+    setState('connecting', backoff.attempts() ? 'Reconnecting…' : '');
     let s;
     try { s = sock = new WebSocket(url('/mux', true)); } catch (e) { retry('cannot open WebSocket'); return; }
     s.binaryType = 'arraybuffer';
@@ -204,15 +205,13 @@
       if (typeof e.data === 'string') { try { onText(JSON.parse(e.data)); } catch (x) { /* not ours */ } }
       else onBinary(e.data);
     };
-    s.onclose = (e) => { if (g === gen) retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : '')); };
+    s.onclose = (e) => { if (g === gen) retry(window.sluiceCloseWhy(e)); };
     s.onerror = () => {};
   }
   function retry(why) {
     stop();
-    const delay = Math.min(10000, 500 * Math.pow(2, attempt)) * (0.8 + 0.4 * Math.random());
-    attempt++;
+    const delay = backoff.schedule();
     setState('connecting', 'Reconnecting in ' + Math.ceil(delay / 1000) + ' s… (' + why + ')');
-    retryTimer = setTimeout(open, delay);
   }
 
   /* Per-tile rate and lag, twice a second. */
@@ -235,7 +234,7 @@
   }
   function resumeNow() {
     clearTimeout(hideTimer); hideTimer = 0;
-    if (G.state === 'released') { attempt = 0; open(); }
+    if (G.state === 'released') { backoff.reset(); open(); }
   }
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'hidden') { clearTimeout(hideTimer); hideTimer = setTimeout(release, RELEASE_AFTER_MS); }

@@ -1,7 +1,7 @@
 /* sluice viewer: MJPEG <img> or WebSocket <canvas> for MJPEG streams,
  * WebCodecs decoding onto the <canvas> (h264dec.js) or a Media Source
  * Extensions <video> for H.264 streams; stream picker, fps cap, live info,
- * reconnect with backoff, and no connection held in background.
+ * reconnect with backoff (reconnect.js), and no connection held in background.
  *
  * Page query parameters (all optional): token=… (added to every request),
  * stream=<name>, mode=mjpeg|ws (the transport of MJPEG streams) or
@@ -84,7 +84,8 @@
   let streams = [];
 
   let gen = 0;              /* bumped on every (re)connect; stale events are ignored */
-  let sock = null, retryTimer = 0, hideTimer = 0, attempt = 0;
+  let sock = null, hideTimer = 0;
+  const backoff = window.sluiceReconnect(open); /* reconnect.js */
   let lastFrameAt = 0, lastHash = -1, lastCode = -2, times = [], lats = [];
   let h264 = null;          /* the H.264 session of the open socket (WebCodecs or MSE) */
   let stale = false;        /* the canvas holds the last frame, shown dimmed while away */
@@ -118,7 +119,7 @@
     const now = performance.now();
     V.frames++;
     lastFrameAt = now;
-    attempt = 0;
+    backoff.reset();
     times.push(now);
     while (times.length && now - times[0] > 2000) times.shift();
     if (code >= 0 && code !== V.frameNo) { V.frameNo = code; $('frameno').textContent = String(code); }
@@ -169,7 +170,7 @@
 
   function stop() {
     gen++;
-    clearTimeout(retryTimer); retryTimer = 0;
+    backoff.cancel();
     if (img.getAttribute('src') !== null) img.removeAttribute('src');
     if (h264) { h264.close(); h264 = null; }
     if (sock) {
@@ -184,7 +185,7 @@
     const g = gen;
     V.connects++;
     lastFrameAt = performance.now(); lastHash = -1; lastCode = -2; times = [];
-    setState('connecting', attempt ? 'Reconnecting…' : 'Connecting…');
+    setState('connecting', backoff.attempts() ? 'Reconnecting…' : 'Connecting…');
     if (V.mode !== 'mse') video.hidden = true;
     if (V.mode === 'h264') {
       openH264(g);
@@ -224,7 +225,7 @@
         pending = e.data;
         if (!busy) pump();
       };
-      s.onclose = (e) => { if (g === gen) retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : '')); };
+      s.onclose = (e) => { if (g === gen) retry(window.sluiceCloseWhy(e)); };
       s.onerror = () => {}; /* onclose follows */
     }
   }
@@ -279,7 +280,7 @@
     return (e) => {
       if (g !== gen) return;
       V.lastClose = { code: e.code, reason: e.reason, clean: e.wasClean, sinceFrameMs: Math.round(performance.now() - lastFrameAt) };
-      retry('connection closed' + (e.code && e.code !== 1005 ? ' (' + e.code + ')' : ''));
+      retry(window.sluiceCloseWhy(e));
     };
   }
 
@@ -637,10 +638,8 @@
   function retry(why) {
     keepLastFrame();
     stop();
-    const delay = Math.min(10000, 500 * Math.pow(2, attempt)) * (0.8 + 0.4 * Math.random());
-    attempt++;
+    const delay = backoff.schedule();
     setState('connecting', 'Reconnecting in ' + Math.ceil(delay / 1000) + ' s… (' + why + ')');
-    retryTimer = setTimeout(open, delay);
   }
 
   /* An MJPEG stream that ends keeps showing its last frame and fires no
@@ -650,7 +649,7 @@
   setInterval(() => {
     if (h264 && h264.tick) h264.tick();
     showInfo();
-    if (document.hidden || V.state === 'released' || V.state === 'unsupported' || retryTimer) return;
+    if (document.hidden || V.state === 'released' || V.state === 'unsupported' || backoff.pending()) return;
     const quiet = performance.now() - lastFrameAt;
     const n = times.length, avg = n > 1 ? (times[n - 1] - times[0]) / (n - 1) : 0;
     const sure = V.mode !== 'mjpeg' || lastCode >= 0;
@@ -669,7 +668,7 @@
   }
   function resumeNow() {
     clearTimeout(hideTimer); hideTimer = 0;
-    if (V.state === 'released') { attempt = 0; open(); }
+    if (V.state === 'released') { backoff.reset(); open(); }
   }
   function armHide() {
     clearTimeout(hideTimer);
@@ -719,7 +718,7 @@
   }
   function restart() { /* a new choice of stream, transport or rate: start afresh */
     stale = false; canvas.width = canvas.height = 0;
-    attempt = 0; V.frames = 0; V.frameNo = -1; V.width = V.height = 0; V.stream = cur.name;
+    backoff.reset(); V.frames = 0; V.frameNo = -1; V.width = V.height = 0; V.stream = cur.name;
     V.decoded = V.errors = V.received = V.keyframes = V.gaps = V.skipped = V.resyncs = V.breaks = 0;
     V.latencyMs = V.latencyAvgMs = null; V.lastSeq = -1; V.codec = null; V.lastError = V.lastClose = null; lats = [];
     V.presented = V.seeks = V.rateMs = V.dropped = V.trimmed = V.configs = V.currentTime = V.ahead = 0; V.buffered = [];

@@ -195,7 +195,7 @@ int ss_ops_edge(ss_ops *o, const char *v) {
  * too: it is closed only when `mux_too` (the drain); when one stream goes,
  * sl_hub_free ends just that subscription ("unsubscribed"). Returns how
  * many were told. */
-static size_t tell_viewers(ss_app *a, sl_hub *h, size_t max, int code, const char *why,
+static size_t tell_viewers(sl_mgr *mgr, sl_hub *h, size_t max, int code, const char *why,
                            int mux_too) {
   size_t n = sl_hub_subs(h, NULL, 0), told = 0;
   if (n == 0 || max == 0) return 0;
@@ -203,7 +203,7 @@ static size_t tell_viewers(ss_app *a, sl_hub *h, size_t max, int code, const cha
   if (v == NULL) return 0;
   n = sl_hub_subs(h, v, n);
   for (size_t i = 0; i < n && told < max; i++) {
-    sl_conn *c = sl_conn_find(a->mgr, v[i].id);
+    sl_conn *c = sl_conn_find(mgr, v[i].id);
     if (c == NULL || sl_conn_is_closing(c) || (v[i].muxed && !mux_too)) continue;
     int ws = v[i].transport == SL_TRANSPORT_WS || v[i].transport == SL_TRANSPORT_WS_FMP4;
     if (ws && !sl_ws_is_open(c)) continue; /* told already: closing handshake */
@@ -216,9 +216,42 @@ static size_t tell_viewers(ss_app *a, sl_hub *h, size_t max, int code, const cha
   return told;
 }
 
+/* Every loop's viewers: loop 0's counted here, the others' as their hub
+ * events counted them (exact once their last events ran). */
 static size_t viewers_total(ss_app *a) {
   size_t n = 0;
   for (int i = 0; i < a->nstreams; i++) n += sl_hub_subs(a->streams[i].hub, NULL, 0);
+  for (int l = 1; l < a->nloops; l++) n += atomic_load(&a->loops[l].viewers);
+  return n;
+}
+
+/* Tell up to `batch` of loop lp's viewers to go; on lp's thread. Returns
+ * how many were told. */
+static size_t tell_loop(ss_loop *lp, size_t batch) {
+  size_t told = 0;
+  for (int i = 0; i < lp->app->nstreams && told < batch; i++)
+    told += tell_viewers(lp->mgr, ss_loop_hub(lp, i), batch - told, 1012, "service restart", 1);
+  return told;
+}
+
+/* Loops > 0, asked by loop 0: close the listener (once), tell a batch. */
+static void drain_loop(sl_mgr *m, void *arg) {
+  ss_loop *lp = arg;
+  (void)m;
+  if (lp->listener) {
+    sl_conn_close(lp->listener, SL_CLOSE_NOW);
+    lp->listener = NULL;
+  }
+  size_t batch = atomic_load(&lp->drain_batch);
+  if (batch == 0) return;
+  size_t told = tell_loop(lp, batch);
+  atomic_fetch_add(&lp->drained, told);
+  atomic_store(&lp->drain_idle, told == 0);
+}
+
+static uint64_t drained_total(ss_app *a) {
+  uint64_t n = a->ops.drained;
+  for (int l = 1; l < a->nloops; l++) n += atomic_load(&a->loops[l].drained);
   return n;
 }
 
@@ -267,9 +300,10 @@ static int add_stream(struct ss_edge *e, const char *name, const char *base, int
   if (root) snprintf(st->base, sizeof(st->base), "/");
   else snprintf(st->base, sizeof(st->base), "/streams/%.63s/", name);
   upstream_url(a, base, h264, st->spec, sizeof(st->spec));
+  st->kind = h264 ? SL_KIND_H264 : SL_KIND_MJPEG;
   sl_hub_opts ho = {.kind = h264 ? SL_KIND_H264 : SL_KIND_MJPEG, .gop_max = a->gop_max,
                     .max_subs = a->max_viewers, .sub = a->sub, .on_event = ss_on_hub_event,
-                    .arg = a};
+                    .arg = &a->loops[0]};
   ss_source_opts so = a->src;
   so.codec = h264 ? SS_CODEC_H264 : SS_CODEC_MJPEG;
   st->hub = sl_hub_new(a->mgr, st->name, &ho, &rc);
@@ -293,7 +327,7 @@ static void remove_stream(struct ss_edge *e, ss_stream *st, const char *why) {
   sl_log(SL_LOG_WARN, "edge: stream %s %s: closing its %zu viewer(s)", st->name, why, n);
   ss_source_stop(st->src);
   st->src = NULL;
-  tell_viewers(a, st->hub, n, 1001, "stream removed on the origin", 0);
+  tell_viewers(a->mgr, st->hub, n, 1001, "stream removed on the origin", 0);
   if (e->ngraves < SS_MAX_STREAMS) {
     e->graves[e->ngraves].hub = st->hub;
     e->graves[e->ngraves++].since = sl_mgr_now(a->mgr);
@@ -489,11 +523,16 @@ int ss_drain_step(ss_app *a, int sig) {
   }
   if (sig && !o->draining) {
     if (o->drain_timeout_ms == 0) return 1;
-    o->draining = 1;
+    atomic_store(&o->draining, 1);
     o->drain_start_ms = o->drain_told_ms = now;
-    if (a->listener) {
-      sl_conn_close(a->listener, SL_CLOSE_NOW);
-      a->listener = NULL;
+    if (a->loops[0].listener) {
+      sl_conn_close(a->loops[0].listener, SL_CLOSE_NOW);
+      a->loops[0].listener = NULL;
+    }
+    for (int l = 1; l < a->nloops; l++) {
+      atomic_store(&a->loops[l].drain_batch, 0);
+      if (sl_mgr_call(a->loops[l].mgr, drain_loop, &a->loops[l]) != 0)
+        sl_log(SL_LOG_WARN, "drain: loop %d is busy; its listener closes at the next tick", l);
     }
     sl_log(SL_LOG_INFO,
            "signal %d: draining: no new viewers; telling %zu viewer(s) to reconnect "
@@ -504,7 +543,7 @@ int ss_drain_step(ss_app *a, int sig) {
   size_t left = viewers_total(a);
   if (left == 0) {
     sl_log(SL_LOG_INFO, "drained: %llu viewer(s) told to go in %llu ms",
-           (unsigned long long)o->drained, (unsigned long long)(now - o->drain_start_ms));
+           (unsigned long long)drained_total(a), (unsigned long long)(now - o->drain_start_ms));
     return 1;
   }
   if (now - o->drain_start_ms >= o->drain_timeout_ms) {
@@ -513,7 +552,7 @@ int ss_drain_step(ss_app *a, int sig) {
   }
   if (o->drain_all_told_ms && now - o->drain_all_told_ms >= DRAIN_GRACE_MS) {
     sl_log(SL_LOG_INFO, "drained: %llu viewer(s) told to go; %zu did not take the end of "
-           "their stream in %u ms and are closed", (unsigned long long)o->drained, left,
+           "their stream in %u ms and are closed", (unsigned long long)drained_total(a), left,
            DRAIN_GRACE_MS);
     return 1;
   }
@@ -524,13 +563,18 @@ int ss_drain_step(ss_app *a, int sig) {
     uint64_t ticks = elapsed < spread ? (spread - elapsed) / DRAIN_TICK_MS + 1 : 1;
     size_t batch = (size_t)((left + ticks - 1) / ticks);
     if (batch < DRAIN_BATCH_MIN) batch = DRAIN_BATCH_MIN;
-    size_t want = batch;
-    for (int i = 0; i < a->nstreams && batch; i++) {
-      size_t k = tell_viewers(a, a->streams[i].hub, batch, 1012, "service restart", 1);
-      o->drained += k;
-      batch -= k;
+    /* Each loop tells a batch of its own; every loop's last batch having
+     * found nobody (the others' answer comes a tick late) ends it. */
+    size_t k = tell_loop(&a->loops[0], batch);
+    o->drained += k;
+    int idle = k == 0;
+    for (int l = 1; l < a->nloops; l++) {
+      ss_loop *lp = &a->loops[l];
+      idle = idle && atomic_load(&lp->drain_idle);
+      atomic_store(&lp->drain_batch, batch);
+      sl_mgr_call(lp->mgr, drain_loop, lp); /* a full queue: next tick */
     }
-    if (batch == want) o->drain_all_told_ms = now; /* nobody left to tell */
+    if (idle) o->drain_all_told_ms = now; /* nobody left to tell */
     o->drain_told_ms = now;
   }
   return 0;
@@ -538,7 +582,8 @@ int ss_drain_step(ss_app *a, int sig) {
 
 /* ---- health ------------------------------------------------------------ */
 
-int ss_health_route(ss_app *a, sl_conn *c, const char *path) {
+int ss_health_route(ss_loop *lp, sl_conn *c, const char *path) {
+  ss_app *a = lp->app;
   if (strcmp(path, "/healthz") != 0) return 0;
   struct ss_edge *e = a->ops.edge;
   int up = 0, ready;
@@ -548,7 +593,7 @@ int ss_health_route(ss_app *a, sl_conn *c, const char *path) {
     up += ss.connected != 0;
   }
   const char *why = "";
-  if (a->ops.draining) why = "draining";
+  if (atomic_load(&a->ops.draining)) why = "draining";
   else if (e && !e->synced) why = "no stream list from the origin yet";
   else if (e && up < a->nstreams) why = "upstream not connected";
   ready = !why[0];
@@ -564,24 +609,24 @@ int ss_health_route(ss_app *a, sl_conn *c, const char *path) {
 
 /* ---- QoS ----------------------------------------------------------------- */
 
-void ss_qos_apply(ss_app *a, ss_stream *st, sl_conn *c) {
+void ss_qos_apply(ss_loop *lp, ss_stream *st, sl_conn *c) {
+  ss_app *a = lp->app;
   ss_qos q = a->ops.qos;
   for (int i = 0; st && i < a->ops.nsq; i++) {
     if (strcmp(a->ops.sq[i].name, st->name) != 0) continue;
     if (a->ops.sq[i].q.dscp != SS_QOS_UNSET) q.dscp = a->ops.sq[i].q.dscp;
     if (a->ops.sq[i].q.priority != SS_QOS_UNSET) q.priority = a->ops.sq[i].q.priority;
   }
-  static int logged;
   int rc = 0;
   if (q.dscp != SS_QOS_UNSET) rc = sl_conn_sockopt(c, SL_OPT_DSCP, q.dscp);
   if (rc == 0 && q.priority != SS_QOS_UNSET) rc = sl_conn_sockopt(c, SL_OPT_PRIORITY, q.priority);
-  if (rc && !logged++)
+  if (rc && atomic_fetch_add(&lp->qos_logged, 1) == 0)
     sl_log(SL_LOG_WARN, "stream %s: cannot mark viewer sockets (dscp %d, priority %d): %s",
            st ? st->name : "(mux)", q.dscp, q.priority, sl_strerror(rc));
 }
 
-void ss_qos_read(ss_app *a, uint64_t id, int *dscp, int *priority) {
-  sl_conn *c = sl_conn_find(a->mgr, id);
+void ss_qos_read(ss_loop *lp, uint64_t id, int *dscp, int *priority) {
+  sl_conn *c = sl_conn_find(lp->mgr, id);
   int fd = c ? sl_conn_fd(c) : -1, v = 0;
   socklen_t l = sizeof(v);
   struct sockaddr_storage ss;
@@ -601,7 +646,7 @@ void ss_qos_read(ss_app *a, uint64_t id, int *dscp, int *priority) {
 
 void ss_ops_json(ss_app *a, ss_sbuf *b) {
   struct ss_edge *e = a->ops.edge;
-  ss_sbuf_printf(b, ",\"draining\":%s", a->ops.draining ? "true" : "false");
+  ss_sbuf_printf(b, ",\"draining\":%s", atomic_load(&a->ops.draining) ? "true" : "false");
   if (e == NULL) return;
   ss_sbuf_printf(b, ",\"edge\":{\"origin\":");
   ss_sbuf_json_str(b, a->ops.origin);
@@ -637,7 +682,7 @@ void ss_edge_stream_json(ss_app *a, ss_stream *st, ss_sbuf *b) {
 void ss_ops_prom(ss_app *a, ss_sbuf *b) {
   ss_sbuf_printf(b, "# HELP sluice_draining 1 while draining (SIGTERM).\n"
                     "# TYPE sluice_draining gauge\nsluice_draining %d\n",
-                 a->ops.draining);
+                 atomic_load(&a->ops.draining));
   struct ss_edge *e = a->ops.edge;
   if (e == NULL) return;
   ss_sbuf_printf(b,

@@ -13,13 +13,16 @@
  *   QoS         --dscp / --priority (and per stream --stream-qos) mark the
  *               packets of viewer sockets (SL_OPT_DSCP, SL_OPT_PRIORITY)
  *
- * Everything here runs on the loop thread. main.c parses the options into
+ * Everything here runs on a loop thread: edge mode and the drain's
+ * decisions on loop 0 (the main thread; edge mode runs one loop), the rest
+ * on the loop of the connection concerned. main.c parses the options into
  * ss_ops and calls the start/stop/step functions; server.c calls
  * ss_health_route and ss_qos_apply; stats.c the JSON and Prometheus views.
  */
 #ifndef SS_EDGE_H
 #define SS_EDGE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@
 #include "sluice.h"
 
 struct ss_app;
+struct ss_loop;
 struct ss_stream;
 struct ss_edge;
 
@@ -55,7 +59,8 @@ typedef struct ss_ops {
   int nsq;
   /* runtime */
   struct ss_edge *edge;
-  int draining;              /* SIGTERM seen: the listener is closed */
+  atomic_int draining;       /* SIGTERM seen: the listeners are closed
+                                (set by loop 0, read by every loop) */
   uint64_t drain_start_ms, drain_told_ms, drain_all_told_ms;
   uint64_t drained;          /* viewers told to go */
 } ss_ops;
@@ -82,22 +87,24 @@ int ss_edge_start(struct ss_app *a, char *err, size_t errlen);
  * those of removed streams still closing). NULL-safe on a->ops.edge. */
 void ss_edge_stop(struct ss_app *a);
 
-/* The loop's shutdown step, called after every sl_mgr_poll with the signal
- * seen (0: none). SIGTERM starts the drain (once); SIGINT, or SIGTERM again,
- * ends at once. Returns 1 when the loop should end. */
+/* The shutdown step, called on loop 0 after every sl_mgr_poll with the
+ * signal seen (0: none). SIGTERM starts the drain (once): every loop's
+ * listener closes and each loop tells its own viewers to go, in batches;
+ * SIGINT, or SIGTERM again, ends at once. Returns 1 when the loops should
+ * end. */
 int ss_drain_step(struct ss_app *a, int sig);
 
 /* /healthz: answers it and returns 1, or returns 0 for any other path.
  * No authentication: balancers probe it. */
-int ss_health_route(struct ss_app *a, sl_conn *c, const char *path);
+int ss_health_route(struct ss_loop *lp, sl_conn *c, const char *path);
 
 /* Mark viewer connection `c` of stream `st` (just attached) with the
  * stream's QoS, else the global one (st NULL: a /mux connection, which
  * carries several streams: the global one). Failures are logged once. */
-void ss_qos_apply(struct ss_app *a, struct ss_stream *st, sl_conn *c);
-/* The DSCP and priority in force on viewer `id`'s socket (read back with
- * getsockopt; -1 when unknown). */
-void ss_qos_read(struct ss_app *a, uint64_t id, int *dscp, int *priority);
+void ss_qos_apply(struct ss_loop *lp, struct ss_stream *st, sl_conn *c);
+/* The DSCP and priority in force on viewer `id`'s socket of loop lp (read
+ * back with getsockopt; -1 when unknown). On lp's thread. */
+void ss_qos_read(struct ss_loop *lp, uint64_t id, int *dscp, int *priority);
 
 /* Views: ",\"edge\":{...},\"draining\":B" at the top of /api/stats;
  * ",\"upstream\":{...}" inside a stream's object (nothing when the stream

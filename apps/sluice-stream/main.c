@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "app.h"
 
@@ -52,8 +53,20 @@ static void usage(FILE *f) {
 "Server:\n"
 "  -l, --listen ADDR        address to listen on (127.0.0.1:8080); other\n"
 "                           interfaces only when asked, e.g. 0.0.0.0:8080\n"
+"      --threads N|auto     event loops, one per thread, 1..16 (1); auto: the\n"
+"                           online CPUs, at most 4 (1 on a single CPU). Each\n"
+"                           listens on the same address (SO_REUSEPORT: the\n"
+"                           kernel spreads new connections) and serves every\n"
+"                           route with its own hub per stream; a source's\n"
+"                           frames are stored once for all of them. The API\n"
+"                           and /metrics show the totals. --edge runs 1\n"
+"                           loop (streams appear at run time)\n"
 "      --max-viewers N      viewers per stream (1000); when full, a viewer\n"
-"                           stalled for 5 s is evicted, else 503\n"
+"                           stalled for 5 s is evicted, else 503 (with\n"
+);
+  fprintf(f,
+"                           several loops: 503 once the stream is full;\n"
+"                           eviction happens within a loop)\n"
 "      --budget BYTES       library memory budget (64M; 0: off)\n"
 "      --token TOKEN        require 'Authorization: Bearer TOKEN' or ?token=\n"
 "      --basic USER:PASS    require HTTP Basic auth (pages included)\n"
@@ -70,11 +83,14 @@ static void usage(FILE *f) {
 "                           (new connections get the new certificate, viewers\n"
 "                           already watching are not dropped)\n"
 "\n"
-"Viewer defaults (each viewer may ask ?fps=N&policy=...):\n"
+"Viewer defaults (each viewer may ask ?fps=N&policy=...&lowat=...):\n"
 "      --policy P           latest | queue:N | keyframe | lossless (latest)\n"
 "      --fps-cap N          frame-rate cap per viewer (0: none)\n"
 "      --send-max BYTES     per-viewer queue cap (0: 2 x largest frame + 64K)\n"
 "      --stall-ms MS        close a viewer that made no progress (300000)\n"
+"      --lowat BYTES        TCP_NOTSENT_LOWAT of viewer sockets: auto (the\n"
+"                           stream's average frame, 16K..128K), kernel (not\n"
+"                           set), or 4K..16M; a viewer may ask ?lowat=4096..1M\n"
 "\n"
 );
   ss_ops_usage(f);
@@ -95,9 +111,10 @@ static void usage(FILE *f) {
 enum {
   OPT_STREAM = 256, OPT_SIZE, OPT_FPS, OPT_QUALITY, OPT_MAX_FRAME, OPT_SOURCE_USER,
   OPT_MAX_VIEWERS, OPT_BUDGET, OPT_TOKEN, OPT_BASIC, OPT_ORIGIN, OPT_LOSSLESS,
-  OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY,
+  OPT_POLICY, OPT_FPS_CAP, OPT_SEND_MAX, OPT_STALL, OPT_LOWAT, OPT_LOG, OPT_TLS_CERT, OPT_TLS_KEY,
   OPT_CODEC, OPT_BITRATE, OPT_GOP, OPT_GOP_MAX, OPT_CORS, OPT_DEMO,
-  OPT_EDGE, OPT_EDGE_POLL, OPT_DRAIN_TIMEOUT, OPT_DSCP, OPT_PRIORITY, OPT_STREAM_QOS
+  OPT_EDGE, OPT_EDGE_POLL, OPT_DRAIN_TIMEOUT, OPT_DSCP, OPT_PRIORITY, OPT_STREAM_QOS,
+  OPT_THREADS
 };
 
 static const struct option long_opts[] = {
@@ -109,7 +126,7 @@ static const struct option long_opts[] = {
     {"demo-streams", required_argument, 0, OPT_DEMO},
     {"max-frame", required_argument, 0, OPT_MAX_FRAME},
     {"source-user", required_argument, 0, OPT_SOURCE_USER},
-    {"listen", required_argument, 0, 'l'},
+    {"listen", required_argument, 0, 'l'},      {"threads", required_argument, 0, OPT_THREADS},
     {"max-viewers", required_argument, 0, OPT_MAX_VIEWERS},
     {"budget", required_argument, 0, OPT_BUDGET}, {"token", required_argument, 0, OPT_TOKEN},
     {"basic", required_argument, 0, OPT_BASIC},
@@ -121,6 +138,7 @@ static const struct option long_opts[] = {
     {"policy", required_argument, 0, OPT_POLICY}, {"fps-cap", required_argument, 0, OPT_FPS_CAP},
     {"send-max", required_argument, 0, OPT_SEND_MAX},
     {"stall-ms", required_argument, 0, OPT_STALL},
+    {"lowat", required_argument, 0, OPT_LOWAT},
     {"edge", required_argument, 0, OPT_EDGE}, {"edge-poll", required_argument, 0, OPT_EDGE_POLL},
     {"drain-timeout", required_argument, 0, OPT_DRAIN_TIMEOUT},
     {"dscp", required_argument, 0, OPT_DSCP}, {"priority", required_argument, 0, OPT_PRIORITY},
@@ -134,6 +152,17 @@ static char origin_store[SS_MAX_ORIGINS][256];
 static int norigins;
 static char cors_store[SS_MAX_ORIGINS][256];
 static int ncors;
+
+/* --threads auto: one loop per online CPU, at most 4 (past that the
+ * producer threads and the kernel's share of the work matter more); one
+ * on a single CPU, where a second loop only adds hand-offs. The default
+ * stays 1 until the whole app test set has passed with several loops
+ * (docs/scale-out.md). */
+static int auto_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n <= 1) return 1;
+  return n > 4 ? 4 : (int)n;
+}
 
 static int fail(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "sluice-stream: ");
@@ -302,6 +331,15 @@ static int apply(ss_app *a, int opt, const char *v) {
       if (strlen(v) >= sizeof(a->listen)) return fail("--listen %s: too long%s", v, "");
       snprintf(a->listen, sizeof(a->listen), "%s", v);
       return 0;
+    case OPT_THREADS:
+      if (strcmp(v, "auto") == 0) {
+        a->threads = auto_threads();
+        return 0;
+      }
+      if (parse_num(v, 1, SS_MAX_LOOPS, &d) || d != (int)d)
+        return fail("--threads %s: use 1..%s or auto", v, "16");
+      a->threads = (int)d;
+      return 0;
     case OPT_MAX_VIEWERS:
       if (parse_num(v, 1, 100000, &d)) return fail("--max-viewers %s: use 1..100000%s", v, "");
       a->max_viewers = (size_t)d;
@@ -385,6 +423,12 @@ static int apply(ss_app *a, int opt, const char *v) {
     case OPT_STALL:
       if (parse_num(v, 100, 86400000, &d)) return fail("--stall-ms %s: use 100..86400000%s", v, "");
       a->sub.stall_ms = (uint32_t)d;
+      return 0;
+    case OPT_LOWAT:
+      if (strcmp(v, "auto") == 0) a->sub.notsent_lowat = 0;
+      else if (strcmp(v, "kernel") == 0) a->sub.notsent_lowat = SL_LOWAT_KERNEL;
+      else if (parse_size(v, &z) == 0 && z >= 4096 && z <= (16u << 20)) a->sub.notsent_lowat = z;
+      else return fail("--lowat %s: use auto, kernel or a size of 4K..16M%s", v, "");
       return 0;
     case OPT_LOG:
       if (strcmp(v, "error") == 0) a->log_level = SL_LOG_ERROR;
@@ -475,6 +519,67 @@ static int parse_args(ss_app *a, int argc, char **argv) {
   return 0;
 }
 
+/* Loop i > 0 is made on its own thread: a manager takes the thread that
+ * creates it for its loop thread until its first poll, and hub group
+ * members are added on their loop's thread. */
+static int loop_setup(ss_loop *lp, char *err, size_t errlen) {
+  ss_app *a = lp->app;
+  int rc = 0;
+  sl_mgr_opts mo = {.budget = a->budget, .reuseport = 1,
+                    .max_conns = a->max_viewers * (size_t)a->nstreams + 256};
+  lp->mgr = sl_mgr_new(&mo, &rc);
+  if (lp->mgr == NULL) return snprintf(err, errlen, "loop %d: %s", lp->idx, sl_strerror(rc)), -1;
+  for (int i = 0; i < a->nstreams; i++) {
+    ss_stream *st = &a->streams[i];
+    sl_hub_opts ho = {.kind = st->kind, .gop_max = a->gop_max, .max_subs = a->max_viewers,
+                      .sub = a->sub, .on_event = ss_on_hub_event, .arg = lp};
+    lp->hubs[i] = sl_hub_new(lp->mgr, st->name, &ho, &rc);
+    if (lp->hubs[i] == NULL || (rc = sl_hub_group_add(st->group, lp->hubs[i])) != 0)
+      return snprintf(err, errlen, "loop %d: stream %s: %s", lp->idx, st->name, sl_strerror(rc)), -1;
+  }
+  return ss_server_start(a, lp, err, errlen);
+}
+
+static void loop_teardown(ss_loop *lp) {
+  if (lp->mgr == NULL) return;
+  ss_server_stop(lp);
+  for (int i = 0; i < lp->app->nstreams; i++)
+    if (lp->hubs[i]) sl_hub_free(lp->hubs[i]);
+  sl_mgr_free(lp->mgr);
+  lp->mgr = NULL;
+}
+
+static atomic_int loops_ready, loops_failed;
+
+static void *loop_main(void *arg) {
+  ss_loop *lp = arg;
+  char err[512];
+  int ok = loop_setup(lp, err, sizeof(err)) == 0;
+  if (!ok) fprintf(stderr, "sluice-stream: %s\n", err);
+  if (ok) atomic_store(&lp->up, 1);
+  atomic_fetch_add(ok ? &loops_ready : &loops_failed, 1);
+  /* Even a loop that failed waits for quit: main may still wake it. */
+  while (!atomic_load(&lp->quit)) {
+    if (ok) sl_mgr_poll(lp->mgr, 500);
+    else usleep(20000);
+  }
+  /* No manager goes before every loop has stopped polling: until then
+   * another loop's statistics request may still call this one. */
+  ss_app *a = lp->app;
+  atomic_fetch_add(&a->loops_stopped, 1);
+  while (atomic_load(&a->loops_stopped) < a->nloops - 1) usleep(1000);
+  loop_teardown(lp);
+  return NULL;
+}
+
+/* Set on the loop's own thread: once main's sl_mgr_call has returned it
+ * touches that manager no more, and the loop may go. */
+static void loop_quit(sl_mgr *m, void *arg) {
+  ss_loop *lp = arg;
+  (void)m;
+  atomic_store(&lp->quit, 1);
+}
+
 int main(int argc, char **argv) {
   static ss_app app;
   ss_app *a = &app;
@@ -519,16 +624,30 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max < 65536 ? rl.rlim_max : 65536;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  if (a->threads == 0) a->threads = auto_threads();
+  if (edge && a->threads > 1) {
+    /* Its streams come and go at run time, with one hub each on loop 0. */
+    sl_log(SL_LOG_INFO, "--edge runs one loop (--threads %d ignored)", a->threads);
+    a->threads = 1;
+  }
+  a->nloops = a->threads;
+  pthread_mutex_init(&a->recent_lock, NULL);
+  pthread_mutex_init(&a->gather_lock, NULL);
+  for (int l = 0; l < a->nloops; l++) {
+    a->loops[l].idx = l;
+    a->loops[l].app = a;
+  }
   size_t max_conns = a->max_viewers * (size_t)(edge ? SS_MAX_STREAMS : a->nstreams) + 256;
-  sl_mgr_opts mo = {.budget = a->budget, .max_conns = max_conns};
+  sl_mgr_opts mo = {.budget = a->budget, .max_conns = max_conns, .reuseport = a->nloops > 1};
   int rc;
-  a->mgr = sl_mgr_new(&mo, &rc);
+  a->mgr = a->loops[0].mgr = sl_mgr_new(&mo, &rc);
+  atomic_store(&a->loops[0].up, a->mgr != NULL);
   if (a->mgr == NULL) {
     fprintf(stderr, "sluice-stream: cannot start: %s\n", sl_strerror(rc));
     return 1;
   }
   a->started_ms = sl_mgr_now(a->mgr);
-  int status = 1;
+  int status = 1, nthreads = 0;
   sl_tls_opts to = {.cert_file = a->tls_cert, .key_file = a->tls_key};
   if (a->tls_cert[0]) {
     a->tls = sl_tls_server_new(&to, &rc);
@@ -549,13 +668,22 @@ int main(int argc, char **argv) {
      * read here and handed to the source). */
     ss_source_opts so = a->src;
     int codec = ss_source_codec(st->spec, &so, 5000, probe, sizeof(probe));
-    sl_hub_opts ho = {.kind = codec == SS_CODEC_H264 ? SL_KIND_H264 : SL_KIND_MJPEG,
-                      .gop_max = a->gop_max, .max_subs = a->max_viewers, .sub = a->sub,
-                      .on_event = ss_on_hub_event, .arg = a};
+    st->kind = codec == SS_CODEC_H264 ? SL_KIND_H264 : SL_KIND_MJPEG;
+    sl_hub_opts ho = {.kind = st->kind, .gop_max = a->gop_max, .max_subs = a->max_viewers,
+                      .sub = a->sub, .on_event = ss_on_hub_event, .arg = &a->loops[0]};
     st->hub = sl_hub_new(a->mgr, st->name, &ho, &rc);
     if (st->hub == NULL) {
       fprintf(stderr, "sluice-stream: stream %s: %s\n", st->name, sl_strerror(rc));
       goto out;
+    }
+    if (a->nloops > 1) {
+      /* Every loop's hub of the stream joins; the source publishes once. */
+      st->group = sl_hub_group_new(&rc);
+      if (st->group == NULL || (rc = sl_hub_group_add(st->group, st->hub)) != 0) {
+        fprintf(stderr, "sluice-stream: stream %s: %s\n", st->name, sl_strerror(rc));
+        goto out;
+      }
+      so.group = st->group;
     }
     st->src = ss_source_start(st->spec, a->mgr, st->hub, &so, err, sizeof(err));
     if (st->src == NULL) {
@@ -563,10 +691,29 @@ int main(int argc, char **argv) {
       goto out;
     }
   }
-  if (ss_server_start(a, err, sizeof(err)) != 0 ||
+  if (ss_server_start(a, &a->loops[0], err, sizeof(err)) != 0 ||
       (edge && ss_edge_start(a, err, sizeof(err)) != 0)) {
     fprintf(stderr, "sluice-stream: %s\n", err);
     goto out;
+  }
+  if (a->nloops > 1) {
+    /* The other loops take no signals: they belong to the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int l = 1; l < a->nloops; l++) {
+      if (pthread_create(&a->loops[l].thread, NULL, loop_main, &a->loops[l]) != 0) {
+        atomic_fetch_add(&loops_failed, a->nloops - l);
+        atomic_fetch_add(&a->loops_stopped, a->nloops - l); /* never to run */
+        break;
+      }
+      nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Loop 0 runs meanwhile (the sources' first frames go out). */
+    while (atomic_load(&loops_ready) + atomic_load(&loops_failed) < a->nloops - 1)
+      sl_mgr_poll(a->mgr, 1);
+    if (atomic_load(&loops_failed)) goto out;
   }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -576,10 +723,11 @@ int main(int argc, char **argv) {
   char host[sizeof(a->listen) + 8];
   const char *colon = strrchr(a->listen, ':');
   snprintf(host, sizeof(host), "%.*s:%d", colon ? (int)(colon - a->listen) : 0, a->listen,
-           sl_conn_local_port(a->listener));
+           sl_conn_local_port(a->loops[0].listener));
   const char *scheme = a->tls ? "https" : "http";
   printf("sluice-stream %s: serving %s://%s/  (dashboard: %s://%s/dashboard, "
          "metrics: /metrics)\n", sl_version(), scheme, host, scheme, host);
+  if (a->nloops > 1) printf("  %d loops on %d threads, one listener each\n", a->nloops, a->nloops);
   for (int i = 0; i < a->nstreams; i++)
     printf("  stream %-10s %s%s  <- %s\n", a->streams[i].name, a->streams[i].base,
            ss_source_codec_of(a->streams[i].src) == SS_CODEC_H264 ? "stream.h264"
@@ -589,7 +737,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
   int sig_seen = 0;
   for (;;) {
-    sl_mgr_poll(a->mgr, a->ops.draining ? 50 : 500);
+    sl_mgr_poll(a->mgr, atomic_load(&a->ops.draining) ? 50 : 500);
     int sig = stop_signal;
     stop_signal = 0;
     if (sig) sig_seen = sig;
@@ -615,9 +763,17 @@ out:
     ss_source_stop(a->streams[i].src);
     a->streams[i].src = NULL;
   }
+  /* Nothing publishes any more: stop the other loops (each frees its own
+   * hubs and manager), then loop 0. */
+  for (int l = 1; l <= nthreads; l++)
+    if (!atomic_load(&a->loops[l].up) || sl_mgr_call(a->loops[l].mgr, loop_quit, &a->loops[l]))
+      atomic_store(&a->loops[l].quit, 1); /* seen within its poll's 500 ms */
+  for (int l = 1; l <= nthreads; l++) pthread_join(a->loops[l].thread, NULL);
+  ss_view_free_pending(a);
   for (int i = 0; i < a->nstreams; i++)
     if (a->streams[i].hub) sl_hub_free(a->streams[i].hub);
-  if (a->sse_timer) sl_timer_free(a->mgr, a->sse_timer);
+  for (int i = 0; i < a->nstreams; i++) sl_hub_group_free(a->streams[i].group);
+  if (a->mgr) ss_server_stop(&a->loops[0]);
   sl_mgr_free(a->mgr);
   sl_tls_ctx_free(a->tls);
   sl_mem_stats ms;

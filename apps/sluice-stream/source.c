@@ -76,8 +76,12 @@ int ss__sleep_until(ss_source *s, uint64_t deadline_ns) {
   }
 }
 
+int ss__ready(ss_source *s) {
+  return s->o.group ? sl_hub_group_ready(s->o.group) : sl_hub_ready(s->hub);
+}
+
 int ss__wait_ready(ss_source *s) {
-  while (!atomic_load(&s->live) || !sl_hub_ready(s->hub))
+  while (!atomic_load(&s->live) || !ss__ready(s))
     if (ss__sleep_until(s, ss__mono_ns() + READY_POLL_NS)) return -1;
   return ss__stopping(s) ? -1 : 0;
 }
@@ -108,7 +112,14 @@ int ss__publish_buf(ss_source *s, sl_buf *b, int flags) {
   size_t len = sl_buf_len(b);
   if ((flags & SS_PUB_WAIT) && ss__wait_ready(s)) return SL_ECANCELED;
   int rc;
-  while ((rc = sl_hub_publish(s->hub, b, 0, SL_FRAME_KEY)) == SL_EFULL &&
+  /* A group has no SL_EFULL to retry on: a producer that pushes back
+   * waits until every loop has room instead. */
+  while (s->o.group && (flags & SS_PUB_RETRY) && !sl_hub_group_ready(s->o.group))
+    if (ss__sleep_until(s, ss__mono_ns() + FULL_RETRY_NS)) return SL_ECANCELED;
+  /* A group never answers SL_EFULL: a loop without room loses the frame
+   * (its hub's group_lost; an H.264 member resyncs at the next IDR). */
+  while ((rc = s->o.group ? sl_hub_group_publish(s->o.group, b, 0, SL_FRAME_KEY)
+                          : sl_hub_publish(s->hub, b, 0, SL_FRAME_KEY)) == SL_EFULL &&
          (flags & SS_PUB_RETRY)) {
     if (ss__sleep_until(s, ss__mono_ns() + FULL_RETRY_NS)) {
       rc = SL_ECANCELED;

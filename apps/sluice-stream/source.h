@@ -42,6 +42,11 @@ typedef struct ss_source_opts {
   size_t max_frame;       /* stdin, dir, relay: largest frame accepted (8 MiB) */
   const char *user, *pass;/* relay: credentials (Basic or Digest); copied.
                              NULL: take them from the URL (user:pass@host) */
+  sl_hub_group *group;    /* --threads > 1: publish into this group (the
+                             hub given to ss_source_start is one of its
+                             members, on the source's manager) instead of
+                             the hub alone. Borrowed: it must outlive the
+                             source. NULL: the hub */
   int fd;                 /* stdin: the descriptor "-" reads (0, standard
                              input, when zero-initialised). Borrowed: never
                              closed, its flags are left alone. Tests feed

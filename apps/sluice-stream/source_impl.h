@@ -69,6 +69,10 @@ int ss__publish(ss_source *s, const void *data, size_t len, int flags);
 /* The same for a buffer the caller keeps its own reference to. */
 int ss__publish_buf(ss_source *s, sl_buf *b, int flags);
 
+/* sl_hub_ready of the hub, or sl_hub_group_ready of the group (every loop
+ * ready, with room for a frame). Any thread. */
+int ss__ready(ss_source *s);
+
 /* Producer thread: wait until the loop has run once and the hub is ready.
  * 0, or -1 when the source is stopping. */
 int ss__wait_ready(ss_source *s);

@@ -162,7 +162,7 @@ static sl_conn *upstream_conn(struct relay *r) {
 
 static void resume_check(sl_mgr *m, void *arg) {
   struct relay *r = arg;
-  if (!sl_hub_ready(r->s->hub)) return;
+  if (!ss__ready(r->s)) return;
   sl_timer_free(m, r->resume);
   r->resume = NULL;
   sl_conn *c = upstream_conn(r);
@@ -188,7 +188,7 @@ static void publish(struct relay *r, const void *data, size_t len) {
   if (ss__publish(s, data, len, 0) != 0) return;
   r->backoff = BACKOFF_MIN_MS;
   r->fails = 0;
-  if (!sl_hub_ready(s->hub) && r->resume == NULL) {
+  if (!ss__ready(s) && r->resume == NULL) {
     sl_conn *c = upstream_conn(r);
     r->resume = sl_timer_add(s->mgr, RESUME_POLL_MS, SL_TIMER_REPEAT,
                              resume_check, r, NULL);

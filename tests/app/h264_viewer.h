@@ -50,6 +50,7 @@ static inline void hv_stop(struct rel_srv *s) { rel_srv_check_clean(s, rel_srv_s
 struct h264_stats {
   long long seq, held, frames_held, largest, viewers, gop_frames, gop_bytes, bitrate, resyncs;
   long long frames_in, mp4_fragments, mp4_bytes;
+  long long loops; /* the server's event loops (--threads): each builds its own fragments */
 };
 
 static inline void hv_stats(int port, struct h264_stats *o) {
@@ -69,6 +70,8 @@ static inline void hv_stats(int port, struct h264_stats *o) {
   o->frames_in = rel_json_num(r, from, "frames_in");
   o->mp4_fragments = rel_json_num(r, from, "mp4_fragments");
   o->mp4_bytes = rel_json_num(r, from, "mp4_bytes");
+  o->loops = rel_json_num(r, NULL, "threads");
+  if (o->loops < 1) o->loops = 1;
   free(r);
 }
 
@@ -167,6 +170,23 @@ static inline void hv_read_stalled(int fd, struct rec *r, size_t first) {
   sleep(10);
   uint64_t end = test_now_ms() + 4000;
   while (test_now_ms() < end) CHECK(hv_read_some(fd, r, 0, 50) >= 0);
+}
+
+/* A raw-socket viewer of `path` (answered as `ctype`) with a 16 KiB
+ * receive buffer against the server `s` started at 1000 kbit/s: it reads
+ * slowly (hv_read_slowly) or, with `stalled`, stalls after 60000 bytes
+ * (hv_read_stalled). What it received is in *r (the caller frees r->p);
+ * returns the server's viewer resync count, read before the viewer
+ * closes. */
+static inline long long hv_paced_viewer(struct rel_srv *s, const char *path, const char *ctype,
+                                        int stalled, struct rec *r) {
+  hv_start(s, "1000"); /* ~125 KB/s */
+  int fd = hv_open(s->port, 16384, path, ctype, r);
+  if (stalled) hv_read_stalled(fd, r, 60000);
+  else hv_read_slowly(fd, r);
+  long long resyncs = hv_viewer_resyncs(s->port);
+  close(fd);
+  return resyncs;
 }
 
 static inline void hv_save(const struct rec *r, const char *path) {

@@ -100,13 +100,16 @@ static inline void rel_srv_spawn(struct rel_srv *s, const char *const *wrap,
   argv[n++] = "127.0.0.1:0";
   for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
   argv[n] = NULL;
+  /* Truncated here, before the fork: the log's name can repeat (a reused
+   * pid), and a child that truncated it itself could be too late for the
+   * wait below, which would then read a stale ": serving" line. */
+  int logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  CHECK(logfd >= 0);
   s->pid = fork();
   CHECK(s->pid >= 0);
   if (s->pid == 0) {
-    int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (fd > 2) close(fd);
+    dup2(logfd, 1);
+    dup2(logfd, 2);
     if (nofile > 0) {
       struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
       setrlimit(RLIMIT_NOFILE, &rl);
@@ -115,6 +118,7 @@ static inline void rel_srv_spawn(struct rel_srv *s, const char *const *wrap,
     execvp(argv[0], (char *const *)argv);
     _exit(127);
   }
+  close(logfd);
   s->port = test_wait_log_port(s->log, ": serving ", s->pid, start_ms);
   CHECK(s->port > 0);
   CHECK_MSG(test_port_open(s->port), "sluice-stream said port %d but does not answer: %s",
@@ -129,6 +133,17 @@ static inline void rel_srv_start_ex(struct rel_srv *s, const char *const *wrap,
 
 static inline void rel_srv_start(struct rel_srv *s, const char *const *extra) {
   rel_srv_start_ex(s, NULL, extra, 0, 10000);
+}
+
+/* sluice-stream at --log-level info (its defaults otherwise) with up to 28
+ * more arguments (`extra`, NULL-terminated, may be NULL); waits at most
+ * `start_ms` for the port. */
+static inline void rel_srv_start_info(struct rel_srv *s, const char *const *extra, int start_ms) {
+  const char *argv[32] = {"--log-level", "info"};
+  int n = 2;
+  for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
+  argv[n] = NULL;
+  rel_srv_spawn(s, NULL, argv, 0, start_ms, NULL, NULL);
 }
 
 /* SIGTERM, then wait up to `timeout_ms`: the exit status, or -1 (killed,
@@ -200,6 +215,7 @@ struct rel_stats {
   long long held, peak, lib_total, queued, conns, rss;
   long long s_held, frames_held, largest, viewers;
   long long seq;
+  long long loops; /* the server's event loops (--threads): one listener each */
 };
 
 static inline int rel_stats_get(int port, struct rel_stats *st) {
@@ -220,6 +236,8 @@ static inline int rel_stats_get(int port, struct rel_stats *st) {
   st->largest = rel_json_num(r, "\"streams\":[", "largest_frame");
   st->viewers = rel_json_num(r, "\"streams\":[", "viewers");
   st->seq = rel_json_num(r, "\"streams\":[", "seq");
+  st->loops = rel_json_num(r, NULL, "threads");
+  if (st->loops < 1) st->loops = 1;
   free(r);
   return 0;
 }

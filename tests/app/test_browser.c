@@ -99,14 +99,10 @@
 #define PLAYWRIGHT SL_SOURCE_DIR "/tests/node/node_modules/playwright-core/package.json"
 
 /* sluice-stream with its defaults (640x480, 30 fps test pattern), on port
- * 0 read back from its log, plus up to 8 more arguments (NULL-terminated
+ * 0 read back from its log, plus more arguments (NULL-terminated
  * `extra`, may be NULL). */
 static void srv_start(struct rel_srv *s, const char *const *extra) {
-  const char *argv[12] = {"--log-level", "info"};
-  int n = 2;
-  for (int i = 0; extra && extra[i] && n < 11; i++) argv[n++] = extra[i];
-  argv[n] = NULL;
-  rel_srv_spawn(s, NULL, argv, 0, 10000, NULL, NULL);
+  rel_srv_start_info(s, extra, 10000);
 }
 
 /* SIGTERM and wait: exit status (or -1). */

@@ -127,17 +127,13 @@ TEST_T(h264_stream_join_starts_from_cached_gop, 90) {
   /* Mid-GOP, past the first: the next IDR is at least 12 frames (400 ms)
    * away. */
   struct h264_stats st;
-  uint64_t end = test_now_ms() + 20000;
-  do {
-    hv_stats(s.port, &st);
-    CHECK_MSG(test_now_ms() < end, "never mid-GOP (gop_frames %lld)", st.gop_frames);
-    if (st.seq <= 30 || st.gop_frames < 8 || st.gop_frames > 18) usleep(20000);
-  } while (st.seq <= 30 || st.gop_frames < 8 || st.gop_frames > 18);
+  WAIT_FOR((hv_stats(s.port, &st), st.seq > 30 && st.gop_frames >= 8 && st.gop_frames <= 18),
+           20000);
   struct rec r = {0};
   int fd = hv_open(s.port, 0, "/stream.h264", "video/h264", &r);
   static struct au_list a;
   /* Enough for the burst and the start of the next GOP. */
-  end = test_now_ms() + 20000;
+  uint64_t end = test_now_ms() + 20000;
   for (split_aus(r.p, r.len, &a); a.n < 46 && test_now_ms() < end; split_aus(r.p, r.len, &a))
     CHECK(hv_read_some(fd, &r, 0, 100) >= 0);
   close(fd);
@@ -160,12 +156,8 @@ TEST_T(h264_stream_join_starts_from_cached_gop, 90) {
 
 TEST_T(h264_stream_slow_viewer_skips_to_idr_and_decodes, 120) {
   struct rel_srv s;
-  hv_start(&s, "1000"); /* ~125 KB/s */
   struct rec r = {0};
-  int fd = hv_open(s.port, 16384, "/stream.h264", "video/h264", &r);
-  hv_read_slowly(fd, &r);
-  long long resyncs = hv_viewer_resyncs(s.port);
-  close(fd);
+  long long resyncs = hv_paced_viewer(&s, "/stream.h264", "video/h264", 0, &r);
   static struct decoded d;
   int gaps = check_recording(&r, 1, "slow", &d);
   CHECK_MSG(gaps >= 2, "a viewer reading a quarter of the stream for 20 s: %d gaps", gaps);
@@ -177,12 +169,8 @@ TEST_T(h264_stream_slow_viewer_skips_to_idr_and_decodes, 120) {
 
 TEST_T(h264_stream_stalled_viewer_resumes_at_idr, 120) {
   struct rel_srv s;
-  hv_start(&s, "1000");
   struct rec r = {0};
-  int fd = hv_open(s.port, 16384, "/stream.h264", "video/h264", &r);
-  hv_read_stalled(fd, &r, 60000);
-  long long resyncs = hv_viewer_resyncs(s.port);
-  close(fd);
+  long long resyncs = hv_paced_viewer(&s, "/stream.h264", "video/h264", 1, &r);
   static struct decoded d;
   int gaps = check_recording(&r, 1, "stalled", &d);
   CHECK_MSG(gaps >= 1, "a viewer stalled for 10 s: no gap");
@@ -249,6 +237,8 @@ TEST_T(h264_stream_100_stalled_viewers_bounded, 120) {
     fds[i] = hv_open(s.port, 4096, "/stream.h264", "video/h264", &ignore);
     free(ignore.p);
   }
+  /* A window, not a wait: the stalled viewers' queues fill and the hub's
+   * policy acts on them for 2 s before the measured part starts. */
   sleep(2);
   /* One fast viewer, decoding while the others stall. */
   char cmd[512], err[128];
@@ -293,14 +283,11 @@ TEST_T(h264_stream_100_stalled_viewers_bounded, 120) {
   for (int i = 0; i < NSTALL; i++) close(fds[i]);
   /* All gone: the hub holds exactly the cached GOP (the latest is its last
    * frame), each frame once. */
-  uint64_t end = test_now_ms() + 10000;
-  do {
-    usleep(100000);
-    hv_stats(s.port, &st);
-  } while (st.viewers != 0 && test_now_ms() < end);
-  CHECK_EQ(st.viewers, 0);
+  WAIT_FOR((hv_stats(s.port, &st), st.viewers == 0), 10000);
   CHECK_EQ(st.frames_held, st.gop_frames);
-  CHECK_EQ(st.held, st.gop_bytes + st.frames_held * HDR);
+  /* With several loops (--threads) every hub is a group member, whose
+   * frames are aliases: a header of their own beside the original's. */
+  CHECK_EQ(st.held, st.gop_bytes + st.frames_held * HDR * (st.loops > 1 ? 2 : 1));
   printf("  after: viewers 0, held %lld = GOP %lld bytes + %lld headers\n", st.held,
          st.gop_bytes, st.frames_held);
   hv_stop(&s);

@@ -62,25 +62,22 @@ L.main('frozen_tab', (FROZEN_S + 70) * 1000, async () => {
   const tFreeze = Date.now();
   const dash = dashboard(chr, v0.id);
   dash.catch(() => {}); /* awaited below */
-  const samples = [];
-  for (let i = 1; i <= FROZEN_S; i++) {
-    const due = tFreeze + i * 1000;
-    await L.sleep(Math.max(0, due - Date.now()));
+  const samples = await L.everySecond(FROZEN_S, async (i) => {
     const s = await L.stats(S);
     const v = L.mjpegViewers(s).find((x) => x.id === v0.id);
     const q = L.tcpQueues(SERVER_PORT, peerPort), qb = L.tcpQueues(peerPort, SERVER_PORT);
-    samples.push({
+    const x = {
       t: i, held: s.memory.held, total: s.memory.lib_total, rss: s.rss_bytes,
       sent: v ? v.bytes_sent : -1, state: v ? v.state : 'gone', lag: v ? v.lag_ms : -1,
       queued: v ? v.queued : -1, tx: q ? q.tx : -1, rxb: qb ? qb.rx : -1,
-    });
+    };
     if (i <= 10 || i % 10 === 0) {
-      const x = samples[samples.length - 1];
       L.out(`  t=${String(i).padStart(2)} s  held ${fmt(x.held)}  lib_total ${fmt(x.total)}  rss ${fmt(x.rss)}  ` +
         `bytes_sent ${x.sent}  ${x.state}  lag ${x.lag} ms  queued ${x.queued}  ` +
         `kernel: server tx_queue ${fmt(x.tx)}, browser rx_queue ${fmt(x.rxb)}`);
     }
-  }
+    return x;
+  }, tFreeze);
 
   /* The tab really stopped reading. */
   L.check(samples.every((x) => x.state !== 'gone'), 'the frozen viewer was closed while frozen');

@@ -134,10 +134,7 @@ L.main('h264_frozen', (FROZEN_S + 100) * 1000, async () => {
 
   const life = await L.lifecycle(chr.context, page);
   await life.freeze();
-  const tFreeze = Date.now();
-  const samples = [];
-  for (let i = 1; i <= FROZEN_S; i++) {
-    await L.sleep(Math.max(0, tFreeze + i * 1000 - Date.now()));
+  const samples = await L.everySecond(FROZEN_S, async (i) => {
     const s = await L.stats(S), st = s.streams[0];
     const v = (st.viewers_list || []).find((x) => x.id === v0.id);
     const q = L.tcpQueues(SERVER_PORT, peerPort);
@@ -147,12 +144,12 @@ L.main('h264_frozen', (FROZEN_S + 100) * 1000, async () => {
       queued: v ? v.queued : -1, sendMax: v ? v.send_max : -1, lag: v ? v.lag_ms : -1, tx: q ? q.tx : -1,
     };
     x.bound = x.gop + Math.max(0, x.queued) + 2 * x.largest + 64 * KiB;
-    samples.push(x);
     if (i <= 5 || i % 10 === 0 || a.verbose)
       L.out(`  t=${String(i).padStart(2)} s  stream held ${fmt(x.held)} (bound ${fmt(x.bound)}: GOP ${x.gopFrames} frames ` +
         `${fmt(x.gop)} + queued ${fmt(x.queued)} + 2 x ${fmt(x.largest)} + 64 KiB)  library ${fmt(x.lib)}  rss ${fmt(x.rss)}  ` +
         `bytes_sent ${x.sent}  ${x.state}  lag ${x.lag} ms  kernel tx_queue ${fmt(x.tx)}`);
-  }
+    return x;
+  });
 
   /* It really stopped reading. */
   L.check(samples.every((x) => x.state !== 'gone'), 'B: the frozen viewer was closed while frozen');

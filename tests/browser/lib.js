@@ -49,6 +49,18 @@ async function until(what, timeoutMs, fn, everyMs = 200) {
   }
 }
 
+/* A sampling window: call `fn(i)` for i = 1..seconds, each at `t0` + i s
+ * (default now; a slow sample does not shift the later ones), and return
+ * what the calls returned. */
+async function everySecond(seconds, fn, t0 = Date.now()) {
+  const out = [];
+  for (let i = 1; i <= seconds; i++) {
+    await sleep(Math.max(0, t0 + i * 1000 - Date.now()));
+    out.push(await fn(i));
+  }
+  return out;
+}
+
 function args() {
   const a = { server: null, artifacts: null };
   const v = process.argv.slice(2);
@@ -237,6 +249,6 @@ async function shownCode(page, cdp, selector) {
 function mkdirp(d) { fs.mkdirSync(d, { recursive: true }); return d; }
 
 module.exports = {
-  out, check, Fail, sleep, until, args, getJSON, stats, mjpegViewers, portOf, tcpQueues,
+  out, check, Fail, sleep, until, everySecond, args, getJSON, stats, mjpegViewers, portOf, tcpQueues,
   staticServer, startChromium, lifecycle, main, shownCode, mkdirp,
 };

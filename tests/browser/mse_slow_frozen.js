@@ -190,20 +190,17 @@ L.main('mse_slow_frozen', (SLOW_S + FROZEN_S + 90) * 1000, async () => {
   });
   const life = await L.lifecycle(chr.context, page);
   await life.freeze();
-  const tFreeze = Date.now();
-  const samples = [];
-  for (let i = 1; i <= FROZEN_S; i++) {
-    await L.sleep(Math.max(0, tFreeze + i * 1000 - Date.now()));
+  const samples = await L.everySecond(FROZEN_S, async (i) => {
     const st = await stream();
     const v = (st.viewers_list || []).find((x) => x.id === v0.id);
     const x = { t: i, held: st.held, gop: st.gop_bytes, gopFrames: st.gop_frames, largest: st.largest_frame,
       queued: v ? v.queued : -1, sent: v ? v.bytes_sent : -1, state: v ? v.state : 'gone' };
     x.bound = 2 * (x.gop + 2 * x.largest) + 112 * x.gopFrames + Math.max(0, x.queued) + 64 * KiB;
-    samples.push(x);
     if (i <= 3 || i % 5 === 0)
       L.out(`  C t=${String(i).padStart(2)} s: held ${x.held} (bound ${x.bound}: 2 x (GOP ${x.gop} + 2 x ${x.largest}) + 112 x ${x.gopFrames} + queued ${x.queued} + 64 KiB), ` +
         `bytes_sent ${x.sent}, ${x.state}`);
-  }
+    return x;
+  });
   L.check(samples.every((x) => x.state !== 'gone'), 'C: the frozen viewer was closed while frozen');
   const late = samples.filter((x) => x.t > FROZEN_S / 2);
   L.check(late[late.length - 1].sent - late[0].sent < 64 * KiB, 'C: the frozen tab kept reading: the freeze did not take');

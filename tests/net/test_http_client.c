@@ -747,6 +747,8 @@ TEST_T(http_client_connect_timeout, 10) {
     filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     connect(filler[i], (struct sockaddr *)&a, sizeof(a));
   }
+  /* The second filler's SYN leaves no trace to wait for (the full backlog
+   * drops it): give the loopback a moment to have seen both. */
   usleep(50000);
   char u[128];
   snprintf(u, sizeof(u), "http://127.0.0.1:%d/", ntohs(a.sin_port));

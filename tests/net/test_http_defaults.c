@@ -108,7 +108,7 @@ TEST_T(http_slow_body_outlives_header_timeout, 30) {
     cli_send(k, sz);
     cli_sendn(k, body + off, 30);
     cli_send(k, "\r\n");
-    usleep(150 * 1000);
+    usleep(150 * 1000); /* pacing: a slow but steady chunked upload */
   }
   cli_send(k, "0\r\n\r\n");
   CHECK_EQ(cli_resp(k, &r, 0), 0);

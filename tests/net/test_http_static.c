@@ -340,7 +340,7 @@ TEST_T(http_static_large_download_bounded, 30) {
     srv_run(&s, held_now, &held);
     if (held > max_held) max_held = held;
     samples++;
-    usleep(50000);
+    usleep(50000); /* pacing: the sampling interval of a slow reader */
   }
   CHECK_GE(got, 10u << 20); /* it did flow ... */
   CHECK(got < GIB);          /* ... and it was still going */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "common.h"
 #include "hub_test.h"
 #include "sluice.h"
 #include "test.h"
@@ -154,14 +155,7 @@ struct client {
 static void client_open(struct client *cl, int rcvbuf, int reading,
                         const char *path) {
   memset(cl, 0, sizeof(*cl));
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)g.port);
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  int fd = test_connect(g.port, rcvbuf);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   char req[128];
   int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
@@ -643,6 +637,8 @@ static atomic_ullong prod_ok, prod_efull;
 
 static void *producer_main(void *arg) {
   uint64_t id = (uint64_t)(uintptr_t)arg, n = 0;
+  /* Pacing, not waiting: 1 ms back-off after SL_EFULL, 2 ms between frames
+   * (some 500 frames/s per producer). */
   struct timespec ms1 = {0, 1000000}, ms2 = {0, 2000000};
   while (!atomic_load(&prod_stop)) {
     sl_buf *b = sl_buf_new(TFRAME);

@@ -80,7 +80,7 @@ static void *publisher(void *arg) {
     int rc;
     while ((rc = sl_hub_publish_text(p->h, msg, (size_t)n)) == SL_EFULL) {
       p->fulls++;
-      usleep(1000);
+      usleep(1000); /* back off and retry: SL_EFULL is the point here */
     }
     if (rc) return (void *)(intptr_t)rc;
   }

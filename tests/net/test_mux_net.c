@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -640,5 +642,36 @@ TEST_T(mux_net_h264_config_and_frames, 30) {
   CHECK_EQ(k.sub[1].by_type[1], 8); /* the cached GOP, then every new unit */
   CHECK_EQ(k.sub[2].by_type[2], 1);
   CHECK_EQ(k.sub[2].by_type[3], 8);
+  finish(ks, 1);
+}
+
+/* TCP_NOTSENT_LOWAT is the socket's: the mux sets the largest its
+ * subscriptions ask for (each hub's automatic value follows its frame
+ * size), and lowers it again when that subscription goes. */
+TEST_T(mux_net_lowat_is_its_largest_subscriptions, 30) {
+  mux_srv_start();
+  hub_add(20, 2000, 0);  /* small frames: the floor, 16 KiB */
+  hub_add(20, 60000, 0); /* its average frame */
+  struct cli k, *ks[] = {&k};
+  cli_open(&k, 0);
+  int t = 0;
+  const char *sub[2] = {"{\"op\":\"subscribe\",\"id\":1,\"stream\":\"h0\"}",
+                        "{\"op\":\"subscribe\",\"id\":2,\"stream\":\"h1\"}"};
+  static const size_t want[3] = {16384, 60000, 16384};
+  for (int step = 0; step < 3; step++) {
+    cli_send(&k, step < 2 ? sub[step] : "{\"op\":\"unsubscribe\",\"id\":2}");
+    wait_texts(&k, ++t, ks, 1);
+    run(200, ks, 1);
+    sl_sub_stats ss;
+    CHECK_EQ(sl_hub_subs(S.hp[0].h, &ss, 1), 1);
+    CHECK_EQ(ss.notsent_lowat, want[step]);
+    sl_conn *sc = sl_conn_find(S.m, ss.id);
+    CHECK(sc != NULL);
+    int v = 0;
+    socklen_t len = sizeof(v);
+    CHECK_EQ(getsockopt(sl_conn_fd(sc), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len), 0);
+    CHECK_EQ(v, (int)want[step]);
+  }
+  CHECK_GE(k.sub[1].frames, 10);
   finish(ks, 1);
 }

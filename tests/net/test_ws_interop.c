@@ -266,12 +266,7 @@ static void run_client(struct cli *k, const char *want_fmt) {
   sl_mgr_stats st;
   sl_mgr_stats_get(m, &st);
   CHECK_EQ(st.conns, 0);
-  CHECK_EQ(st.held, 0);
-  CHECK_EQ(st.queued, 0);
-  sl_mgr_free(m);
-  sl_mem_stats ms;
-  sl_mem_stats_get(&ms);
-  CHECK_EQ(ms.total, 0);
+  CHECK_MGR_FREE_CLEAN(m);
 }
 
 TEST_T(ws_interop_client_against_ws_server, 30) {

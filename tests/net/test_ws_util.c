@@ -133,7 +133,7 @@ void srv_start(struct srv *s, const sl_mgr_opts *mo, const sl_ws_opts *wo,
   }
   s->on_open = on_open;
   CHECK_EQ(pthread_create(&s->th, NULL, srv_main, s), 0);
-  while (!atomic_load(&s->ready)) usleep(1000);
+  WAIT_FOR(atomic_load(&s->ready), 10000);
 }
 
 void srv_stop(struct srv *s) {

@@ -162,9 +162,10 @@ TEST(hub_policy_latest_stall_near_frame_end_resumes_with_newest) {
   struct fake a;
   CHECK_EQ(attach(h, &a, OPEN, SL_TRANSPORT_MJPEG, NULL), 0);
   frame(m, h, FRAME, 0);
-  /* A part's size on the wire (header, frame, CRLF): frame 1 went out
-   * whole, and frame 2's part is as long (same digits in its headers). */
-  size_t part = a.len;
+  /* A part's size on the wire: frame 1 went out whole (header, frame),
+   * and frame 2's part is as long (same digits in its headers) plus the
+   * CRLF that ends frame 1 and opens its delimiter. */
+  size_t part = a.len + 2;
   /* All of frame 2 but its last 1000 bytes, then blocked. */
   set_window(m, &a, 0);
   frame(m, h, FRAME, 0);
