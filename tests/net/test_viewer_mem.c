@@ -62,10 +62,11 @@ static void publish(size_t len, uint64_t ts) {
   sl_buf_unref(b);
 }
 
-static void vm_start(void) {
+static void vm_start_on(int backend) {
   int err = 0;
   memset(&g, 0, sizeof(g));
-  g.m = sl_mgr_new(NULL, &err);
+  sl_mgr_opts mo = {.backend = backend};
+  g.m = sl_mgr_new(&mo, &err);
   CHECK_MSG(g.m != NULL, "sl_mgr_new: %s", sl_strerror(err));
   g.l = sl_http_listen(g.m, "127.0.0.1:0", NULL, on_http, NULL, &err);
   CHECK_MSG(g.l != NULL, "sl_http_listen: %s", sl_strerror(err));
@@ -74,6 +75,8 @@ static void vm_start(void) {
   g.h = sl_hub_new(g.m, "cam", &ho, &err);
   CHECK_MSG(g.h != NULL, "sl_hub_new: %s", sl_strerror(err));
 }
+
+static void vm_start(void) { vm_start_on(SL_BACKEND_AUTO); }
 
 static void vm_stop(void) {
   sl_hub_free(g.h);
@@ -146,9 +149,9 @@ static size_t ws_text(unsigned char *out, const char *s) {
 /* `n` viewers of one transport connect, get the one frame and sit idle:
  * the bytes each costs, printed and bounded; then they leave and the
  * total comes back. */
-static void idle_viewers(int n, int ws) {
+static void idle_viewers(int n, int ws, int backend) {
   test_raise_nofile(2 * n + 64);
-  vm_start();
+  vm_start_on(backend);
   publish(FRAME_LEN, 1);
   size_t before = settled_total();
   int *fds = calloc((size_t)n, sizeof(int));
@@ -196,9 +199,12 @@ static void idle_viewers(int n, int ws) {
   vm_stop();
 }
 
-TEST_T(idle_mjpeg_viewer_costs_under_2k, 90) { idle_viewers(200, 0); }
+TEST_T(idle_mjpeg_viewer_costs_under_2k, 90) { idle_viewers(200, 0, SL_BACKEND_AUTO); }
+/* The poll(2) fallback's arrays grow with the viewers and shrink when they
+ * leave: back to the same total on that backend as well. */
+TEST_T(idle_mjpeg_viewer_costs_under_2k_poll, 90) { idle_viewers(200, 0, SL_BACKEND_POLL); }
 
-TEST_T(idle_ws_viewer_costs_under_2k, 90) { idle_viewers(200, 1); }
+TEST_T(idle_ws_viewer_costs_under_2k, 90) { idle_viewers(200, 1, SL_BACKEND_AUTO); }
 
 /* A frame every 40 ms (loop clock), for the streaming test. */
 static uint64_t stream_seq;
