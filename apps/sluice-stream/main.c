@@ -53,8 +53,8 @@ static void usage(FILE *f) {
 "Server:\n"
 "  -l, --listen ADDR        address to listen on (127.0.0.1:8080); other\n"
 "                           interfaces only when asked, e.g. 0.0.0.0:8080\n"
-"      --threads N|auto     event loops, one per thread, 1..16 (1); auto: the\n"
-"                           online CPUs, at most 4 (1 on a single CPU). Each\n"
+"      --threads N|auto     event loops, one per thread, 1..16 (auto): auto\n"
+"                           is the online CPUs, at most 4 (1 on a single CPU). Each\n"
 "                           listens on the same address (SO_REUSEPORT: the\n"
 "                           kernel spreads new connections) and serves every\n"
 "                           route with its own hub per stream; a source's\n"
@@ -155,9 +155,8 @@ static int ncors;
 
 /* --threads auto: one loop per online CPU, at most 4 (past that the
  * producer threads and the kernel's share of the work matter more); one
- * on a single CPU, where a second loop only adds hand-offs. The default
- * stays 1 until the whole app test set has passed with several loops
- * (docs/scale-out.md). */
+ * on a single CPU, where a second loop only adds hand-offs. It is the
+ * default (docs/scale-out.md). */
 static int auto_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n <= 1) return 1;
